@@ -1,0 +1,1 @@
+"""The data engine: caption -> outpaint -> quality filter -> segment."""

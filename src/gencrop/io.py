@@ -1,0 +1,251 @@
+"""Reading and writing: JSON (plain or gzipped), images, masks, npz, all atomic.
+
+Long jobs in gencrop are killed and resumed; every file is therefore written
+under a temporary name in the destination folder and renamed into place, so
+a reader never sees a half-written file and "the file exists" means "done".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io as _io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+__all__ = [
+    "ImageReadError",
+    "atomic_path",
+    "atomic_open",
+    "read_json",
+    "write_json",
+    "load_image",
+    "to_rgb",
+    "save_image",
+    "save_npz",
+    "load_npz",
+    "polygon_to_mask",
+    "mask_to_polygon",
+    "IMAGE_EXTENSIONS",
+    "list_images",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+# Decompression-bomb guard: large camera photos are fine, absurd ones are not.
+Image.MAX_IMAGE_PIXELS = 250_000_000
+
+
+class ImageReadError(ValueError):
+    """A photo could not be read (missing, corrupt, or an unsupported format)."""
+
+
+# ----------------------------------------------------------------------------
+# atomic writes
+# ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name keeps the final suffix (``.tmp-XXXX.jpg``) so that
+    libraries that choose a format by suffix still work. On any exception the
+    temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[Any]:
+    """``open`` that writes to a temporary file and renames it into place."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------
+# JSON
+# ----------------------------------------------------------------------------
+def read_json(path: str | os.PathLike) -> Any:
+    """Read ``.json`` or gzipped ``.json.gz``."""
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    """Atomically write ``obj`` as JSON; gzip when the name ends in ``.gz``."""
+    text = json.dumps(obj, indent=indent)
+    data = text.encode("utf-8")
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+# ----------------------------------------------------------------------------
+# images
+# ----------------------------------------------------------------------------
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode (L, LA, P, RGBA, I;16, I, F, CMYK, YCbCr) to 8-bit RGB.
+
+    Transparent pixels are composited on white, which is what a viewer shows;
+    16-bit and float images are rescaled from their own range to 0-255.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            arr = arr / 65535.0 * 255.0
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            if hi > 255 or lo < 0:
+                arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Open a photo as upright 8-bit RGB.
+
+    ``source`` is a path, a PIL image or an array (HxW, HxWx3, HxWx4; uint8,
+    uint16 or float in [0, 1]). EXIF orientation is applied. With
+    ``min_side``, JPEGs are decoded at a reduced size (DCT scaling, much faster
+    for large photos) as long as the shorter side stays >= ``min_side``.
+
+    Returns ``(image, (width, height))`` where the size is that of the full,
+    upright photo: boxes are always given in those pixels.
+    """
+    if isinstance(source, Image.Image):
+        img = source
+        img.load()
+    elif isinstance(source, np.ndarray):
+        img = _array_to_image(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ImageReadError(f"{path}: no such file")
+        if path.is_dir():
+            raise ImageReadError(f"{path}: is a folder, not a photo")
+        try:
+            img = Image.open(path)
+            orientation = img.getexif().get(0x0112, 1)
+            full = img.size
+            if orientation in (5, 6, 7, 8):
+                full = (full[1], full[0])
+            if min_side and img.format == "JPEG":
+                scale = min(img.size) / float(min_side)
+                if scale >= 2:
+                    img.draft("RGB", (img.size[0] // int(scale), img.size[1] // int(scale)))
+            img.load()
+        except ImageReadError:
+            raise
+        except Exception as e:  # PIL raises many types for corrupt data
+            raise ImageReadError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+        img = ImageOps.exif_transpose(img)
+        return to_rgb(img), full
+    img = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
+    img = to_rgb(img)
+    return img, img.size
+
+
+def _array_to_image(arr: np.ndarray) -> Image.Image:
+    if arr.ndim == 2:
+        pass
+    elif arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        if arr.shape[2] == 1:
+            arr = arr[..., 0]
+    else:
+        raise ImageReadError(f"an image array must be HxW or HxWx{{1,3,4}}; got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        out = arr
+    elif arr.dtype == np.uint16:
+        out = (arr.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype == bool:
+        out = arr.astype(np.uint8) * 255
+    else:
+        out = np.clip(arr, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(out))
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, quality: int = 92) -> None:
+    """Atomically save a PIL image; JPEG quality ``quality``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            img.convert("RGB").save(tmp, format="JPEG", quality=quality)
+        else:
+            img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder (not recursive), sorted by name; hidden/temporary files skipped."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+# ----------------------------------------------------------------------------
+# npz and masks
+# ----------------------------------------------------------------------------
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed: bool = True) -> None:
+    buf = _io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    with atomic_open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def polygon_to_mask(polygon: np.ndarray, width: int, height: int,
+                    scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Rasterise an N x 2 pixel polygon (optionally scaled then offset) to a bool mask."""
+    mask = Image.new("L", (int(width), int(height)), 0)
+    pts = np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * scale + np.asarray(offset)
+    if len(pts) >= 3:
+        ImageDraw.Draw(mask).polygon([tuple(p) for p in pts], fill=1, outline=1)
+    elif len(pts) > 0:
+        ImageDraw.Draw(mask).point([tuple(p) for p in pts], fill=1)
+    return np.asarray(mask, dtype=bool)
+
+
+def mask_to_polygon(mask: np.ndarray) -> np.ndarray:
+    """Outer contour of the largest connected region of a bool mask, N x 2 float32 pixels."""
+    import cv2  # optional dependency (engine extra)
+
+    m = np.ascontiguousarray(mask.astype(np.uint8))
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return np.zeros((0, 2), np.float32)
+    largest = max(contours, key=cv2.contourArea)
+    return largest.reshape(-1, 2).astype(np.float32)
