@@ -1,0 +1,156 @@
+"""The torch Dataset the training loop reads: one letterboxed view per photo per epoch.
+
+Every box in an item is xyxy in pixels of the ``dim`` x ``dim`` input:
+
+* ``image`` (C, dim, dim): the letterboxed view, ImageNet-normalised; with
+  ``use_subject`` a 4th channel holds the subject mask.
+* ``crop``: the true frame; ``valid``: where the view lies in the input
+  (the rest is padding); ``subject``: the subject box given to the model
+  (jittered, like a detector's); ``subject_mask_box``: the bounds of the
+  subject's mask, which the boundary loss keeps the predicted edges away from.
+
+Draws are seeded by ``(seed, epoch, index)``, so an item does not depend on
+which worker (or process) loads it, and a resumed run sees the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..geometry import Box
+from ..io import load_image, polygon_to_mask
+from .letterbox import Letterbox, box_mask, letterbox_image
+from .outpaint import OutpaintSet, Variation
+from .sampling import ViewSampler, jitter_box, photometric_augment
+
+__all__ = ["TrainingSet", "collate"]
+
+SUBJECT_JITTER = 0.10
+
+
+@dataclass
+class _Choice:
+    variation: Variation
+    photo_index: int
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """Views of an :class:`OutpaintSet`; call :meth:`set_epoch` before each epoch.
+
+    ``augment=False`` gives the validation behaviour: still a random (but
+    fixed per index) enlarged view, no photometric change, no flip, no jitter.
+    """
+
+    def __init__(self, data: OutpaintSet, dim: int = 256, *, use_subject: bool = False, augment: bool = True,
+                 invert: bool = True, max_len: int | None = None, seed: int = 0,
+                 sampler: ViewSampler | None = None):
+        if data.num_photos == 0:
+            raise ValueError("the training set is empty (no usable variations)")
+        self.data = data
+        self.dim = int(dim)
+        self.use_subject = use_subject
+        self.augment = augment
+        self.invert = invert
+        self.max_len = max_len
+        self.seed = int(seed)
+        self.sampler = sampler or ViewSampler()
+        self._photos = list(data.groups)
+        self.epoch = -1
+        self.set_epoch(0)
+
+    # -- epochs ----------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Draw one variation per photo (and the photos of this epoch, with ``max_len``)."""
+        self.epoch = int(epoch)
+        rng = np.random.default_rng((self.seed, self.epoch, 0x5EED))
+        order = np.arange(len(self._photos))
+        if self.max_len is not None and self.max_len < len(order):
+            order = np.sort(rng.permutation(len(order))[: self.max_len])
+        self._items = []
+        for i in order:
+            variations = self.data.groups[self._photos[i]]
+            self._items.append(_Choice(variations[int(rng.integers(len(variations)))], int(i)))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def room_report(self, threshold: float = 1.05) -> dict:
+        """How many variations leave room for an enlarged view (real-context frames often do not)."""
+        rooms = [self.sampler.room(v.crop, v.width, v.height)
+                 for vs in self.data.groups.values() for v in vs]
+        return {"variations": len(rooms), "with_room": int(sum(r >= threshold for r in rooms)),
+                "median_room": float(np.median(rooms)) if rooms else float("nan")}
+
+    # -- items -----------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict:
+        choice = self._items[index]
+        rng = np.random.default_rng((self.seed, self.epoch if self.augment else 0, choice.photo_index))
+        return self.render(choice.variation, rng)
+
+    def render(self, v: Variation, rng: np.random.Generator) -> dict:
+        dim = self.dim
+        view, _ = self.sampler.sample(v.crop, v.width, v.height, rng, invert=self.invert)
+        # decode large canvases at reduced size: the view only needs `dim` pixels on its long side
+        min_side = int(math.ceil(min(v.width, v.height) * dim / max(view.w, view.h))) + 1
+        img, full = load_image(self.data.image_dir / v.img_file, min_side=min_side)
+        f = img.size[0] / full[0]
+        lb = Letterbox(int(view.w), int(view.h), dim)
+        small = img.resize(lb.resized, Image.BILINEAR,
+                           box=(view.x * f, view.y * f, view.x2 * f, view.y2 * f))
+        if self.augment:
+            small = photometric_augment(small, rng)
+        arr, lb = letterbox_image(small, dim, size=(int(view.w), int(view.h)))
+
+        def to_input(b: Box) -> Box:
+            return lb.to_input(b.translate(-view.x, -view.y))
+
+        valid = lb.valid
+        crop = to_input(v.crop).intersect(valid)
+        if v.subject is not None:
+            subject = to_input(v.subject).intersect(valid)
+            mask = self._subject_mask(v, view, lb)
+            ys, xs = np.nonzero(mask)
+            if len(xs):
+                mask_box = Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            else:
+                mask_box = subject
+                mask = box_mask(subject, dim) if not subject.is_empty() else mask
+        else:
+            # no annotated subject: the model is told "the whole view"; nothing to keep edges away from
+            subject = mask_box = valid
+            mask = np.zeros((dim, dim), np.float32)
+        if self.augment and not subject.is_empty():
+            subject = jitter_box(subject, SUBJECT_JITTER, rng)
+        channels = [arr, mask[None]] if self.use_subject else [arr]
+        image = np.concatenate(channels, axis=0) if len(channels) > 1 else arr
+        boxes = {"crop": crop, "valid": valid, "subject": subject, "subject_mask_box": mask_box}
+        if self.augment and rng.random() < 0.5:
+            image = image[:, :, ::-1]
+            boxes = {k: Box.from_xyxy(dim - b.x2, b.y, dim - b.x, b.y2) for k, b in boxes.items()}
+        item = {"image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))}
+        for k, b in boxes.items():
+            item[k] = torch.tensor(b.xyxy, dtype=torch.float32)
+        return item
+
+    def _subject_mask(self, v: Variation, view: Box, lb: Letterbox) -> np.ndarray:
+        """The subject's polygon rasterised in input pixels (its box when no polygon is stored)."""
+        dim = self.dim
+        poly = self.data.polygons.get(str(v.subject_mask_id)) if v.subject_mask_id is not None else None
+        if poly is None or len(poly) < 3:
+            return box_mask(lb.to_input(v.subject.translate(-view.x, -view.y)), dim)
+        (ox, oy), (rw, _rh) = lb.offset, lb.resized
+        s = rw / view.w
+        mask = polygon_to_mask(poly, dim, dim, scale=s, offset=(ox - view.x * s, oy - view.y * s))
+        vx, vy, vw, vh = (int(c) for c in lb.valid.xywh)
+        clipped = np.zeros((dim, dim), np.float32)
+        clipped[vy:vy + vh, vx:vx + vw] = mask[vy:vy + vh, vx:vx + vw]
+        return clipped
+
+
+def collate(items: list[dict]) -> dict:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
