@@ -1,0 +1,223 @@
+"""Stage 4: find the subject in every outpainted image (instance segmentation).
+
+Output, in the format the paper's tools read:
+
+* ``detect.json.gz``: ``{image_stem: [{"xywh": [x, y, w, h], "score", "class", "mask_id"}]}``
+  (pixels of the image; an image with no kept detection maps to ``[]``);
+* ``mask.npz``: ``{str(mask_id): polygon}``, each an N x 2 float32 array of pixels.
+
+Work is saved every ``flush_every`` images into small part files under
+``OUT/.segment-parts/`` (atomic), so a killed run loses at most one part's
+worth. When every image of the folder is covered, whichever process finishes
+last merges the parts with any earlier result into the one pair of files,
+numbering masks in sorted image order, and removes the parts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..geometry import Box
+from ..io import ImageReadError, load_npz, read_json, save_npz, write_json
+from .detections import Detection
+from .runner import Summary, find_images, open_photo, run_batches
+from .sharding import Shard
+
+DETECT_FILE = "detect.json.gz"
+MASK_FILE = "mask.npz"
+PARTS_DIR = ".segment-parts"
+DEFAULT_MODELS = {"ultralytics": "yolov8x-seg.pt", "yolov7": "yolov7-seg"}
+
+Segmenter = Callable[[list], list[list[Detection]]]
+
+
+# ----------------------------------------------------------------------------
+# backends
+# ----------------------------------------------------------------------------
+class UltralyticsSegmenter:
+    """YOLOv8-seg (or any ultralytics segmentation model) on PIL images.
+
+    ``model`` is a weights file or name (``yolov8x-seg.pt`` is downloaded by
+    ultralytics on first use) or a model ``.yaml`` (random weights, for tests).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODELS["ultralytics"], device: str | None = None,
+                 conf: float = 0.25, imgsz: int = 640):
+        from ultralytics import YOLO
+
+        from .sharding import default_device
+
+        self.model = YOLO(model)
+        self.device = default_device(device)
+        self.conf = conf
+        self.imgsz = imgsz
+
+    def __call__(self, images: list) -> list[list[Detection]]:
+        results = self.model.predict([np.asarray(im)[:, :, ::-1] for im in images], conf=self.conf,
+                                     imgsz=self.imgsz, device=self.device, verbose=False)
+        out = []
+        for r in results:
+            dets = []
+            if r.boxes is not None and len(r.boxes):
+                xyxy = r.boxes.xyxy.cpu().numpy()
+                conf = r.boxes.conf.cpu().numpy()
+                cls = r.boxes.cls.cpu().numpy().astype(int)
+                polys = r.masks.xy if r.masks is not None else [np.zeros((0, 2), np.float32)] * len(xyxy)
+                for b, s, c, poly in zip(xyxy, conf, cls, polys):
+                    dets.append(Detection(Box.from_xyxy(*b), float(s), str(r.names[int(c)]),
+                                          np.asarray(poly, np.float32).reshape(-1, 2)))
+            out.append(dets)
+        return out
+
+
+def make_segmenter(backend: str = "ultralytics", model: str | None = None, device: str | None = None,
+                   conf: float = 0.25) -> Segmenter:
+    """The segmenter for ``--backend``: ``ultralytics`` (YOLOv8-seg) or ``yolov7`` (offline COCO weights)."""
+    if backend == "ultralytics":
+        return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf)
+    if backend == "yolov7":
+        from .yolov7 import Yolov7Segmenter
+
+        return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=device)
+    raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
+
+
+# ----------------------------------------------------------------------------
+# records
+# ----------------------------------------------------------------------------
+def keep_classes(dets: Iterable[Detection], classes: Sequence[str] | None,
+                 min_score: float = 0.0) -> list[Detection]:
+    """The detections of the wanted classes (all with ``None``), best first."""
+    wanted = None if classes is None else {c.lower() for c in classes}
+    kept = [d for d in dets if (wanted is None or d.cls.lower() in wanted) and d.score >= min_score]
+    return sorted(kept, key=lambda d: -d.score)
+
+
+def _record(d: Detection) -> dict:
+    return {"xywh": [round(float(v), 2) for v in d.box.xywh], "score": round(float(d.score), 4),
+            "class": d.cls, "polygon": np.round(np.asarray(d.polygon, np.float64), 2).reshape(-1, 2).tolist()}
+
+
+def read_segmentation(out_dir: str | Path) -> tuple[dict, dict]:
+    """The merged result: ``(detect, masks)`` (empty when there is none yet)."""
+    out_dir = Path(out_dir)
+    det_path, mask_path = out_dir / DETECT_FILE, out_dir / MASK_FILE
+    if not det_path.exists():
+        return {}, {}
+    detect = read_json(det_path)
+    masks = load_npz(mask_path) if mask_path.exists() else {}
+    return detect, masks
+
+
+def _read_parts(parts_dir: Path) -> tuple[dict, dict, list[Path]]:
+    """All part files: ``({stem: [record with polygon]}, {stem: reason}, files read)``."""
+    images, failed, files = {}, {}, []
+    if parts_dir.is_dir():
+        for path in sorted(parts_dir.glob("*.json.gz")):
+            try:
+                part = read_json(path)
+            except FileNotFoundError:  # another process merged and removed it meanwhile
+                continue
+            images.update(part.get("images", {}))
+            failed.update(part.get("failed", {}))
+            files.append(path)
+    return images, failed, files
+
+
+def merge_parts(out_dir: str | Path, expected: Iterable[str]) -> bool:
+    """Merge part files (and any earlier result) into ``detect.json.gz`` + ``mask.npz``.
+
+    Does nothing and returns False while some ``expected`` image is neither
+    in the result nor reported as failed (another shard is still working).
+    """
+    out_dir = Path(out_dir)
+    parts_dir = out_dir / PARTS_DIR
+    images, failed, files = _read_parts(parts_dir)
+    if not files:
+        return (out_dir / DETECT_FILE).exists()
+    detect, masks = read_segmentation(out_dir)
+    merged = {}
+    for stem, recs in detect.items():
+        merged[stem] = [dict(r, polygon=masks.get(str(r.get("mask_id")), np.zeros((0, 2), np.float32)))
+                        for r in recs]
+    merged.update(images)
+    if not set(expected) <= set(merged) | set(failed):
+        return False
+    new_detect, new_masks, next_id = {}, {}, 0
+    for stem in sorted(merged):
+        recs = []
+        for r in merged[stem]:
+            poly = np.asarray(r.get("polygon", []), np.float32).reshape(-1, 2)
+            new_masks[str(next_id)] = poly
+            recs.append({"xywh": r["xywh"], "score": r["score"], "class": r["class"], "mask_id": next_id})
+            next_id += 1
+        new_detect[stem] = recs
+    # masks first, detections last: detect.json.gz is what says "this is finished",
+    # and the parts are removed only when both are in place.
+    save_npz(out_dir / MASK_FILE, new_masks)
+    write_json(out_dir / DETECT_FILE, new_detect, indent=None)
+    for path in files:
+        path.unlink(missing_ok=True)
+    try:
+        parts_dir.rmdir()
+    except OSError:
+        pass
+    return True
+
+
+# ----------------------------------------------------------------------------
+# the stage
+# ----------------------------------------------------------------------------
+def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segmenter | None = None,
+                   backend: str = "ultralytics", model: str | None = None, device: str | None = None,
+                   classes: Sequence[str] | None = ("person",), min_score: float = 0.25,
+                   ids: Sequence[str] | None = None, shard: Shard = Shard(), batch_size: int = 8,
+                   flush_every: int = 200, quiet: bool = False) -> Summary:
+    """Segment every image of ``img_dir`` not yet done; this process takes ``shard`` of them.
+
+    ``segmenter`` (any callable ``list[PIL] -> list[list[Detection]]``) is
+    built from ``backend``/``model`` only when there is something to do.
+    """
+    img_dir, out_dir = Path(img_dir), Path(out_dir)
+    summary = Summary("segment", shard)
+    images = find_images(img_dir, ids)
+    parts_dir = out_dir / PARTS_DIR
+    detect, _ = read_segmentation(out_dir)
+    part_images, _, _ = _read_parts(parts_dir)
+    done = set(detect) | set(part_images)
+
+    todo = []
+    for stem in shard.select(list(images)):
+        if stem in done:
+            summary.skip(stem)
+        else:
+            todo.append(stem)
+
+    if todo:
+        if segmenter is None:
+            segmenter = make_segmenter(backend, model, device, conf=min_score)
+        for start in range(0, len(todo), flush_every):
+            chunk = todo[start:start + flush_every]
+            results: dict[str, list] = {}
+            before = len(summary.failed)
+
+            def load(stem):
+                return open_photo(images[stem])
+
+            def save(stem, dets):
+                results[stem] = [_record(d) for d in keep_classes(dets, classes, min_score)]
+
+            run_batches(chunk, load=load, process=segmenter, save=save, summary=summary,
+                        batch_size=batch_size, desc=f"segment {shard}" if not shard.is_whole else "segment",
+                        quiet=quiet)
+            failed = dict(summary.failed[before:])
+            write_json(parts_dir / f"{shard.tag}-{uuid.uuid4().hex[:12]}.json.gz",
+                       {"images": results, "failed": failed}, indent=None)
+
+    merge_parts(out_dir, images)
+    return summary
+
