@@ -1,0 +1,96 @@
+"""`gencrop train` and `gencrop view-train`: train GenCrop on an outpainted dataset, and look at its examples."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import CommandError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train GenCrop on an outpainted dataset (resumable; multi-GPU with `accelerate launch`)",
+        description="Train GenCrop on DATA (a <dataset>/outpaint folder; the split files train.json and "
+                    "val.json are read one folder up). Writes RUN_DIR/epoch{N}/ every epoch, the best epoch "
+                    "at RUN_DIR's top level (a model directory for --model), loss.json and loss.png. "
+                    "For several GPUs or machines: accelerate launch -m gencrop train ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data", help="the dataset's outpaint folder (data/<name>/outpaint)")
+    p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--dim", type=int, default=256, help="network input size (multiple of 16)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size per process")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--max-epoch-len", type=int, default=None, metavar="N", help="at most N photos per epoch")
+    p.add_argument("--max-val-len", type=int, default=None, metavar="N", help="at most N validation photos")
+    p.add_argument("--arch", default="resnet50", help="timm backbone (e.g. tf_efficientnet_lite0, mobilenetv2_100)")
+    p.add_argument("--variant", choices=["gencrop", "gencrop-c"], default="gencrop",
+                   help="gencrop-c is conditioned on the requested crop shape (area fraction and aspect)")
+    p.add_argument("--use-subject", action="store_true", help="add the subject mask as a 4th input channel")
+    p.add_argument("--no-bad-filter", dest="bad_filter", action="store_false",
+                   help="also train on canvases listed in outpaint/bad.json")
+    p.add_argument("--no-heuristic-filter", dest="heuristic_filter", action="store_false",
+                   help="keep canvases where the outpainter invented a competing subject")
+    p.add_argument("--no-sbl", dest="sbl", action="store_false", help="drop the subject boundary loss")
+    p.add_argument("--no-invert", dest="invert", action="store_false",
+                   help="never give portrait frames a landscape view")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no colour/blur/warp/flip/subject jitter")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=500, help="warm-up steps (shortened for short runs)")
+    p.add_argument("--workers", type=int, default=4, help="data loader processes (per training process)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretrained", default="auto", metavar="auto|none|PATH",
+                   help="backbone weights: auto = ImageNet (offline for tf_efficientnet_lite0)")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR after its last complete epoch")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--keep-epochs", type=int, default=0, metavar="K",
+                   help="keep only the last K epoch checkpoints (0 = all; the best is always at the top level)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_train)
+
+    v = subparsers.add_parser(
+        "view-train", help="draw a batch of training examples as the loop sees them",
+        description="Draw training views of DATA (a <dataset>/outpaint folder) with the true frame (green), "
+                    "the subject box given to the model (red), the subject mask (tinted) and its bounds "
+                    "(yellow).")
+    v.add_argument("data", help="the dataset's outpaint folder")
+    v.add_argument("--out", required=True, help="PNG contact sheet to write")
+    v.add_argument("--split", default="train")
+    v.add_argument("-n", "--num", type=int, default=16, help="number of examples")
+    v.add_argument("--dim", type=int, default=256)
+    v.add_argument("--epoch", type=int, default=1, help="which epoch's draws to show")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--no-augment", dest="augment", action="store_false")
+    v.add_argument("--no-invert", dest="invert", action="store_false")
+    v.add_argument("--no-bad-filter", dest="bad_filter", action="store_false")
+    v.add_argument("--no-heuristic-filter", dest="heuristic_filter", action="store_false")
+    v.set_defaults(func=run_view_train)
+
+
+def run_train(args) -> int:
+    from ..training.loop import TrainOptions, train
+
+    opts = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if hasattr(args, k)})
+    if opts.dim % 16:
+        raise CommandError(f"--dim must be a multiple of 16; got {opts.dim}")
+    if opts.batch_size < 1 or opts.epochs < 1:
+        raise CommandError("--batch-size and --epochs must be positive")
+    try:
+        train(opts)
+    except (ValueError, FileNotFoundError) as e:
+        msg = str(e).strip().splitlines()
+        raise CommandError(msg[0] if msg else type(e).__name__) from None
+    return 0
+
+
+def run_view_train(args) -> int:
+    from ..training.view import draw_training_sheet
+
+    try:
+        n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
+                                epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,
+                                bad_filter=args.bad_filter, heuristic_filter=args.heuristic_filter)
+    except (ValueError, FileNotFoundError) as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {args.out} ({n} examples)")
+    return 0
