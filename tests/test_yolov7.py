@@ -78,7 +78,7 @@ def test_blank_and_odd_images(state_and_segmenter):
     gray = Image.new("L", (64, 500), 40)
     out = seg.seg([blank, gray])
     assert out == [[], []]
-    assert seg.seg([]) == []
+    assert seg.seg([]) == [] and seg([blank]) == [[]]
 
 
 def test_rejects_unknown_weights_and_sizes():

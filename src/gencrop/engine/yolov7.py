@@ -218,6 +218,10 @@ class Yolov7Segmenter:
                         results[i] = self._decode(pred[j], proto[j], geoms[i], sizes[i])
         return results
 
+    def __call__(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+        """Segmenters are callables in the data engine (``segment_folder``)."""
+        return self.seg(images)
+
     # -- post-processing -----------------------------------------------------
     def _decode(self, pred, proto, g: _Input, size: tuple[int, int]) -> list[Detection]:
         import torch
