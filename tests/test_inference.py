@@ -1,0 +1,165 @@
+"""Cropper: photo preparation, mapping back to photo pixels, subjects, batches, CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gencrop.data.letterbox import Letterbox, letterbox_image
+from gencrop.geometry import Box
+from gencrop.inference import Cropper, SubjectRequired
+from gencrop.modeling import GenCrop, GenCropConfig
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model")
+    GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, transpose_anchors=False)).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def cropper(model_dir):
+    return Cropper.from_pretrained(model_dir, device="cpu", subject_finder=_no_finder)
+
+
+def _no_finder(img, size):
+    raise SubjectRequired("no finder in this test")
+
+
+def test_letterbox_geometry_roundtrip():
+    lb = Letterbox(400, 200, 64)
+    assert lb.resized == (64, 32) and lb.offset == (0, 16)
+    assert lb.valid.xywh == (0, 16, 64, 32)
+    b = Box(100, 50, 200, 100)
+    assert lb.to_photo(lb.to_input(b)).xywh == pytest.approx(b.xywh)
+    arr, lb2 = letterbox_image(Image.new("RGB", (400, 200), (255, 0, 0)), 64)
+    assert arr.shape == (3, 64, 64) and lb2 == lb
+    assert np.all(arr[:, :16] == 0) and np.all(arr[:, 48:] == 0)  # zero padding
+    assert arr[0, 30, 30] == pytest.approx((1 - 0.485) / 0.229, rel=1e-5)
+
+
+@pytest.mark.parametrize("size", [(300, 200), (120, 400), (64, 64)])
+def test_crop_is_inside_photo(cropper, size):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    res = cropper.crop(img, subject=(size[0] * 0.3, size[1] * 0.2, size[0] * 0.3, size[1] * 0.5))
+    assert res.size == size
+    assert Box(0, 0, *size).contains(res.box) and not res.box.is_empty()
+    g = cropper.dim // 16
+    assert res.heatmap.shape == (g, g) and res.heatmap.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_prediction_maps_back_through_letterbox(cropper):
+    """The box returned is the network output mapped by the letterbox inverse."""
+    img = Image.new("RGB", (320, 160), (90, 120, 30))
+    subject = Box(100, 40, 60, 80)
+    res = cropper.crop(img, subject=subject)
+    arr, lb = letterbox_image(img, 64)
+    with torch.no_grad():
+        out = cropper.model(torch.from_numpy(arr)[None], torch.tensor([lb.to_input(subject).xyxy], dtype=torch.float32))
+    expect = lb.to_photo(Box.from_xyxy(*(out.crop[0].numpy() * 64)))
+    assert res.raw_box.xywh == pytest.approx(expect.xywh, abs=1e-3)
+
+
+def test_input_kinds_agree(cropper, tmp_path):
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 255, (90, 150, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    subject = (30, 20, 50, 40)
+    a = cropper.crop(tmp_path / "a.png", subject=subject).box
+    b = cropper.crop(Image.fromarray(arr), subject=subject).box
+    c = cropper.crop(arr, subject=subject).box
+    assert a == b == c
+
+
+def test_exif_orientation_and_odd_modes(cropper, tmp_path):
+    img = Image.new("RGB", (200, 100), (200, 10, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 on display
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    res = cropper.crop(tmp_path / "rot.jpg", subject=(10, 10, 50, 100))
+    assert res.size == (100, 200)
+    for mode in ("L", "RGBA", "CMYK", "I;16", "P"):
+        im = Image.new("RGB", (80, 60), (10, 200, 30)).convert(mode)
+        assert cropper.crop(im, subject=(5, 5, 30, 30)).size == (80, 60)
+    sixteen = (np.arange(60 * 80).reshape(60, 80) * 10).astype(np.uint16)
+    assert cropper.crop(sixteen, subject=(5, 5, 30, 30)).size == (80, 60)
+
+
+def test_subject_mask_gives_its_bounding_box(cropper):
+    mask = np.zeros((60, 80), bool)
+    mask[10:30, 20:50] = True
+    res = cropper.crop(np.zeros((60, 80, 3), np.uint8), subject=mask)
+    assert res.subject.xywh == (20, 10, 30, 20) and res.subject_source == "mask"
+
+
+def test_bad_subjects_are_clear_errors(cropper):
+    img = Image.new("RGB", (80, 60))
+    with pytest.raises(ValueError, match="outside"):
+        cropper.crop(img, subject=(100, 100, 10, 10))
+    with pytest.raises(ValueError, match="no area"):
+        cropper.crop(img, subject=(10, 10, 0, 10))
+    with pytest.raises(SubjectRequired):
+        cropper.crop(img)
+    with pytest.raises(ValueError, match="empty"):
+        cropper.crop(img, subject=np.zeros((60, 80), bool))
+
+
+def test_crop_many_matches_single_calls(cropper):
+    rng = np.random.default_rng(2)
+    imgs = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in [(100, 60), (50, 90), (70, 70)]]
+    subjects = [(10, 10, 30, 30), (5, 20, 20, 40), (0, 0, 70, 70)]
+    many = cropper.crop_many(imgs, subjects, batch_size=2)
+    for im, s, r in zip(imgs, subjects, many):
+        assert r.box.xywh == pytest.approx(cropper.crop(im, subject=s).box.xywh, abs=1e-3)
+
+
+def test_subject_mask_channel_model(tmp_path):
+    torch.manual_seed(0)
+    GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=4)).save_pretrained(tmp_path)
+    c = Cropper.from_pretrained(tmp_path, device="cpu")
+    mask = np.zeros((60, 80), bool)
+    mask[10:30, 20:50] = True
+    assert Box(0, 0, 80, 60).contains(c.crop(np.zeros((60, 80, 3), np.uint8), subject=mask).box)
+
+
+def _gencrop(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gencrop", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_cli_crop_json_and_outputs(model_dir, example_photo, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    r = _gencrop("crop", example_photo, bad, tmp_path / "missing.jpg", "--model", model_dir,
+                 "--subject", "150,30,200,300", "--json", "--visualize", "-o", tmp_path / "out", "-q")
+    assert r.returncode == 1, r.stderr  # some photos failed
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == 3
+    ok = lines[0]
+    x, y, w, h = ok["crop"]
+    assert ok["subject"] == [150, 30, 200, 300] and x >= 0 and y >= 0 and x + w <= 512 and y + h <= 512
+    assert Image.open(ok["output"]).size == Box(x, y, w, h).rounded().xywh[2:]
+    assert Image.open(ok["visualization"]).width > 512
+    assert "cannot read image" in lines[1]["error"] and "no such file" in lines[2]["error"]
+    assert r.stderr.count("error:") == 2
+
+
+def test_cli_crop_errors(model_dir, example_photo, tmp_path):
+    r = _gencrop("crop", example_photo, "--model", model_dir, "--subject", "1,2,3")
+    assert r.returncode == 2 and "--subject" in r.stderr and "Traceback" not in r.stderr
+    r = _gencrop("crop", example_photo, "--model", model_dir, "--subject", "900,900,10,10", "--no-write")
+    assert r.returncode == 1 and "outside" in r.stderr
+    r = _gencrop("crop", example_photo, "--model", tmp_path / "nomodel", "--subject", "1,2,3,4")
+    assert r.returncode == 2 and "not found" in r.stderr
+    subjects = tmp_path / "s.json"
+    subjects.write_text(json.dumps({example_photo.name: [150, 30, 200, 300]}))
+    r = _gencrop("crop", example_photo.parent, "--model", model_dir, "--subjects", subjects, "--json", "--no-write")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["subject"] == [150, 30, 200, 300]
