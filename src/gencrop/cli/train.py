@@ -84,8 +84,6 @@ def run_train(args) -> int:
 
 
 def run_view_train(args) -> int:
-    from ..training.view import draw_training_sheet
-
     try:
         n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
                                 epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,
@@ -94,3 +92,45 @@ def run_view_train(args) -> int:
         raise CommandError(str(e)) from None
     print(f"wrote {args.out} ({n} examples)")
     return 0
+
+
+def draw_training_sheet(data: str, out: str, *, split: str = "train", num: int = 16, dim: int = 256,
+                        epoch: int = 1, seed: int = 0, augment: bool = True, invert: bool = True,
+                        bad_filter: bool = True, heuristic_filter: bool = True) -> int:
+    """Render ``num`` training items exactly as the loop builds them; returns how many were drawn."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from ..data.letterbox import IMAGENET_MEAN, IMAGENET_STD
+    from ..data.outpaint import read_outpaint_set
+    from ..data.training_set import TrainingSet
+    from ..io import save_image
+
+    data_set = read_outpaint_set(data, split, bad_filter=bad_filter, heuristic_filter=heuristic_filter)
+    if data_set.num_photos == 0:
+        raise ValueError(f"{data}: no usable {split} examples ({data_set.summary()})")
+    ds = TrainingSet(data_set, dim, use_subject=True, augment=augment, invert=invert, seed=seed)
+    ds.set_epoch(epoch)
+    n = min(num, len(ds))
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    sheet = Image.new("RGB", (cols * (dim + 4), rows * (dim + 4)), (40, 40, 40))
+    mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
+    for i in range(n):
+        item = ds[i]
+        img = item["image"].numpy()
+        rgb = np.clip((img[:3] * std + mean) * 255, 0, 255).transpose(1, 2, 0)
+        valid = item["valid"].numpy()
+        outside = np.ones((dim, dim), bool)
+        outside[int(valid[1]):int(np.ceil(valid[3])), int(valid[0]):int(np.ceil(valid[2]))] = False
+        rgb[outside] = 0
+        tint = img[3] > 0.5
+        rgb[tint] = 0.6 * rgb[tint] + 0.4 * np.array([255, 0, 255])
+        tile = Image.fromarray(rgb.astype(np.uint8))
+        draw = ImageDraw.Draw(tile)
+        for key, colour in (("subject_mask_box", (255, 220, 0)), ("subject", (255, 40, 40)), ("crop", (0, 255, 0))):
+            draw.rectangle([float(v) for v in item[key]], outline=colour, width=2)
+        sheet.paste(tile, ((i % cols) * (dim + 4) + 2, (i // cols) * (dim + 4) + 2))
+    save_image(sheet, out)
+    return n
