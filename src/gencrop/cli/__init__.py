@@ -18,6 +18,7 @@ from .. import __version__
 COMMAND_MODULES = [
     "gencrop.cli.crop",
     "gencrop.cli.train",
+    "gencrop.cli.engine",
 ]
 
 

@@ -22,9 +22,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..geometry import Box
-from ..io import ImageReadError, load_npz, read_json, save_npz, write_json
+from ..io import load_npz, read_json, save_npz, write_json
 from .detections import Detection
-from .runner import Summary, find_images, open_photo, run_batches
+from .runner import Summary, find_images, open_photo, remove_stale_temporaries, run_batches
 from .sharding import Shard
 
 DETECT_FILE = "detect.json.gz"
@@ -56,7 +56,8 @@ class UltralyticsSegmenter:
         self.conf = conf
         self.imgsz = imgsz
 
-    def __call__(self, images: list) -> list[list[Detection]]:
+    def seg(self, images: list) -> list[list[Detection]]:
+        """Detections per PIL RGB image (boxes and polygons in its pixels)."""
         results = self.model.predict([np.asarray(im)[:, :, ::-1] for im in images], conf=self.conf,
                                      imgsz=self.imgsz, device=self.device, verbose=False)
         out = []
@@ -73,16 +74,24 @@ class UltralyticsSegmenter:
             out.append(dets)
         return out
 
+    __call__ = seg
+
 
 def make_segmenter(backend: str = "ultralytics", model: str | None = None, device: str | None = None,
                    conf: float = 0.25) -> Segmenter:
-    """The segmenter for ``--backend``: ``ultralytics`` (YOLOv8-seg) or ``yolov7`` (offline COCO weights)."""
+    """The segmenter for ``--backend``: ``ultralytics`` (YOLOv8-seg) or ``yolov7`` (offline COCO weights).
+
+    ``model``: ultralytics weights/yaml, or ``yolov7-seg`` / ``yolov5s-seg``.
+    """
+    from .sharding import default_device
+
     if backend == "ultralytics":
-        return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf)
+        return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
     if backend == "yolov7":
         from .yolov7 import Yolov7Segmenter
 
-        return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=device)
+        return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=default_device(device),
+                               conf=conf).seg
     raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
 
 
@@ -186,6 +195,8 @@ def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segme
     summary = Summary("segment", shard)
     images = find_images(img_dir, ids)
     parts_dir = out_dir / PARTS_DIR
+    remove_stale_temporaries(out_dir, shard)
+    remove_stale_temporaries(parts_dir, shard)
     detect, _ = read_segmentation(out_dir)
     part_images, _, _ = _read_parts(parts_dir)
     done = set(detect) | set(part_images)
