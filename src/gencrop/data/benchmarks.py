@@ -1,0 +1,533 @@
+"""The published cropping benchmarks, read from their folders exactly as they are distributed.
+
+Every loader returns a :class:`Benchmark`: a list of :class:`BenchmarkPhoto`
+with ground-truth crops and the subject in *photo pixels*, plus the photos
+the annotations name but the folder lacks (reported, never silently dropped).
+
+Layouts (``ROOT`` is ``--data-root``; the human-centric annotation files are
+those of the Human-Centric Image Cropping release):
+
+* ``ROOT/FCDB/{data/*.jpg, image_crop.json, human_bboxes.json, data_split.json}``
+  (the official ``cropping_testing_set.json`` + ``images/`` layout is read too)
+* ``ROOT/FLMS/{image/*.jpg, image_crop.json, human_bboxes.json}``
+* ``ROOT/GAICD/{images/*.jpg, image_crop.json, human_bboxes.json, human_data_split.json, original_data_split.json}``
+* ``ROOT/CPCDataset/{images/*.jpg, image_crop.json, human_bboxes.json}``
+* ``ROOT/SACD/{images-sym/, masks/, test.json, annotations/}``
+* Unsplash: a split folder with ``testeval_sha256.json.gz`` and ``test.json``
+  (from ``gencrop unsplash prepare``) and a folder of ``img<ID>.jpg``.
+
+The subject of a human-centric photo is its annotated person box; its mask is
+the polygon of the detection (``detect.json.gz`` + ``mask.npz`` beside the
+annotations, from ``gencrop segment``) that overlaps the box most, or the box
+itself when no detection overlaps it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io as _io
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry import Box
+from ..io import load_npz, polygon_to_mask, read_json
+
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkPhoto",
+    "Benchmark",
+    "BenchmarkError",
+    "photo_size",
+    "load_benchmark",
+    "load_fcdb",
+    "load_flms",
+    "load_gaicd",
+    "load_cpc",
+    "load_sacd",
+    "load_unsplash",
+    "load_own_test",
+    "detection_files",
+    "attach_detection_masks",
+    "segment_command",
+]
+
+BENCHMARKS = ("fcdb", "flms", "gaicd", "cpc", "flms+fcdb", "sacd", "unsplash")
+
+DETECT_FILE = "detect.json.gz"
+MASK_FILE = "mask.npz"
+
+
+class BenchmarkError(ValueError):
+    """A benchmark folder is missing or malformed (the message says what to do)."""
+
+
+@dataclass
+class BenchmarkPhoto:
+    """One scored example: a photo (or a view of a canvas), its ground truths and subject, in photo pixels."""
+
+    name: str                                  # unique within the benchmark; shown in reports
+    path: Path
+    gts: list[Box]
+    subject: Box | None = None
+    mask_polygon: np.ndarray | None = None     # N x 2 photo pixels (from mask.npz)
+    mask_file: Path | None = None              # a mask image of the photo (> 127 is subject)
+    mask_png: bytes | None = None              # the same, as PNG bytes (Unsplash)
+    view: Box | None = None                    # the region of the file that is the photo (own test split)
+    mask_source: str = "box"                   # "detection", "file", "png" or "box"
+
+    def subject_mask(self, width: int, height: int, scale: float = 1.0) -> np.ndarray | None:
+        """The subject as a bool ``height x width`` mask; ``None`` without a subject.
+
+        ``scale`` draws it for a photo resized by that factor (thumbnails);
+        ``width`` x ``height`` is then the resized size.
+        """
+        if self.mask_file is not None or self.mask_png is not None:
+            from PIL import Image
+
+            src = self.mask_file if self.mask_file is not None else _io.BytesIO(self.mask_png)
+            with Image.open(src) as im:
+                m = im.convert("L")
+                if m.size != (width, height):
+                    m = m.resize((width, height), Image.NEAREST)
+                return np.asarray(m) > 127
+        if self.subject is None:
+            return None
+        if self.mask_polygon is not None and len(self.mask_polygon) >= 3:
+            offset = (-self.view.x * scale, -self.view.y * scale) if self.view is not None else (0.0, 0.0)
+            return polygon_to_mask(self.mask_polygon, width, height, scale=scale, offset=offset)
+        mask = np.zeros((height, width), bool)
+        x1, y1, x2, y2 = (int(round(v * scale)) for v in self.subject.xyxy)
+        mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+        return mask
+
+
+@dataclass
+class Benchmark:
+    name: str
+    folder: Path
+    photos: list[BenchmarkPhoto]
+    missing: list[str] = field(default_factory=list)   # annotated photos the folder lacks
+    description: str = ""
+    detection_dirs: list[Path] = field(default_factory=list)  # where detect.json.gz / mask.npz belong
+
+    @property
+    def has_subjects(self) -> bool:
+        return any(p.subject is not None for p in self.photos)
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+def photo_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of an upright photo from its header (EXIF rotation applied)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            w, h = h, w
+    return w, h
+
+
+def _xyxy(b) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in b)
+    return Box.from_xyxy(x1, y1, x2, y2)
+
+
+def _read(path: Path, what: str):
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: missing ({what})")
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as e:
+        raise BenchmarkError(f"{path}: cannot read ({e})") from None
+
+
+def _find_folder(data_root: Path, names: tuple[str, ...], marker: str) -> Path:
+    """``data_root/<name>`` for the first name holding ``marker``, or ``data_root`` itself."""
+    data_root = Path(data_root)
+    for name in names:
+        if (data_root / name / marker).exists():
+            return data_root / name
+    if (data_root / marker).exists():
+        return data_root
+    tried = ", ".join(str(data_root / n / marker) for n in names)
+    raise BenchmarkError(f"no {names[0]} folder under {data_root} (looked for {tried})")
+
+
+def _collect(folder: Path, image_dir: Path, entries, name: str, description: str) -> Benchmark:
+    """Build a benchmark from ``(file, gts, subject)`` triples, splitting off absent photos."""
+    if not image_dir.is_dir():
+        raise BenchmarkError(f"{image_dir}: no such folder (the {name} photos)")
+    present = {p.name for p in image_dir.iterdir()}
+    photos, missing = [], []
+    for fname, gts, subject in entries:
+        if fname in present:
+            photos.append(BenchmarkPhoto(fname, image_dir / fname, gts, subject))
+        else:
+            missing.append(fname)
+    return Benchmark(name, folder, photos, missing, description, detection_dirs=[folder])
+
+
+# ----------------------------------------------------------------------------
+# the human-centric benchmarks
+# ----------------------------------------------------------------------------
+def load_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
+    """FCDB: one expert crop per photo (``[x, y, w, h]``).
+
+    Human-centric (default): the photos of ``human_bboxes.json``, train and test
+    split alike, as the human-centric cropping papers evaluate. ``all_images``:
+    the test split, without subjects. The official release layout
+    (``cropping_testing_set.json`` + ``images/``) is accepted for ``all_images``.
+    """
+    root = Path(data_root)
+    try:
+        folder = _find_folder(root, ("FCDB", "fcdb"), "image_crop.json")
+    except BenchmarkError:
+        folder = _find_folder(root, ("FCDB", "fcdb"), "cropping_testing_set.json")
+        return _load_fcdb_official(folder, all_images)
+    crops = _read(folder / "image_crop.json", "FCDB crops")
+    split = _read(folder / "data_split.json", "FCDB split")
+    if all_images:
+        names = [n for n in split["test"] if n in crops]
+        entries = [(n, [Box.from_xywh(crops[n])], None) for n in names]
+        desc = "FCDB test split (all photos)"
+    else:
+        humans = _read(folder / "human_bboxes.json", "FCDB person boxes")
+        ids = set(split["train"]) | set(split["test"])
+        entries = [(n, [Box.from_xywh(crops[n])], _xyxy(humans[n]))
+                   for n in sorted(humans) if n in crops and n in ids]
+        desc = "FCDB human-centric (train + test)"
+    return _collect(folder, folder / "data", entries, "fcdb", desc)
+
+
+def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
+    if not all_images and not (folder / "human_bboxes.json").is_file():
+        raise BenchmarkError(f"{folder}: official FCDB layout without human_bboxes.json; "
+                             "use --all-images for its test split, or add the human-centric annotation files")
+    tests = _read(folder / "cropping_testing_set.json", "FCDB test annotations")
+    crops = {}
+    for d in tests:
+        crops.setdefault(d["url"].rsplit("/", 1)[-1], Box.from_xywh(d["crop"]))
+    image_dir = folder / "data" if (folder / "data").is_dir() else folder / "images"
+    if all_images:
+        entries = [(n, [b], None) for n, b in crops.items()]
+        desc = "FCDB official test set (all photos)"
+    else:
+        humans = _read(folder / "human_bboxes.json", "FCDB person boxes")
+        entries = [(n, [crops[n]], _xyxy(humans[n])) for n in sorted(humans) if n in crops]
+        desc = "FCDB human-centric (official test set)"
+    return _collect(folder, image_dir, entries, "fcdb", desc)
+
+
+def load_flms(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
+    """FLMS: about ten expert crops per photo (``[x1, y1, x2, y2]``); the best-matching one is scored."""
+    folder = _find_folder(Path(data_root), ("FLMS", "flms"), "image_crop.json")
+    crops = _read(folder / "image_crop.json", "FLMS crops")
+    if all_images:
+        entries = [(n, [_xyxy(b) for b in crops[n]], None) for n in sorted(crops)]
+        desc = "FLMS (all photos)"
+    else:
+        humans = _read(folder / "human_bboxes.json", "FLMS person boxes")
+        entries = [(n, [_xyxy(b) for b in crops[n]], _xyxy(humans[n])) for n in sorted(humans) if n in crops]
+        desc = "FLMS human-centric"
+    return _collect(folder, folder / "image", entries, "flms", desc)
+
+
+def load_gaicd(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
+    """GAICD test split; every annotated crop (sorted by score) is a ground truth."""
+    folder = _find_folder(Path(data_root), ("GAICD", "gaicd"), "image_crop.json")
+    crops = _read(folder / "image_crop.json", "GAICD crops")
+    if all_images:
+        split = _read(folder / "original_data_split.json", "GAICD split")
+        humans = {}
+        desc = "GAICD test split (all photos)"
+    else:
+        split = _read(folder / "human_data_split.json", "GAICD human-centric split")
+        humans = _read(folder / "human_bboxes.json", "GAICD person boxes")
+        desc = "GAICD human-centric test split"
+    entries = []
+    for n in split["test"]:
+        if n not in crops or (not all_images and n not in humans):
+            continue
+        gts = [_xyxy(b) for b in crops[n]["bbox"]]
+        entries.append((n, gts, _xyxy(humans[n]) if n in humans else None))
+    return _collect(folder, folder / "images", entries, "gaicd", desc)
+
+
+def load_cpc(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
+    """CPC: the first (best-ranked) crop of each photo is the ground truth."""
+    folder = _find_folder(Path(data_root), ("CPCDataset", "CPC", "cpc"), "image_crop.json")
+    crops = _read(folder / "image_crop.json", "CPC crops")
+
+    def first(n):
+        d = crops[n]
+        boxes = d.get("bboxes", d.get("bbox")) if isinstance(d, dict) else d
+        return [_xyxy(boxes[0])]
+
+    if all_images:
+        entries = [(n, first(n), None) for n in sorted(crops)]
+        desc = "CPC (all photos)"
+    else:
+        humans = _read(folder / "human_bboxes.json", "CPC person boxes")
+        entries = [(n, first(n), _xyxy(humans[n]["bbox"])) for n in sorted(humans) if n in crops]
+        desc = "CPC human-centric"
+    return _collect(folder, folder / "images", entries, "cpc", desc)
+
+
+def load_flms_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
+    """FLMS and FCDB together, as one figure (photo names prefixed by their benchmark)."""
+    parts = [load_flms(data_root, all_images), load_fcdb(data_root, all_images)]
+    photos, missing = [], []
+    for b in parts:
+        prefix = b.name.upper() + "/"
+        for p in b.photos:
+            p.name = prefix + p.name
+            photos.append(p)
+        missing += [prefix + m for m in b.missing]
+    return Benchmark("flms+fcdb", Path(data_root), photos, missing,
+                     " + ".join(b.description for b in parts),
+                     detection_dirs=[d for b in parts for d in b.detection_dirs])
+
+
+# ----------------------------------------------------------------------------
+# SACD
+# ----------------------------------------------------------------------------
+def sacd_example_name(annotation_path: str) -> str:
+    """``annotations/<photo>_<k>.json`` -> ``<photo>_<k>.jpg``, the example's link name."""
+    return annotation_path.split("/", 1)[-1].rsplit(".", 1)[0] + ".jpg"
+
+
+def load_sacd(data_root: str | os.PathLike) -> Benchmark:
+    """SACD test split: one example per (photo, subject); ``best_box`` and every ``crop_box`` are ground truths.
+
+    The subject is ``mask_box`` (already ``[x, y, w, h]``, stored as a JSON
+    string) and its mask image ``masks/<example>.jpg``. Photos are read through
+    ``images-sym/`` (``gencrop sacd-links`` makes it).
+    """
+    folder = _find_folder(Path(data_root), ("SACD", "sacd"), "test.json")
+    split = _read(folder / "test.json", "SACD test split")
+    image_dir = folder / "images-sym"
+    if not image_dir.is_dir():
+        raise BenchmarkError(f"{image_dir}: missing; make it with `gencrop sacd-links {folder}`")
+    photos, missing = [], []
+    for annot in split["jsons"]:
+        data = _read(folder / annot, "SACD annotation")
+        name = sacd_example_name(annot)
+        subject = data["mask_box"]
+        subject = json.loads(subject) if isinstance(subject, str) else subject
+        gts = [_xyxy(data["best_box"][0])] + [_xyxy(b) for b in data["crop_box"]]
+        path = image_dir / name
+        if not path.exists():
+            missing.append(name)
+            continue
+        mask = folder / "masks" / (os.path.splitext(name)[0] + ".jpg")
+        photo = BenchmarkPhoto(name, path, gts, Box.from_xywh(subject))
+        if mask.is_file():
+            photo.mask_file, photo.mask_source = mask, "file"
+        photos.append(photo)
+    return Benchmark("sacd", folder, photos, missing, "SACD test split")
+
+
+# ----------------------------------------------------------------------------
+# Unsplash
+# ----------------------------------------------------------------------------
+def load_unsplash(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike) -> Benchmark:
+    """The paper's Unsplash test set of one category; boxes are stored in 0-1 of the photo.
+
+    ``dataset_dir`` holds ``testeval_sha256.json.gz`` and the ``test.json`` that
+    ``gencrop unsplash prepare`` writes (it maps each hash to a photo id);
+    ``images_dir`` holds ``img<ID>.jpg``. Every listed crop is a ground truth;
+    the subject mask is the PNG stored with the labels.
+    """
+    dataset_dir, images_dir = Path(dataset_dir), Path(images_dir)
+    labels = _read(dataset_dir / "testeval_sha256.json.gz", "Unsplash test labels")
+    split_file = dataset_dir / "test.json"
+    if not split_file.is_file():
+        raise BenchmarkError(f"{split_file}: missing; make it with "
+                             f"`gencrop unsplash prepare HASH_DIR UNSPLASH_DATASET_DIR -o ...`")
+    hash_to_id = {d["hash_id"]: d["id"] for d in read_json(split_file) if d.get("id") is not None}
+    photos, missing = [], []
+    for hash_id in sorted(labels):
+        img_id = hash_to_id.get(hash_id)
+        if img_id is None:
+            missing.append(f"sha256:{hash_id[:12]} (no photo id)")
+            continue
+        path = images_dir / f"img{img_id}.jpg"
+        if not path.is_file():
+            missing.append(path.name)
+            continue
+        W, H = photo_size(path)
+        rec = labels[hash_id]
+        crops = rec["crop_xywh"]
+        crops = crops if crops and isinstance(crops[0], (list, tuple)) else [crops]
+        gts = [Box(x * W, y * H, w * W, h * H) for x, y, w, h in crops]
+        subject = None
+        if rec.get("subject_xywh") is not None:
+            sx, sy, sw, sh = rec["subject_xywh"]
+            subject = Box(sx * W, sy * H, sw * W, sh * H)
+        photo = BenchmarkPhoto(path.name, path, gts, subject)
+        if rec.get("subject_mask"):
+            photo.mask_png, photo.mask_source = base64.b64decode(rec["subject_mask"]), "png"
+        photos.append(photo)
+    return Benchmark("unsplash", dataset_dir, photos, missing, f"Unsplash {dataset_dir.name} test set")
+
+
+# ----------------------------------------------------------------------------
+# the test split of an outpainted training set
+# ----------------------------------------------------------------------------
+def _seeded_view(frame: Box, canvas_w: int, canvas_h: int, rng: np.random.Generator,
+                 min_scale: float = 1.25, max_scale: float = 2.0) -> Box:
+    """A view of the canvas holding the frame, its long side ``min_scale``-``max_scale`` x the frame's.
+
+    The aspect ratios and feasible ranges are the training sampler's; the
+    enlargement starts at ``min_scale`` so every test view has context to
+    remove (where the canvas allows it), and the position is uniform.
+    """
+    from .sampling import ViewSampler
+
+    frame = frame.rounded()
+    opts = ViewSampler(max_scale=max_scale).options(frame, canvas_w, canvas_h)
+    if not opts:
+        return Box(0, 0, canvas_w, canvas_h)
+    want = min_scale * max(frame.w, frame.h)
+    roomy = [o for o in opts if o[3] >= want]
+    if roomy:
+        ratio, portrait_view, lo, hi = roomy[int(rng.integers(len(roomy)))]
+        lo = max(lo, want)
+    else:  # a frame that nearly fills its canvas: the largest view there is
+        ratio, portrait_view, lo, hi = max(opts, key=lambda o: o[3])
+        lo = hi
+    long_side = float(rng.uniform(lo, hi)) if hi > lo else lo
+    vw, vh = (ratio * long_side, long_side) if portrait_view else (long_side, ratio * long_side)
+    vw = int(min(max(math.ceil(vw - 1e-6), frame.w), canvas_w))
+    vh = int(min(max(math.ceil(vh - 1e-6), frame.h), canvas_h))
+    x_lo, x_hi = int(max(0, frame.x2 - vw)), int(min(frame.x, canvas_w - vw))
+    y_lo, y_hi = int(max(0, frame.y2 - vh)), int(min(frame.y, canvas_h - vh))
+    x = int(rng.integers(x_lo, x_hi + 1)) if x_hi > x_lo else x_lo
+    y = int(rng.integers(y_lo, y_hi + 1)) if y_hi > y_lo else y_lo
+    return Box(x, y, vw, vh)
+
+
+def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "test") -> Benchmark:
+    """The test split of a generated dataset: one seeded view per photo, 1.25-2x its frame.
+
+    The photo's variation and the view are drawn from a generator seeded by
+    ``seed`` and the photo id, so a rerun (or another model) scores the same
+    views. The ground truth is the original frame inside the view; the subject
+    is the matched detection, with its polygon.
+    """
+    from .outpaint import read_outpaint_set
+
+    outpaint_dir = Path(outpaint_dir)
+    try:
+        data = read_outpaint_set(outpaint_dir, split)
+    except FileNotFoundError as e:
+        raise BenchmarkError(str(e)) from None
+    photos = []
+    for pid, variations in data.groups.items():
+        rng = np.random.default_rng([seed, zlib.crc32(pid.encode("utf-8"))])
+        v = variations[int(rng.integers(len(variations)))]
+        view = _seeded_view(v.crop, v.width, v.height, rng)
+        gt = v.crop.translate(-view.x, -view.y)
+        photo = BenchmarkPhoto(v.img_file, data.image_dir / v.img_file, [gt], view=view)
+        if v.subject is not None:
+            photo.subject = v.subject.intersect(view).translate(-view.x, -view.y)
+            poly = data.polygons.get(str(v.subject_mask_id))
+            if poly is not None:
+                photo.mask_polygon, photo.mask_source = poly, "detection"
+        photos.append(photo)
+    return Benchmark("own", outpaint_dir, photos, [],
+                     f"{outpaint_dir.parent.name} {split} split ({data.summary()})")
+
+
+# ----------------------------------------------------------------------------
+# subject masks from detections
+# ----------------------------------------------------------------------------
+def detection_files(folder: Path) -> tuple[Path, Path]:
+    return folder / DETECT_FILE, folder / MASK_FILE
+
+
+def segment_command(bench: Benchmark) -> str:
+    """The command that writes the missing detection files of a benchmark."""
+    cmds = []
+    for folder in bench.detection_dirs:
+        image_dirs = {p.path.parent for p in bench.photos if p.path.parent.parent == folder}
+        image_dir = next(iter(image_dirs), folder / "images")
+        cmds.append(f"gencrop segment {image_dir} -o {folder}")
+    return " && ".join(cmds)
+
+
+def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
+    """Give each subject the polygon of its best-overlapping detection.
+
+    Returns ``(matched, unmatched, missing_files)``. A photo whose detections
+    all miss the subject box keeps the box as its mask (the published
+    protocol); when a folder's files are missing nothing is attached there.
+    """
+    matched = unmatched = 0
+    missing: list[Path] = []
+    for folder in bench.detection_dirs:
+        det_file, mask_file = detection_files(folder)
+        if not (det_file.is_file() and mask_file.is_file()):
+            missing += [f for f in (det_file, mask_file) if not f.is_file()]
+            continue
+        dets = read_json(det_file)
+        polygons = None
+        for photo in bench.photos:
+            if photo.subject is None or photo.path.parent.parent != folder:
+                continue
+            best, best_iou = None, 0.0
+            for d in dets.get(Path(photo.path.name).stem, []):
+                v = Box.from_xywh(d["xywh"]).iou(photo.subject)
+                if v > best_iou:
+                    best, best_iou = d, v
+            if best is None:
+                unmatched += 1
+                continue
+            if polygons is None:
+                polygons = load_npz(mask_file)
+            poly = polygons.get(str(best["mask_id"]))
+            if poly is None:
+                unmatched += 1
+                continue
+            photo.mask_polygon = np.asarray(poly, np.float32).reshape(-1, 2)
+            photo.mask_source = "detection"
+            matched += 1
+    return matched, unmatched, missing
+
+
+# ----------------------------------------------------------------------------
+# by name
+# ----------------------------------------------------------------------------
+def load_benchmark(name: str, data_root: str | os.PathLike | None = None, *, all_images: bool = False,
+                   dataset: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
+                   seed: int = 0) -> Benchmark:
+    """Load a benchmark by its command-line name (``None``: the test split of ``dataset``)."""
+    if name is None:
+        if dataset is None:
+            raise BenchmarkError("no --benchmark and no --dataset: give the outpainted dataset folder to test on")
+        return load_own_test(dataset, seed=seed)
+    name = name.lower()
+    if name == "unsplash":
+        if dataset is None or images is None:
+            raise BenchmarkError("--benchmark unsplash needs --dataset DIR (testeval_sha256.json.gz + test.json) "
+                                 "and --images DIR (img<ID>.jpg)")
+        return load_unsplash(dataset, images)
+    if data_root is None:
+        raise BenchmarkError(f"--benchmark {name} needs --data-root ROOT (the folder holding {name.upper()}/)")
+    if not Path(data_root).is_dir():
+        raise BenchmarkError(f"{data_root}: no such folder")
+    loaders = {"fcdb": load_fcdb, "flms": load_flms, "gaicd": load_gaicd, "cpc": load_cpc,
+               "flms+fcdb": load_flms_fcdb}
+    if name == "sacd":
+        return load_sacd(data_root)
+    if name not in loaders:
+        raise BenchmarkError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    return loaders[name](data_root, all_images)
