@@ -38,6 +38,10 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
+# The process umask (read once: os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 # Decompression-bomb guard: large camera photos are fine, absurd ones are not.
 Image.MAX_IMAGE_PIXELS = 250_000_000
 
@@ -62,6 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the final file normal permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
