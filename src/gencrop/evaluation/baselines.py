@@ -1,0 +1,153 @@
+"""Cropping methods as the evaluation sees them, and the simple baselines every figure is read against.
+
+A *method* takes a photo (a PIL image, or ``None`` when it does not look at
+pixels), the photo's size, the subject box and optionally the subject mask,
+and returns a :class:`Prediction` in photo pixels. The benchmark protocol
+(clamping, scoring) is applied by the runner, never by a method, so a
+baseline and the model are measured identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..geometry import Box
+
+__all__ = [
+    "Prediction",
+    "Method",
+    "IdentityBaseline",
+    "CenterBaseline",
+    "SubjectBaseline",
+    "BASELINES",
+    "make_baseline",
+    "subject_window",
+]
+
+
+@dataclass
+class Prediction:
+    box: Box                          # the raw prediction, photo pixels (not clamped)
+    heatmap: np.ndarray | None = None  # score weights aligned with the photo (any resolution)
+    subject: Box | None = None        # the subject the method actually used, when it chose one
+
+
+class Method(Protocol):
+    name: str
+    needs_pixels: bool   # False: the runner may pass ``image=None`` and skip decoding
+    uses_mask: bool      # True: scores change with the subject mask, so masks must be real
+
+    def predict(self, image, size: tuple[int, int], subject: Box | None,
+                mask: np.ndarray | None) -> Prediction: ...
+
+
+class IdentityBaseline:
+    """The whole photo: how good the photographer's own framing already is."""
+
+    name = "identity"
+    needs_pixels = False
+    uses_mask = False
+
+    def predict(self, image, size, subject, mask) -> Prediction:
+        return Prediction(Box(0, 0, size[0], size[1]))
+
+
+class CenterBaseline:
+    """A centred window with each side ``fraction`` of the photo's (same aspect ratio)."""
+
+    needs_pixels = False
+    uses_mask = False
+
+    def __init__(self, fraction: float = 0.8):
+        if not 0 < fraction <= 1:
+            raise ValueError(f"centre fraction must be in (0, 1]; got {fraction}")
+        self.fraction = fraction
+        self.name = f"center:{fraction:g}"
+
+    def predict(self, image, size, subject, mask) -> Prediction:
+        W, H = size
+        return Prediction(Box(0, 0, W, H).expand(self.fraction))
+
+
+def subject_window(subject: Box | None, width: float, height: float, grow: float = 1.1,
+                   min_area: float = 0.5) -> Box:
+    """The smallest photo-shaped window covering ``min_area`` of the photo that holds the grown subject.
+
+    The subject box grown by ``grow`` (about its centre, then clipped to the
+    photo) must fit; the window is centred on it and slid back inside the
+    photo. Without a subject the window is the whole photo.
+    """
+    photo = Box(0, 0, width, height)
+    if subject is None or subject.is_empty():
+        return photo
+    need = subject.expand(grow).intersect(photo)
+    if need.is_empty():
+        need = subject.intersect(photo)
+    scale = max(min_area ** 0.5, need.w / width, need.h / height)
+    scale = min(scale, 1.0)
+    w, h = width * scale, height * scale
+    cx, cy = need.center
+    x = min(max(cx - w / 2, 0.0), width - w)
+    y = min(max(cy - h / 2, 0.0), height - h)
+    return Box(x, y, w, h)
+
+
+class SubjectBaseline:
+    """The tightest photo-shaped window that keeps the subject (grown 10%) and half the photo."""
+
+    name = "subject"
+    needs_pixels = False
+    uses_mask = False
+
+    def predict(self, image, size, subject, mask) -> Prediction:
+        return Prediction(subject_window(subject, size[0], size[1]))
+
+
+BASELINES = ("identity", "center:0.8", "subject")
+
+
+def make_baseline(spec: str):
+    """``identity`` | ``center[:FRACTION]`` | ``subject`` -> a method."""
+    name, _, arg = spec.strip().lower().partition(":")
+    if name == "identity" and not arg:
+        return IdentityBaseline()
+    if name in ("center", "centre"):
+        try:
+            return CenterBaseline(float(arg) if arg else 0.8)
+        except ValueError as e:
+            raise ValueError(f"bad centre baseline {spec!r}: {e}") from None
+    if name == "subject" and not arg:
+        return SubjectBaseline()
+    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject")
+
+
+class ModelMethod:
+    """A GenCrop model through :class:`gencrop.inference.Cropper` (the same path as ``gencrop crop``).
+
+    The subject goes in as the annotated box, or as its mask for models with a
+    mask channel (the box is then the mask's extent). The heatmap is the
+    cells' score weights, cut to the photo's part of the letterboxed input.
+    """
+
+    needs_pixels = True
+
+    def __init__(self, cropper, name: str = "gencrop"):
+        self.cropper = cropper
+        self.name = name
+        self.uses_mask = bool(cropper.model.config.use_subject_mask)
+
+    def predict(self, image, size, subject, mask) -> Prediction:
+        from ..data.letterbox import Letterbox
+
+        given = mask if (self.uses_mask and mask is not None and mask.any()) else subject
+        res = self.cropper.crop(image, subject=given)
+        dim = self.cropper.dim
+        rows, cols = res.heatmap.shape
+        lb = Letterbox(size[0], size[1], dim)
+        full = np.repeat(np.repeat(np.asarray(res.heatmap, np.float32), dim // rows, 0), dim // cols, 1)
+        v = lb.valid
+        heat = full[int(v.y):int(v.y2), int(v.x):int(v.x2)]
+        return Prediction(res.raw_box, heat if heat.size else None, res.subject)
