@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gencrop.cli.crop",
     "gencrop.cli.train",
     "gencrop.cli.engine",
+    "gencrop.cli.data",
 ]
 
 
