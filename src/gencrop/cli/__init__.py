@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
+    "gencrop.cli.evaluate",
 ]
 
 

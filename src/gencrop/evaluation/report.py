@@ -112,8 +112,7 @@ def draw_thumbnail(image: Image.Image, result: PhotoResult, photo: BenchmarkPhot
     if heatmap is None:
         return left
     hm = np.asarray(heatmap, np.float32)
-    hm = hm - hm.min()
-    hm = hm / hm.max() if hm.max() > 0 else hm
+    hm = hm / hm.max() if hm.max() > 0 else hm   # relative to the top cell; near-uniform stays uniform
     small = Image.fromarray((hm * 255).astype(np.uint8)).resize((tw, th), Image.NEAREST)
     colored = Image.fromarray(_heat_colors(np.asarray(small, np.float32) / 255.0))
     right = Image.blend(base, colored, 0.55)
@@ -314,7 +313,7 @@ table.fig td.best { color:#0a7a3c; }
 .controls button { border:1px solid var(--line); background:var(--card); padding:5px 10px; border-radius:6px; cursor:pointer; font:inherit; }
 .controls button.on { background:var(--fg); color:#fff; border-color:var(--fg); }
 .controls input { border:1px solid var(--line); padding:5px 8px; border-radius:6px; font:inherit; min-width:220px; }
-#grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:14px; padding:10px 28px 28px; }
+#grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:14px; align-items:start; padding:10px 28px 28px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; overflow:hidden; border-top:4px solid hsl(var(--h),70%,45%); }
 .card img { display:block; width:100%; height:auto; background:#ddd; }
 .card .cap { padding:6px 10px 8px; display:flex; justify-content:space-between; gap:8px; }
