@@ -57,7 +57,10 @@ class Blip2Captioner:
         self.device = default_device(device)
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.processor = Blip2Processor.from_pretrained(model)
-        self.model = Blip2ForConditionalGeneration.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
+        kwargs = {}
+        if self.dtype != torch.float32:  # transformers >= 4.56 calls it dtype, older ones torch_dtype
+            kwargs["dtype" if _transformers_at_least("4.56") else "torch_dtype"] = self.dtype
+        self.model = Blip2ForConditionalGeneration.from_pretrained(model, **kwargs).to(self.device).eval()
         self.generate_kwargs = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
         if min_new_tokens:
             self.generate_kwargs["min_new_tokens"] = min_new_tokens
@@ -73,6 +76,13 @@ class Blip2Captioner:
         if "input_ids" in inputs and out.shape[1] > inputs["input_ids"].shape[1]:
             out = out[:, inputs["input_ids"].shape[1]:]  # generate returns the prompt too
         return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+
+
+def _transformers_at_least(version: str) -> bool:
+    import transformers
+    from packaging.version import Version
+
+    return Version(transformers.__version__) >= Version(version)
 
 
 _NUMBERS = ["no", "a", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

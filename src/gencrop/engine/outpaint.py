@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,11 @@ class DiffusionOutpainter:
 
         self.device = default_device(device)
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(
-            model, torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        kwargs = {"torch_dtype": dtype} if dtype != torch.float32 else {}
+        with warnings.catch_warnings():  # newer diffusers renamed torch_dtype to dtype; both work
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = StableDiffusionInpaintPipeline.from_pretrained(
+                model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, **kwargs)
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe.to(self.device)
         self.steps, self.guidance, self.negative_prompt = steps, guidance, negative_prompt

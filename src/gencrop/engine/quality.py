@@ -211,7 +211,7 @@ def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(batch)
+                total += float(loss.detach()) * len(batch)
                 n += len(batch)
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / max(n, 1):.4f}")

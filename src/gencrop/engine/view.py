@@ -27,20 +27,21 @@ def describe(value: Any, depth: int = 0, max_depth: int = 4, max_items: int = 3)
     pad = "  " * depth
     if isinstance(value, dict):
         lines = [f"{pad}dict with {len(value)} keys"]
+        shown = len(value) if len(value) <= 8 else max_items  # records are shown whole
         if depth < max_depth:
-            for k in list(value)[:max_items]:
+            for k in list(value)[:shown]:
                 sub = describe(value[k], depth + 1, max_depth, max_items)
                 lines.append(f"{pad}  {k!r}: {sub[0].strip()}")
                 lines.extend(sub[1:])
-            if len(value) > max_items:
-                lines.append(f"{pad}  ... {len(value) - max_items} more keys")
+            if len(value) > shown:
+                lines.append(f"{pad}  ... {len(value) - shown} more keys")
         return lines
     if isinstance(value, list):
+        if 0 < len(value) <= 8 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return [f"{pad}list {value}"]
         kinds = sorted({type(v).__name__ for v in value})
         lines = [f"{pad}list of {len(value)} ({', '.join(kinds) or 'empty'})"]
         if value and depth < max_depth:
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and len(value) <= 8:
-                return [f"{pad}list {value}"]
             sub = describe(value[0], depth + 1, max_depth, max_items)
             lines.append(f"{pad}  [0]: {sub[0].strip()}")
             lines.extend(sub[1:])
@@ -110,6 +111,8 @@ def contact_sheet(tiles: Sequence[tuple[Image.Image, Sequence[str], tuple[int, i
         sheet.paste(small, (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
         draw.rectangle([x0 - 2, y0 - 2, x0 + thumb + 1, y0 + thumb + 1], outline=colour, width=2)
         for j, text in enumerate(lines):
+            while len(text) > 4 and draw.textlength(text, font=font) > thumb:
+                text = text[:-4] + "..."
             draw.text((x0, y0 + thumb + 4 + j * line_h), text, fill=colour, font=font)
     return sheet
 
