@@ -111,3 +111,29 @@ def test_compare_prints_one_table(shared_data, tmp_path, capsys):
 def test_user_errors_are_one_line(capsys, argv, message):
     code, _, err = _eval(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_segment_option_writes_and_uses_detections(shared_data, tmp_path, capsys, monkeypatch):
+    """--segment runs the data engine's segment stage on the benchmark folder, then matches its detections."""
+    import numpy as np
+
+    import gencrop.engine.segment as seg
+    from gencrop.engine.detections import Detection
+
+    def fake_segmenter(images):
+        out = []
+        for im in images:
+            W, H = im.size
+            box = Box(W * 0.2, H * 0.1, W * 0.3, H * 0.8)
+            poly = np.array([[box.x, box.y], [box.x2, box.y], [box.x2, box.y2], [box.x, box.y2]], np.float32)
+            out.append([Detection(box, 0.9, "person", poly)])
+        return out
+
+    monkeypatch.setattr(seg, "make_segmenter", lambda *a, **k: fake_segmenter)
+    gaicd_root(shared_data, tmp_path / "root")
+    code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", str(tmp_path / "root"),
+                         "--segment", "-o", str(tmp_path / "rep"))
+    assert code == 0, err
+    assert (tmp_path / "root" / "GAICD" / "detect.json.gz").is_file()
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["info"]["subject_masks"].startswith("detections (")

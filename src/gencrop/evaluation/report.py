@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import html
-import json
 import math
 import os
 from pathlib import Path

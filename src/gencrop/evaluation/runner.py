@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from ..data.benchmarks import Benchmark, BenchmarkPhoto
 from ..geometry import Box, clamp_prediction, score_against_ground_truths, summarize
@@ -135,8 +132,3 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
     run = EvalRun(bench.name, bench.description, method.name, results, list(bench.missing),
                   time.perf_counter() - t0)
     return run
-
-
-def finite(values) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
-    return a[np.isfinite(a)]
