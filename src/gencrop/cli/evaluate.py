@@ -170,6 +170,7 @@ def run_eval(args) -> int:
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
                    need_pixels=writer is not None)
     run.info["subject_masks"] = masks
+    run.info["heatmaps"] = bool(writer and writer.heatmaps)
     baselines = {}
     if args.baselines:
         for spec in BASELINES:

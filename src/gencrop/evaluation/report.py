@@ -131,11 +131,13 @@ class ThumbnailWriter:
     def __init__(self, report_dir: str | os.PathLike, max_side: int = 360):
         self.dir = Path(report_dir) / THUMB_DIR
         self.max_side = max_side
+        self.heatmaps = False   # whether any picture has the heatmap panel (the page lays them out wider)
 
     def __call__(self, result: PhotoResult, photo: BenchmarkPhoto, image, prediction) -> None:
         if image is None or not result.ok:
             return
         heatmap = prediction.heatmap if prediction is not None else None
+        self.heatmaps |= heatmap is not None
         pic = draw_thumbnail(image, result, photo, heatmap, self.max_side)
         rel = f"{THUMB_DIR}/{result.index:05d}.jpg"
         save_image(pic, self.dir.parent / rel, quality=88)
@@ -313,6 +315,7 @@ table.fig td.best { color:#0a7a3c; }
 .controls button.on { background:var(--fg); color:#fff; border-color:var(--fg); }
 .controls input { border:1px solid var(--line); padding:5px 8px; border-radius:6px; font:inherit; min-width:220px; }
 #grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:14px; align-items:start; padding:10px 28px 28px; }
+#grid.wide { grid-template-columns:repeat(auto-fill,minmax(460px,1fr)); }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; overflow:hidden; border-top:4px solid hsl(var(--h),70%,45%); }
 .card img { display:block; width:100%; height:auto; background:#ddd; }
 .card .cap { padding:6px 10px 8px; display:flex; justify-content:space-between; gap:8px; }
@@ -419,7 +422,7 @@ def _html(run: EvalRun, baselines: dict[str, EvalRun], summary: dict) -> str:
 <input id="filter" type="search" placeholder="filter by name">
 </div>
 </section>
-<div id="grid">
+<div id="grid"{' class="wide"' if run.info.get("heatmaps") else ""}>
 {chr(10).join(cards)}
 </div>
 <script>{_JS}
