@@ -20,7 +20,7 @@ from gencrop.data.training_set import TrainingSet, collate
 from gencrop.io import save_npz, write_json
 
 
-def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int = 256, seed: int = 0,
+def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int = 256, seed: int = 0, photo_frac=(0.45, 0.8),
                  splits=(("train", 0.75), ("val", 0.25))) -> Path:
     """Write ``root/{train,val}.json`` and ``root/outpaint/...``; returns the outpaint folder."""
     rng = np.random.default_rng(seed)
@@ -36,7 +36,7 @@ def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int
         records.append({"id": pid, "subject_xywh": [sub_xy[0], sub_xy[1], sub[0], sub[1]]})
         base = rng.uniform(60, 200, 3)
         for k in range(per_photo):
-            long_side = rng.uniform(0.45, 0.8) * canvas
+            long_side = rng.uniform(*photo_frac) * canvas
             w, h = (long_side, long_side / aspect) if aspect >= 1 else (long_side * aspect, long_side)
             w, h = int(w), int(h)
             x, y = int(rng.integers(0, canvas - w + 1)), int(rng.integers(0, canvas - h + 1))

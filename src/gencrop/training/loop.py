@@ -39,7 +39,7 @@ STATE_NAME = "training_state.pt"
 HISTORY_NAME = "loss.json"
 ARGS_NAME = "train_args.json"
 # options that define the network; a resumed run must keep them
-_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant")
+_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant", "model_overrides")
 
 
 @dataclass
@@ -71,6 +71,7 @@ class TrainOptions:
     cpu: bool = False
     keep_epochs: int = 0            # 0: keep every epoch's checkpoint
     quiet: bool = False
+    model_overrides: dict = dataclasses.field(default_factory=dict)  # extra GenCropConfig fields (Python API)
 
 
 def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -83,13 +84,14 @@ def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
 
 
-def _conditioning(model_config, batch: dict) -> dict:
-    """Extra inputs of the requested-shape variant: the true frame's shape, as at test time the user's."""
+def _conditioning(model_config, batch: dict, training: bool) -> dict:
+    """Extra inputs of the requested-shape variant: the true frame's shape (parts withheld at random in training)."""
     if model_config.variant != "gencrop-c":
         return {}
-    from ..modeling.conditioned import crop_shape
+    from ..modeling.conditioned import crop_shape, training_condition
 
-    return {"target_shape": crop_shape(batch["crop"], batch["valid"])}
+    shape = training_condition if training else crop_shape
+    return {"target_shape": shape(batch["crop"], batch["valid"])}
 
 
 def _mixed_precision(use_cpu: bool) -> str:
@@ -239,7 +241,7 @@ def train(opts: TrainOptions) -> list[dict]:
     train_ds, val_ds = _load_datasets(opts, log)
 
     config = GenCropConfig(arch=opts.arch, image_size=opts.dim, in_channels=4 if opts.use_subject else 3,
-                           variant=opts.variant,
+                           variant=opts.variant, **opts.model_overrides,
                            extra={"training": {k: v for k, v in dataclasses.asdict(opts).items()
                                                if k not in ("out", "resume", "quiet", "workers", "cpu")}})
     torch.manual_seed(opts.seed)
@@ -295,7 +297,7 @@ def train(opts: TrainOptions) -> list[dict]:
                    leave=False, dynamic_ncols=True)
         for batch in bar:
             with accelerator.autocast():
-                out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch))
+                out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch, True))
             dim = float(opts.dim)
             loss, _parts = gencrop_loss(out_.crop, out_.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
                                         batch["subject_mask_box"] / dim, use_sbl=opts.sbl)
@@ -341,7 +343,7 @@ def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
     rows = []
     for batch in loader:
         with accelerator.autocast():
-            out = model(batch["image"], batch["subject"], **_conditioning(config, batch))
+            out = model(batch["image"], batch["subject"], **_conditioning(config, batch, False))
         crop, valid = batch["crop"] / dim, batch["valid"] / dim
         per_item = []
         for i in range(crop.shape[0]):  # per-example loss so the mean is exact over processes
