@@ -61,7 +61,7 @@ def test_golden_anchors_and_positional_buffers(golden_dir):
         np.testing.assert_allclose(cell_anchors(size // 16, size).numpy(), z[f"anchors_{size}"][0], atol=1e-7)
     state = _golden_state(golden_dir, 3)
     model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=128))
-    np.testing.assert_allclose(model.pos_encoding.pe.numpy(), state["crop.pe.pe"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.pos_encoding.pe.numpy(), state["crop.pe.pe"][:, 0].numpy(), atol=1e-5)
 
 
 def test_golden_original_keys_all_mapped(golden_dir):
@@ -150,3 +150,24 @@ def test_training_step_backpropagates_into_every_part(tiny_model):
     for name in ("backbone.body.conv_stem.weight", "fuse_out.weight", "box_head.weight", "scorer.fc2.weight"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all(), name
+
+
+def test_inference_optimisation_keeps_outputs():
+    import copy
+
+    from gencrop.modeling.fusion import optimize_for_inference
+
+    torch.manual_seed(0)
+    model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64)).eval()
+    for m in model.modules():  # non-trivial statistics, so that folding is really tested
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    fast = optimize_for_inference(copy.deepcopy(model), 64, 3)
+    remaining = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert remaining < sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) // 4
+    x, s = torch.randn(2, 3, 64, 64), torch.tensor([[5.0, 5, 40, 60], [0, 0, 64, 64]])
+    with torch.no_grad():
+        a, b = model(x, s), fast(x.contiguous(memory_format=torch.channels_last), s)
+    torch.testing.assert_close(b.crop, a.crop, atol=1e-5, rtol=0)
+    torch.testing.assert_close(b.logits, a.logits, atol=1e-4, rtol=1e-4)

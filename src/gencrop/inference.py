@@ -73,8 +73,12 @@ class Cropper:
     """A GenCrop model with the pre- and post-processing to crop real photos."""
 
     def __init__(self, model, device: str | torch.device | None = None, subject_finder=None):
+        from .modeling.fusion import optimize_for_inference
+
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.eval().to(self.device)
+        # BatchNorms are folded into convolutions: ``self.model`` is for inference only.
+        self.model = optimize_for_inference(model.eval().to(self.device), model.config.image_size,
+                                            model.config.in_channels)
         self.dim = model.config.image_size
         self._subject_finder = subject_finder
 
@@ -141,6 +145,7 @@ class Cropper:
     @torch.inference_mode()
     def _predict(self, prepared: Sequence[_Prepared], **conditioning) -> list[CropResult]:
         x = torch.from_numpy(np.stack([p.array for p in prepared])).to(self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
         s = torch.tensor([p.subject_input.xyxy for p in prepared], dtype=torch.float32, device=self.device)
         cond = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in conditioning.items()}
         with _autocast(self.device):

@@ -130,19 +130,19 @@ def _negative_slice_fix(sel: Tensor, lo: Tensor, hi: Tensor, grid: int) -> Tenso
 
 
 class SinusoidalPositions(nn.Module):
-    """Fixed sinusoidal encoding added to the cell tokens (sequence-first layout)."""
+    """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels)."""
 
     def __init__(self, channels: int, length: int):
         super().__init__()
         pos = torch.arange(length, dtype=torch.float32)[:, None]
         div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(10000.0) / channels))
-        pe = torch.zeros(length, 1, channels)
-        pe[:, 0, 0::2] = torch.sin(pos * div)
-        pe[:, 0, 1::2] = torch.cos(pos * div)
+        pe = torch.zeros(length, channels)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return tokens + self.pe[: tokens.shape[0]]
+        return tokens + self.pe[None, : tokens.shape[1]]
 
 
 class CropScorer(nn.Module):
@@ -197,7 +197,9 @@ class GenCrop(nn.Module):
 
     def _build_cell_transformer(self) -> nn.Module:
         c = self.config
-        layer = nn.TransformerEncoderLayer(c.cell_channels, c.num_heads, c.ffn_channels, c.dropout)
+        # batch_first only changes the tensor layout (same weights as the original
+        # sequence-first encoder) and enables PyTorch's fused inference path.
+        layer = nn.TransformerEncoderLayer(c.cell_channels, c.num_heads, c.ffn_channels, c.dropout, batch_first=True)
         return nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
 
     # -- stages ------------------------------------------------------------------
@@ -213,8 +215,8 @@ class GenCrop(nn.Module):
     def encode_cells(self, features: Tensor, **conditioning) -> Tensor:
         """Cell tokens -> per-cell box offsets (B, 4, rows, cols)."""
         b, ch, h, w = features.shape
-        tokens = self.pos_encoding(features.flatten(2).permute(2, 0, 1))  # (HW, B, C)
-        return self.box_head(self.encoder(tokens)).permute(1, 2, 0).reshape(b, 4, h, w)
+        tokens = self.pos_encoding(features.flatten(2).transpose(1, 2))  # (B, HW, C), row-major cells
+        return self.box_head(self.encoder(tokens)).transpose(1, 2).reshape(b, 4, h, w)
 
     def cell_boxes(self, offsets: Tensor) -> Tensor:
         """Per-cell offsets (B, 4, rows, cols) + anchors -> (B, N, 4) normalised xyxy."""
