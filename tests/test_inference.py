@@ -126,7 +126,12 @@ def test_subject_mask_channel_model(tmp_path):
     c = Cropper.from_pretrained(tmp_path, device="cpu")
     mask = np.zeros((60, 80), bool)
     mask[10:30, 20:50] = True
-    assert Box(0, 0, 80, 60).contains(c.crop(np.zeros((60, 80, 3), np.uint8), subject=mask).box)
+    photo = np.zeros((60, 80, 3), np.uint8)
+    assert Box(0, 0, 80, 60).contains(c.crop(photo, subject=mask).box)
+    both = c.crop(photo, subject=(15, 5, 40, 30), subject_mask=mask)
+    assert both.subject.xywh == (15, 5, 40, 30)  # the annotated box stays the subject
+    with pytest.raises(ValueError, match="photo is 80x60"):
+        c.crop(photo, subject=(15, 5, 40, 30), subject_mask=np.ones((10, 10), bool))
 
 
 def _gencrop(*args, cwd=None):

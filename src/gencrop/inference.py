@@ -104,12 +104,19 @@ class Cropper:
             self._subject_finder = find_subject
         return self._subject_finder(img, size=size)
 
-    def _prepare(self, image, subject=None) -> _Prepared:
+    def _prepare(self, image, subject=None, subject_mask: np.ndarray | None = None) -> _Prepared:
         img, size = load_image(image, min_side=self.dim)
         width, height = size
         photo = Box(0, 0, width, height)
         mask = None
         source = "given"
+        if subject_mask is not None and subject is not None:
+            # An annotated box with its segmentation: the box is the subject, the mask feeds the mask channel.
+            mask = np.asarray(subject_mask, dtype=bool)
+            if mask.shape != (height, width):
+                raise ValueError(f"subject mask is {mask.shape[1]}x{mask.shape[0]}, photo is {width}x{height}")
+        elif subject_mask is not None:
+            subject = subject_mask
         if subject is None:
             found = self._find_subject(img, size)
             subject_box, mask, source = found.box, found.mask, found.source
@@ -171,27 +178,32 @@ class Cropper:
                              "use a model trained with --variant gencrop-c")
         return self.model.shape_conditioning(n, aspect=aspect, area=area)
 
-    def crop(self, image, subject=None, *, aspect: float | None = None, area: float | None = None) -> CropResult:
+    def crop(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
+             aspect: float | None = None, area: float | None = None) -> CropResult:
         """Crop one photo around its subject.
 
         ``image``: path, PIL image or array. ``subject``: ``Box`` or ``(x, y, w, h)``
         in photo pixels, a bool mask of the photo's size, or ``None`` to find it
-        automatically. ``aspect`` (w/h) and ``area`` (fraction of the photo) ask a
-        GenCrop-C model for a shape.
+        automatically. ``subject_mask`` adds a segmentation to a given box (used
+        by mask-channel models). ``aspect`` (w/h) and ``area`` (fraction of the
+        photo) ask a GenCrop-C model for a shape.
         """
-        p = self._prepare(image, subject)
+        p = self._prepare(image, subject, subject_mask)
         return self._predict([p], **self._conditioning(1, aspect, area))[0]
 
-    def crop_many(self, images: Iterable, subjects: Iterable | None = None, *, batch_size: int = 8,
+    def crop_many(self, images: Iterable, subjects: Iterable | None = None, *,
+                  subject_masks: Iterable | None = None, batch_size: int = 8,
                   aspect: float | None = None, area: float | None = None) -> list[CropResult]:
-        """Crop several photos (any sizes) in batches; ``subjects`` as in :meth:`crop`."""
+        """Crop several photos (any sizes) in batches; ``subjects``/``subject_masks`` as in :meth:`crop`."""
         images = list(images)
         subjects = list(subjects) if subjects is not None else [None] * len(images)
-        if len(subjects) != len(images):
-            raise ValueError(f"{len(images)} photos but {len(subjects)} subjects")
+        masks = list(subject_masks) if subject_masks is not None else [None] * len(images)
+        if not len(subjects) == len(masks) == len(images):
+            raise ValueError(f"{len(images)} photos but {len(subjects)} subjects and {len(masks)} masks")
         results: list[CropResult] = []
         for start in range(0, len(images), batch_size):
-            chunk = [self._prepare(im, sb) for im, sb in
-                     zip(images[start:start + batch_size], subjects[start:start + batch_size])]
+            end = start + batch_size
+            chunk = [self._prepare(im, sb, mk) for im, sb, mk in
+                     zip(images[start:end], subjects[start:end], masks[start:end])]
             results.extend(self._predict(chunk, **self._conditioning(len(chunk), aspect, area)))
         return results
