@@ -149,7 +149,7 @@ def caption_folder(img_dir: str | Path, out_dir: str | Path, *, captioner: Capti
     """Caption every ``img<ID>`` photo of ``img_dir`` that has no ``blip<ID>.txt`` yet (this shard's share)."""
     out_dir = Path(out_dir)
     summary = Summary("caption", shard)
-    photos = find_photos(img_dir, ids, summary)
+    photos = find_photos(img_dir, ids, summary if shard.index == 0 else None)  # report misnamed files once
     todo = []
     for pid in shard.select(list(photos)):
         if caption_path(out_dir, pid).exists():
