@@ -47,7 +47,14 @@ class UltralyticsSegmenter:
 
     def __init__(self, model: str = DEFAULT_MODELS["ultralytics"], device: str | None = None,
                  conf: float = 0.25, imgsz: int = 640):
+        from PIL import Image
+
+        pil_open = Image.open
         from ultralytics import YOLO
+
+        # Importing ultralytics replaces PIL's Image.open with a version that tries to
+        # pip-install a HEIF plugin whenever a file is not an image; undo that global change.
+        Image.open = pil_open
 
         from .sharding import default_device
 
