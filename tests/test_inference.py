@@ -29,7 +29,9 @@ def cropper(model_dir):
 
 
 def _no_finder(img, size):
-    raise SubjectRequired("no finder in this test")
+    from gencrop.subject import SubjectNotFound
+
+    raise SubjectNotFound("no finder in this test")
 
 
 def test_letterbox_geometry_roundtrip():
@@ -156,15 +158,45 @@ def test_cli_crop_json_and_outputs(model_dir, example_photo, tmp_path):
     assert r.stderr.count("error:") == 2
 
 
-def test_cli_crop_errors(model_dir, example_photo, tmp_path):
-    r = _gencrop("crop", example_photo, "--model", model_dir, "--subject", "1,2,3")
-    assert r.returncode == 2 and "--subject" in r.stderr and "Traceback" not in r.stderr
-    r = _gencrop("crop", example_photo, "--model", model_dir, "--subject", "900,900,10,10", "--no-write")
-    assert r.returncode == 1 and "outside" in r.stderr
-    r = _gencrop("crop", example_photo, "--model", tmp_path / "nomodel", "--subject", "1,2,3,4")
-    assert r.returncode == 2 and "not found" in r.stderr
+def _main(capsys, *args):
+    """Run the CLI in-process (fast); returns (exit code, stdout, stderr)."""
+    from gencrop.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_crop_errors(model_dir, example_photo, tmp_path, capsys):
+    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subject", "1,2,3")
+    assert code == 2 and "--subject" in err and "Traceback" not in err
+    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subject", "900,900,10,10",
+                         "--no-write")
+    assert code == 1 and "outside" in err
+    code, _, err = _main(capsys, "crop", example_photo, "--model", tmp_path / "nomodel", "--subject", "1,2,3,4")
+    assert code == 2 and "not found" in err
+    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--aspect", "4:x")
+    assert code == 2 and "--aspect" in err
+    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subjects", tmp_path / "none.json")
+    assert code == 2 and "no such file" in err
     subjects = tmp_path / "s.json"
     subjects.write_text(json.dumps({example_photo.name: [150, 30, 200, 300]}))
-    r = _gencrop("crop", example_photo.parent, "--model", model_dir, "--subjects", subjects, "--json", "--no-write")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[0])["subject"] == [150, 30, 200, 300]
+    code, out, err = _main(capsys, "crop", example_photo.parent, "--model", model_dir, "--subjects", subjects,
+                           "--json", "--no-write")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[0])["subject"] == [150, 30, 200, 300]
+    subjects.write_text(json.dumps({example_photo.name: [150, 30, 200]}))
+    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subjects", subjects)
+    assert code == 2 and example_photo.name in err
+
+
+def test_cli_crop_without_subject_or_finder_says_how_to_give_one(model_dir, example_photo, tmp_path,
+                                                                 capsys, monkeypatch):
+    import gencrop.subject
+
+    def unavailable(img, size=None, **kwargs):  # as when neither detector nor saliency model is installed
+        raise gencrop.subject.SubjectNotFound("no subject finder is available")
+
+    monkeypatch.setattr(gencrop.subject, "find_subject", unavailable)
+    code, out, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--json", "-o", tmp_path)
+    assert code == 1 and "--subject" in err and "error" in json.loads(out)

