@@ -267,6 +267,8 @@ def train(opts: TrainOptions) -> list[dict]:
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        # the saved multiplier remembers the old length; a resumed run may ask for more epochs
+        scheduler.lr_lambdas[0].warmup, scheduler.lr_lambdas[0].total = warm, max(total_steps, 1)
         history = [h for h in state["history"] if h["epoch"] <= state["epoch"]]
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']}")
