@@ -46,7 +46,7 @@ def test_box_over_whole_map_discards_everything_and_outside_box_nothing():
     feats = torch.randn(1, 3, 4, 4)
     whole = torch.tensor([[0, 0, 0, 64, 64]], dtype=torch.float32)
     outside = torch.tensor([[0, 100, 100, 200, 200]], dtype=torch.float32)
-    assert torch.all(rod_align(feats, whole, 5, 1 / 16) == 0)
+    assert torch.allclose(rod_align(feats, whole, 5, 1 / 16), torch.zeros(1, 3, 5, 5), atol=1e-6)
     full = rod_align(feats, outside, 5, 1 / 16)
     assert torch.count_nonzero(full) == full.numel()
 
@@ -86,3 +86,17 @@ def test_modules_wrap_functions():
     rois = torch.tensor([[0, 8, 8, 30, 30]], dtype=torch.float32)
     assert torch.equal(RoDAlign(5, 1 / 16)(feats, rois), rod_align(feats, rois, 5, 1 / 16))
     assert torch.equal(RoDAlignAvg(5, 1 / 16)(feats, rois), rod_align_avg(feats, rois, 5, 1 / 16))
+
+
+def test_roi_order_does_not_matter():
+    """Boxes grouped per image (the fast path) and in any order give the same rows."""
+    torch.manual_seed(0)
+    feats = torch.randn(3, 4, 8, 8)
+    xy = torch.rand(12, 2) * 100
+    rois = torch.cat([torch.arange(3).repeat_interleave(4)[:, None].float(), xy, xy + 20], 1)
+    grouped = rod_align_avg(feats, rois, 5, 1 / 16)
+    perm = torch.randperm(12)
+    shuffled = rod_align_avg(feats, rois[perm], 5, 1 / 16)
+    torch.testing.assert_close(shuffled, grouped[perm], atol=1e-6, rtol=0)
+    uneven = rod_align_avg(feats, rois[:7], 5, 1 / 16)
+    torch.testing.assert_close(uneven, grouped[:7], atol=1e-6, rtol=0)

@@ -23,7 +23,6 @@ Conventions (those of the original kernel, which trained checkpoints rely on):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["rod_align", "rod_align_avg", "RoDAlign", "RoDAlignAvg"]
@@ -57,6 +56,83 @@ def _interpolation_matrix(length: int, positions: Tensor) -> Tensor:
     return mat
 
 
+def _pool_matrix(count: int) -> Tensor:
+    """(count-1 x count) matrix of a 1-D average pool of width 2, stride 1."""
+    mat = torch.zeros(count - 1, count, dtype=torch.float64)
+    idx = torch.arange(count - 1)
+    mat[idx, idx] = 0.5
+    mat[idx, idx + 1] = 0.5
+    return mat
+
+
+def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial_scale: float,
+               pool: bool) -> Tensor:
+    """Shared implementation; ``pool`` applies the 2 x 2 stride-1 average of the averaged form.
+
+    With ``G`` the sampled grid of an image, ``u``/``v`` the rows/columns of
+    samples inside a box and ``P`` the (optional) pooling matrices, the output is
+    ``P (G * (1 - u v^T)) P^T = P G P^T - (P diag(u)) G (P diag(v))^T``. The
+    second form needs no per-box copy of the grid and no scatter in the backward
+    pass: two matrix products per image.
+    """
+    ah, aw = samples
+    _, channels, height, width = features.shape
+    pos_y, pos_x = _sample_positions(height, ah), _sample_positions(width, aw)
+    dev, dt = features.device, features.dtype
+    # The grid is tiny (B*C*A*A values): compute it in float64 for float32 input
+    # (as the original kernel did), float32 for half types; MPS has no float64.
+    half = dt in (torch.float16, torch.bfloat16)
+    exact = torch.float32 if (half or dev.type == "mps") else torch.float64
+    work = torch.float32 if half else dt
+
+    wy = _interpolation_matrix(height, pos_y).to(dev, exact)
+    wx = _interpolation_matrix(width, pos_x).to(dev, exact)
+    grid = torch.matmul(torch.matmul(wy, features.to(exact)), wx.t()).to(work)   # (B, C, A_h, A_w)
+
+    py = (_pool_matrix(ah) if pool else torch.eye(ah, dtype=torch.float64)).to(dev, work)
+    px = (_pool_matrix(aw) if pool else torch.eye(aw, dtype=torch.float64)).to(dev, work)
+    oh, ow = py.shape[0], px.shape[0]
+
+    # Samples inside each scaled box (both ends inclusive): rows u (K, A_h), columns v (K, A_w).
+    boxes = rois[:, 1:].detach().to(torch.float64) * spatial_scale
+    sy, sx = pos_y.to(dev), pos_x.to(dev)
+    v = ((sx[None, :] >= boxes[:, 0:1]) & (sx[None, :] <= boxes[:, 2:3])).to(work)
+    u = ((sy[None, :] >= boxes[:, 1:2]) & (sy[None, :] <= boxes[:, 3:4])).to(work)
+    left = py[None] * u[:, None, :]    # (K, O_h, A_h) = P diag(u)
+    right = px[None] * v[:, None, :]   # (K, O_w, A_w) = P diag(v)
+
+    batch_index = rois[:, 0].detach().long()
+    num_images, k = grid.shape[0], rois.shape[0]
+    base = py @ grid @ px.t()                                           # (B, C, O_h, O_w)
+    # (A_h, C*A_w) layout of each image's grid, so one product serves all its boxes.
+    flat = grid.permute(0, 2, 1, 3).reshape(num_images, ah, channels * aw)
+    per_image = k // max(num_images, 1)
+    if k == per_image * num_images and torch.equal(
+            batch_index, torch.arange(num_images, device=dev).repeat_interleave(per_image)):
+        # The common case (the crop scorer): the same number of boxes per image, in image order.
+        t = torch.bmm(left.reshape(num_images, per_image * oh, ah), flat)            # (B, n*O_h, C*A_w)
+        t = torch.bmm(t.reshape(k, oh * channels, aw), right.transpose(1, 2))         # (K, O_h*C, O_w)
+        inside = t.reshape(num_images, per_image, oh, channels, ow).permute(0, 1, 3, 2, 4)
+        return (base[:, None] - inside).reshape(k, channels, oh, ow).to(dt)
+
+    parts, rows = [], []
+    for b in range(num_images):
+        sel = torch.nonzero(batch_index == b).flatten()
+        n = sel.numel()
+        if n == 0:
+            continue
+        t = left[sel].reshape(n * oh, ah) @ flat[b]                        # (n*O_h, C*A_w)
+        t = t.reshape(n, oh * channels, aw) @ right[sel].transpose(1, 2)    # (n, O_h*C, O_w)
+        parts.append(base[b][None] - t.reshape(n, oh, channels, ow).transpose(1, 2))
+        rows.append(sel)
+    if not parts:
+        return grid.new_zeros(0, channels, oh, ow).to(dt)
+    out = torch.cat(parts)
+    position = torch.empty_like(batch_index)
+    position[torch.cat(rows)] = torch.arange(k, device=dev)
+    return out[position].to(dt)
+
+
 def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int],
               spatial_scale: float) -> Tensor:
     """RoD-align: ``features`` (B, C, H, W), ``rois`` (K, 5) ``[batch_index, x1, y1, x2, y2]``.
@@ -65,36 +141,14 @@ def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int]
     are scaled by ``spatial_scale`` onto the feature map.
     """
     ah, aw = (output_size, output_size) if isinstance(output_size, int) else output_size
-    _, _, height, width = features.shape
-    pos_y, pos_x = _sample_positions(height, ah), _sample_positions(width, aw)
-    dev, dt = features.device, features.dtype
-    # The grid is tiny (B*C*A*A values), so it is computed in higher precision
-    # than the features: float64 for float32 input (the original kernel used
-    # doubles too), float32 for half types. MPS has no float64.
-    work = torch.float32 if (dt in (torch.float16, torch.bfloat16) or dev.type == "mps") else torch.float64
-
-    # One grid per image: (B, C, A_h, A_w) = Wy @ F @ Wx^T.
-    wy = _interpolation_matrix(height, pos_y).to(dev, work)
-    wx = _interpolation_matrix(width, pos_x).to(dev, work)
-    grid = torch.matmul(torch.matmul(wy, features.to(work)), wx.t()).to(dt)
-
-    # Per-box keep mask: zero where the sample lies inside the scaled box.
-    boxes = rois[:, 1:].detach().to(torch.float64) * spatial_scale
-    py, px = pos_y.to(dev), pos_x.to(dev)
-    inside_x = (px[None, :] >= boxes[:, 0:1]) & (px[None, :] <= boxes[:, 2:3])  # (K, A_w)
-    inside_y = (py[None, :] >= boxes[:, 1:2]) & (py[None, :] <= boxes[:, 3:4])  # (K, A_h)
-    keep = ~(inside_y[:, :, None] & inside_x[:, None, :])                       # (K, A_h, A_w)
-
-    batch_index = rois[:, 0].detach().long()
-    return grid[batch_index] * keep[:, None].to(dt)
+    return _rod_align(features, rois, (ah, aw), spatial_scale, pool=False)
 
 
 def rod_align_avg(features: Tensor, rois: Tensor, output_size: int | tuple[int, int],
                   spatial_scale: float) -> Tensor:
     """Averaged RoD-align: sample ``(A+1) x (A+1)`` then average-pool 2 x 2 with stride 1."""
     ah, aw = (output_size, output_size) if isinstance(output_size, int) else output_size
-    out = rod_align(features, rois, (ah + 1, aw + 1), spatial_scale)
-    return F.avg_pool2d(out, kernel_size=2, stride=1)
+    return _rod_align(features, rois, (ah + 1, aw + 1), spatial_scale, pool=True)
 
 
 class RoDAlign(nn.Module):
