@@ -43,6 +43,8 @@ def test_gencrop_c_reads_the_request_and_round_trips(tmp_path):
         a = model(images, subject, target_shape=shape_condition(2, area=0.3, aspect=0.8))
         b = model(images, subject, target_shape=shape_condition(2, area=0.9, aspect=1.5))
         none = model(images, subject)
+        via_kwargs = model(images, subject, **model.shape_conditioning(2, aspect=0.8, area=0.3))
+    torch.testing.assert_close(via_kwargs.crop, a.crop)
     assert a.crop.shape == (2, 4) and a.cell_crops.shape == (2, 16, 4)
     assert not torch.allclose(a.cell_crops, b.cell_crops)
     assert none.crop.shape == (2, 4)
@@ -52,6 +54,13 @@ def test_gencrop_c_reads_the_request_and_round_trips(tmp_path):
     with torch.no_grad():
         again = loaded(images, subject, target_shape=shape_condition(2, area=0.3, aspect=0.8))
     torch.testing.assert_close(again.crop, a.crop)
+    from gencrop.geometry import Box
+    from gencrop.inference import Cropper
+
+    cropper = Cropper.from_pretrained(tmp_path / "m")
+    photo = (torch.rand(60, 90, 3) * 255).byte().numpy()
+    res = cropper.crop(photo, subject=Box(20, 10, 30, 30), aspect=4 / 5)
+    assert res.size == (90, 60)
 
 
 def test_train_gencrop_c_cli(tmp_path):

@@ -68,6 +68,11 @@ class GenCropC(GenCrop):
         layer = nn.TransformerDecoderLayer(c.cell_channels, c.num_heads, c.ffn_channels, c.dropout)
         return nn.TransformerDecoder(layer, c.num_layers)
 
+    def shape_conditioning(self, n: int, aspect: float | None = None, area: float | None = None) -> dict:
+        """The ``forward`` keyword arguments that ask for a shape (None = let the model choose that part)."""
+        device = next(self.parameters()).device
+        return {"target_shape": shape_condition(n, area=area, aspect=aspect, device=device)}
+
     def encode_cells(self, features: Tensor, target_shape: Tensor | None = None, **_unused) -> Tensor:
         b, ch, h, w = features.shape
         if target_shape is None:  # no request: "any area, any aspect"
