@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import CommandError
@@ -120,6 +121,7 @@ def run(args) -> int:
 
     out_dir = Path(args.out_dir)
     failed = 0
+    decoder = ThreadPoolExecutor(max_workers=1)
     bar = tqdm(photos, desc="crop", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr)
     for path in bar:
         try:
@@ -127,10 +129,15 @@ def run(args) -> int:
                 subject = subject_map.get(path.name, subject_map.get(str(path)))
             else:
                 subject = subject_all
-            img, size = load_image(path)
-            result = cropper.crop(img, subject=subject, aspect=aspect, area=args.area)
+            # The network needs only a small decode (large JPEGs are decoded at reduced
+            # size); the full-resolution decode for the output runs meanwhile in a thread.
+            full = None if args.no_write else decoder.submit(load_image, path)
+            try:
+                result = cropper.crop(path, subject=subject, aspect=aspect, area=args.area)
+            finally:
+                img = full.result()[0] if full is not None else None
             record = result.to_json(str(path))
-            if not args.no_write:
+            if img is not None:
                 b = result.box.rounded()
                 suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
                 target = out_dir / f"{path.stem}_crop{suffix}"
@@ -154,6 +161,7 @@ def run(args) -> int:
             if args.json:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
             print(f"gencrop crop: error: {msg}", file=sys.stderr)
+    decoder.shutdown()
     if failed:
         print(f"gencrop crop: {failed} of {len(photos)} photos failed", file=sys.stderr)
     return 1 if failed else 0
