@@ -98,10 +98,13 @@ class TrainingSet(torch.utils.data.Dataset):
         # decode large canvases at reduced size: the view only needs `dim` pixels on its long side
         min_side = int(math.ceil(min(v.width, v.height) * dim / max(view.w, view.h))) + 1
         img, full = load_image(self.data.image_dir / v.img_file, min_side=min_side)
-        f = img.size[0] / full[0]
+        # A reduced decode rounds each side separately: scale x and y on their own and
+        # keep the box inside the decoded image (a frame may touch the canvas edge).
+        fx, fy = img.size[0] / full[0], img.size[1] / full[1]
         lb = Letterbox(int(view.w), int(view.h), dim)
         small = img.resize(lb.resized, Image.BILINEAR,
-                           box=(view.x * f, view.y * f, view.x2 * f, view.y2 * f))
+                           box=(max(0.0, view.x * fx), max(0.0, view.y * fy),
+                                min(img.size[0], view.x2 * fx), min(img.size[1], view.y2 * fy)))
         if self.augment:
             small = photometric_augment(small, rng)
         arr, lb = letterbox_image(small, dim, size=(int(view.w), int(view.h)))
