@@ -140,3 +140,19 @@ def test_room_report(synth):
     ds = TrainingSet(read_outpaint_set(synth, "train"), dim=64)
     rep = ds.room_report()
     assert rep["variations"] == 12 and rep["with_room"] == 12
+
+
+def test_whole_canvas_views_at_the_requested_rate():
+    import numpy as np
+
+    from gencrop.data.sampling import ViewSampler
+    from gencrop.geometry import Box
+
+    rng = np.random.default_rng(0)
+    frame = Box(100, 80, 200, 150)
+    sampler = ViewSampler(whole_canvas_prob=0.5)
+    views = [sampler.sample(frame, 512, 400, rng)[0] for _ in range(400)]
+    whole = sum(v == Box(0, 0, 512, 400) for v in views)
+    assert 150 < whole < 250
+    assert all(v.contains(frame) for v in views)
+    assert not any(ViewSampler().sample(frame, 512, 400, rng)[0] == Box(0, 0, 512, 400) for _ in range(100))

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
                    help="never give portrait frames a landscape view")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no colour/blur/warp/flip/subject jitter")
+    p.add_argument("--whole-view-prob", type=float, default=0.0, metavar="P",
+                   help="use the whole canvas as the training view with probability P (for real-context "
+                        "data such as `gencrop data from-crops`, which is judged on whole photos)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=500, help="warm-up steps (shortened for short runs)")
     p.add_argument("--workers", type=int, default=4, help="data loader processes (per training process)")

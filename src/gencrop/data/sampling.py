@@ -41,6 +41,10 @@ class ViewSampler:
     invert_prob: float = 0.2      # a portrait frame gets a landscape view this often ...
     invert_max_scale: float = 1.1  # ... at most this much taller than the frame
     edge_prob: float = 0.25       # push the view to one end of its allowed position range
+    # Use the whole canvas as the view this often. Real-context data (expert crops
+    # inside real photos) is judged on whole photos, so this matches the test
+    # distribution; outpainted canvases (the paper's data) keep it at 0.
+    whole_canvas_prob: float = 0.0
 
     # -- feasible ranges -------------------------------------------------------
     @staticmethod
@@ -95,6 +99,8 @@ class ViewSampler:
         canvas is used as the view.
         """
         frame = _integer_frame(frame, width, height)
+        if self.whole_canvas_prob > 0 and rng.random() < self.whole_canvas_prob:
+            return Box(0, 0, width, height), False
         opts = []
         if invert and frame.h > frame.w and rng.random() < self.invert_prob:
             opts = self.options(frame, width, height, inverted=True)

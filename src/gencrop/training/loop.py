@@ -61,6 +61,7 @@ class TrainOptions:
     sbl: bool = True
     invert: bool = True
     augment: bool = True
+    whole_view_prob: float = 0.0    # train on the whole canvas this often (real-context data)
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: int = 500
@@ -172,6 +173,7 @@ def _best(history: list[dict]) -> dict | None:
 
 def _load_datasets(opts: TrainOptions, log):
     from ..data.outpaint import read_outpaint_set
+    from ..data.sampling import ViewSampler
     from ..data.training_set import TrainingSet
 
     data_dir = Path(opts.data)
@@ -184,7 +186,8 @@ def _load_datasets(opts: TrainOptions, log):
     if train_set.num_photos == 0:
         raise ValueError(f"{data_dir}: no usable training examples ({train_set.summary()})")
     train_ds = TrainingSet(train_set, opts.dim, use_subject=opts.use_subject, augment=opts.augment,
-                           invert=opts.invert, max_len=opts.max_epoch_len, seed=opts.seed)
+                           invert=opts.invert, max_len=opts.max_epoch_len, seed=opts.seed,
+                           sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob))
     room = train_ds.room_report()
     log(f"train views: {room['with_room']} of {room['variations']} variations leave room for an enlarged view "
         f"(median max enlargement {room['median_room']:.2f}x)")
