@@ -24,7 +24,8 @@ TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--b
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("loopdata"), n_photos=8, per_photo=2, canvas=128)
+    return make_dataset(tmp_path_factory.mktemp("loopdata"), n_photos=10, per_photo=2, canvas=128,
+                        splits=(("train", 0.6), ("val", 0.2), ("test", 0.2)))
 
 
 def _epochs(run):
@@ -52,6 +53,10 @@ def test_train_writes_checkpoints_and_resumes(data, tmp_path):
     model = GenCrop.from_pretrained(run)
     assert model.config.in_channels == 4 and model.config.image_size == 64
     assert GenCrop.from_pretrained(run, epoch=2).config.arch == "mobilenetv2_100"
+    # the run remembers its dataset: `gencrop eval RUN` scores the test split beside it
+    assert main(["eval", str(run), "-o", str(tmp_path / "report"), "-q"]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["num_images"] == 2 and 0.0 <= summary["mean_iou"] <= 1.0
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def _own_dataset(args, method) -> str | None:
         return args.dataset
     cropper = getattr(method, "cropper", None)
     extra = getattr(getattr(getattr(cropper, "model", None), "config", None), "extra", None) or {}
-    return extra.get("dataset")
+    return (extra.get("training") or {}).get("data")
 
 
 def run_segmenter(image_dir: Path, out_dir: Path, backend: str, quiet: bool) -> None:
@@ -105,7 +105,7 @@ def run_segmenter(image_dir: Path, out_dir: Path, backend: str, quiet: bool) -> 
     from ..engine.segment import segment_folder
 
     summary = segment_folder(image_dir, out_dir, backend=backend, quiet=quiet)
-    print(f"gencrop eval: segmented {image_dir}: {summary}", file=sys.stderr)
+    print(f"gencrop eval: segmented {image_dir}: {summary.text()}", file=sys.stderr)
 
 
 def _subject_masks(bench, method, args) -> str:

@@ -245,8 +245,10 @@ def train(opts: TrainOptions) -> list[dict]:
 
     config = GenCropConfig(arch=opts.arch, image_size=opts.dim, in_channels=4 if opts.use_subject else 3,
                            variant=opts.variant, **opts.model_overrides,
-                           extra={"training": {k: v for k, v in dataclasses.asdict(opts).items()
-                                               if k not in ("out", "resume", "quiet", "workers", "cpu")}})
+                           extra={"training": {**{k: v for k, v in dataclasses.asdict(opts).items()
+                                                  if k not in ("out", "resume", "quiet", "workers", "cpu")},
+                                               # absolute, so that `gencrop eval RUN_DIR` finds the test split
+                                               "data": str(Path(opts.data).resolve())}})
     torch.manual_seed(opts.seed)
     model = model_class(opts.variant)(config)
     if state is None:
