@@ -206,3 +206,31 @@ def test_unknown_or_incomplete_requests(tmp_path):
         load_benchmark("fcdb", tmp_path)
     with pytest.raises(BenchmarkError, match="--dataset"):
         load_benchmark(None)
+
+
+def test_found_subjects_fill_photos_without_one(shared_data):
+    """--find-subjects: photos with no annotated subject get the finder's box and polygon."""
+    import numpy as np
+
+    from gencrop.data.benchmarks import attach_found_subjects
+    from gencrop.subject import Subject
+
+    b = load_benchmark("fcdb", shared_data, all_images=True)
+    b.photos = b.photos[:3]
+    assert all(p.subject is None for p in b.photos)
+    seen = []
+
+    def finder(img, size):
+        seen.append(size)
+        w, h = size
+        poly = np.array([[w * 0.3, h * 0.3], [w * 0.6, h * 0.3], [w * 0.6, h * 0.8]], np.float32)
+        return Subject(box=Box(w * 0.3, h * 0.3, w * 0.3, h * 0.5), mask=None, source="detection", polygon=poly)
+
+    assert attach_found_subjects(b, finder=finder) == 3
+    for p, size in zip(b.photos, seen):
+        from PIL import Image
+
+        assert size == Image.open(p.path).size  # photo pixels, even from a reduced decode
+        assert p.subject.xywh == pytest.approx((size[0] * 0.3, size[1] * 0.3, size[0] * 0.3, size[1] * 0.5))
+        mask = p.subject_mask(*size)
+        assert mask.sum() > 0 and not mask[0, 0] and p.mask_source == "found (detection)"

@@ -56,6 +56,10 @@ def _register_eval(sub) -> None:
     p.add_argument("-o", "--out-dir", metavar="REPORT_DIR", help="write the report here")
     p.add_argument("--baselines", action="store_true",
                    help="also score identity, center:0.8 and subject on the same photos (in the report)")
+    p.add_argument("--find-subjects", action="store_true",
+                   help="photos without an annotated subject get the one the subject finder picks "
+                        "(the most prominent detection, else the salient region); used by the model and "
+                        "the subject baseline alike")
     p.add_argument("--segment", action="store_true",
                    help="run the segmenter when detect.json.gz / mask.npz are missing")
     p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
@@ -156,6 +160,15 @@ def run_eval(args) -> int:
     except BenchmarkError as e:
         raise CommandError(str(e)) from None
     masks = _subject_masks(bench, method, args)
+    if args.find_subjects:
+        from ..data.benchmarks import attach_found_subjects
+        from ..subject import SubjectNotFound
+
+        try:
+            n = attach_found_subjects(bench, progress=not args.quiet)
+        except SubjectNotFound as e:
+            raise CommandError(str(e)) from None
+        masks = f"{masks}; {n} found by the subject finder" if n else masks
     if not bench.photos:
         shown = ", ".join(bench.missing[:3])
         raise CommandError(f"{bench.description}: no photos to score in {bench.folder}"

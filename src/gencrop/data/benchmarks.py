@@ -29,6 +29,7 @@ import io as _io
 import json
 import math
 import os
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -501,6 +502,32 @@ def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
             photo.mask_source = "detection"
             matched += 1
     return matched, unmatched, missing
+
+
+def attach_found_subjects(bench: Benchmark, finder=None, progress: bool = False) -> int:
+    """Give photos without an annotated subject the one the subject finder picks.
+
+    Benchmarks scored on all their photos (``--all-images``) have no subject
+    boxes; a user's photo has none either, so this is how the model and the
+    subject baseline are judged there. Returns how many subjects were found.
+    """
+    from tqdm import tqdm
+
+    from ..io import load_image
+    from ..subject import find_subject
+
+    finder = finder or find_subject
+    found = 0
+    todo = [p for p in bench.photos if p.subject is None and p.view is None]
+    for photo in tqdm(todo, desc="subjects", unit="photo", disable=not progress, file=sys.stderr):
+        img, size = load_image(photo.path, min_side=512)
+        subject = finder(img, size=size)
+        photo.subject = subject.box
+        if len(subject.polygon) >= 3:
+            photo.mask_polygon = np.asarray(subject.polygon, np.float32).reshape(-1, 2)
+        photo.mask_source = f"found ({subject.source})"
+        found += 1
+    return found
 
 
 # ----------------------------------------------------------------------------
