@@ -80,3 +80,19 @@ def test_unreadable_photo_is_recorded_not_fatal(tmp_path):
     assert [r.ok for r in run.results] == [False, True]
     assert "bad.jpg" in run.results[0].error and "\n" not in run.results[0].error
     assert run.summary()["num_images"] == 1 and run.summary()["mean_iou"] == pytest.approx(0.5)
+
+
+def test_smartcrop_baseline_returns_a_box_of_the_photo_shape():
+    pytest.importorskip("smartcrop")
+    import numpy as np
+    from PIL import Image
+
+    from gencrop.evaluation.baselines import make_baseline
+
+    rng = np.random.default_rng(0)
+    arr = np.full((120, 200, 3), 40, np.uint8)
+    arr[30:90, 120:180] = rng.integers(0, 255, (60, 60, 3))  # all the detail on the right
+    method = make_baseline("smartcrop")
+    pred = method.predict(Image.fromarray(arr), (200, 120), None, None).box
+    assert Box(0, 0, 200, 120).contains(pred, tol=1)
+    assert pred.w / pred.h == pytest.approx(200 / 120, rel=0.1)

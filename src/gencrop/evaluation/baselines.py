@@ -106,11 +106,36 @@ class SubjectBaseline:
         return Prediction(subject_window(subject, size[0], size[1]))
 
 
+class SmartcropBaseline:
+    """smartcrop.py (edges, skin and saturation heuristics) asked for a crop of the photo's aspect ratio.
+
+    A widely used content-aware cropper with no notion of a given subject; it
+    needs the ``smartcrop`` package (``pip install smartcrop``).
+    """
+
+    name = "smartcrop"
+    needs_pixels = True
+    uses_mask = False
+
+    def __init__(self):
+        try:
+            import smartcrop
+        except ImportError:
+            raise ValueError("the smartcrop baseline needs the smartcrop package: pip install smartcrop") from None
+        self._cropper = smartcrop.SmartCrop()
+
+    def predict(self, image, size, subject, mask) -> Prediction:
+        W, H = size
+        scale = image.width / W
+        top = self._cropper.crop(image, image.width, image.height)["top_crop"]
+        return Prediction(Box(top["x"], top["y"], top["width"], top["height"]).scale(1 / scale))
+
+
 BASELINES = ("identity", "center:0.8", "subject")
 
 
 def make_baseline(spec: str):
-    """``identity`` | ``center[:FRACTION]`` | ``subject`` -> a method."""
+    """``identity`` | ``center[:FRACTION]`` | ``subject`` | ``smartcrop`` -> a method."""
     name, _, arg = spec.strip().lower().partition(":")
     if name == "identity" and not arg:
         return IdentityBaseline()
@@ -121,14 +146,16 @@ def make_baseline(spec: str):
             raise ValueError(f"bad centre baseline {spec!r}: {e}") from None
     if name == "subject" and not arg:
         return SubjectBaseline()
-    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject")
+    if name == "smartcrop" and not arg:
+        return SmartcropBaseline()
+    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject, smartcrop")
 
 
 class ModelMethod:
     """A GenCrop model through :class:`gencrop.inference.Cropper` (the same path as ``gencrop crop``).
 
-    The subject goes in as the annotated box, or as its mask for models with a
-    mask channel (the box is then the mask's extent). The heatmap is the
+    The subject goes in as the annotated box, with its mask for models with a
+    mask channel. The heatmap is the
     cells' score weights, cut to the photo's part of the letterboxed input.
     """
 
@@ -142,8 +169,10 @@ class ModelMethod:
     def predict(self, image, size, subject, mask) -> Prediction:
         from ..data.letterbox import Letterbox
 
-        given = mask if (self.uses_mask and mask is not None and mask.any()) else subject
-        res = self.cropper.crop(image, subject=given)
+        if subject is None and mask is not None and mask.any():
+            subject, mask = mask, None
+        use_mask = self.uses_mask and mask is not None and mask.any() and subject is not None
+        res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None)
         dim = self.cropper.dim
         rows, cols = res.heatmap.shape
         lb = Letterbox(size[0], size[1], dim)
