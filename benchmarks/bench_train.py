@@ -94,7 +94,8 @@ def full_rate(model, dataset, batch_size: int, workers: int, steps: int, dim: in
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="a dataset's outpaint folder (default: a synthetic one of 512 px canvases)")
-    ap.add_argument("--archs", nargs="+", default=["tf_efficientnet_lite0", "resnet50"])
+    ap.add_argument("--archs", nargs="*", default=["tf_efficientnet_lite0", "resnet50"],
+                    help="architectures to time (none: the loader only)")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
