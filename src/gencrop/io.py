@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import io as _io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_open",
     "read_json",
     "write_json",
+    "json_safe",
     "load_image",
     "to_rgb",
     "save_image",
@@ -96,6 +98,17 @@ def read_json(path: str | os.PathLike) -> Any:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
         return json.load(f)
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities are not JSON: undefined figures become ``null``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.letterbox import letterbox_image
-from ..io import ImageReadError, list_images, load_image, read_json, save_image, write_json
+from ..io import ImageReadError, json_safe, list_images, load_image, read_json, save_image, write_json
 from .runner import Summary, find_images, progress, remove_stale_temporaries, run_batches
 from .sharding import Shard, default_device
 
@@ -222,20 +222,11 @@ def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_
     if held:
         scores = badness(model, [cache[p] for p, _ in held], device, batch_size)
         metrics["held_out"] = precision_recall(scores, [y for _, y in held], config.threshold)
-    config.metrics = _finite(metrics)
+    config.metrics = json_safe(metrics)
     save_model(model.cpu(), out_dir)
     return config.metrics
 
 
-def _finite(obj):
-    """NaN is not JSON: metrics that are undefined (no positive prediction) become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def badness(model, arrays: Sequence[np.ndarray], device: str, batch_size: int = 64) -> list[float]:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from .. import __version__
 from ..data.benchmarks import BenchmarkPhoto
 from ..geometry import Box, summarize
-from ..io import atomic_open, read_json, save_image, write_json
+from ..io import atomic_open, json_safe, read_json, save_image, write_json
 from .runner import EvalRun, PhotoResult
 
 __all__ = [
@@ -203,20 +203,12 @@ def write_report(report_dir: str | os.PathLike, run: EvalRun, baselines: dict[st
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "gencrop_version": __version__,
     }
-    write_json(report_dir / "summary.json", _json_safe(summary))
+    write_json(report_dir / "summary.json", json_safe(summary))
     with atomic_open(report_dir / "index.html", "w", encoding="utf-8") as f:
         f.write(_html(run, baselines, summary))
     return summary
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def read_rows(report_dir: str | os.PathLike) -> list[dict]:
