@@ -228,8 +228,6 @@ def test_found_subjects_fill_photos_without_one(shared_data):
 
     assert attach_found_subjects(b, finder=finder) == 3
     for p, size in zip(b.photos, seen):
-        from PIL import Image
-
         assert size == Image.open(p.path).size  # photo pixels, even from a reduced decode
         assert p.subject.xywh == pytest.approx((size[0] * 0.3, size[1] * 0.3, size[0] * 0.3, size[1] * 0.5))
         mask = p.subject_mask(*size)

@@ -146,7 +146,7 @@ class TrainingSet(torch.utils.data.Dataset):
         poly = self.data.polygons.get(str(v.subject_mask_id)) if v.subject_mask_id is not None else None
         if poly is None or len(poly) < 3:
             return box_mask(lb.to_input(v.subject.translate(-view.x, -view.y)), dim)
-        (ox, oy), (rw, _rh) = lb.offset, lb.resized
+        (ox, oy), rw = lb.offset, lb.resized[0]
         s = rw / view.w
         mask = polygon_to_mask(poly, dim, dim, scale=s, offset=(ox - view.x * s, oy - view.y * s))
         vx, vy, vw, vh = (int(c) for c in lb.valid.xywh)
