@@ -164,6 +164,8 @@ def run_eval(args) -> int:
         from ..data.benchmarks import attach_found_subjects
         from ..subject import SubjectNotFound
 
+        if args.limit is not None:  # only look for the subjects of the photos that will be scored
+            bench.photos = bench.photos[:args.limit]
         try:
             n = attach_found_subjects(bench, progress=not args.quiet)
         except SubjectNotFound as e:
