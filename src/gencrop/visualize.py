@@ -30,7 +30,8 @@ def colormap(values: np.ndarray) -> np.ndarray:
 def heatmap_on_photo(heatmap: np.ndarray, lb: Letterbox, size: tuple[int, int]) -> np.ndarray:
     """Resample the cell heatmap (over the letterboxed input) onto the photo; (H, W) in [0, 1]."""
     h = np.asarray(heatmap, dtype=np.float32)
-    h = h / max(float(h.max()), 1e-12)
+    # min-max: the weights of neighbouring cells differ little, and the contrast is what matters
+    h = (h - float(h.min())) / max(float(h.max() - h.min()), 1e-12)
     grid = Image.fromarray((h * 255).astype(np.uint8)).resize((lb.dim, lb.dim), Image.BILINEAR)
     v = lb.valid
     region = grid.crop((int(v.x), int(v.y), int(v.x2), int(v.y2))).resize(size, Image.BILINEAR)
