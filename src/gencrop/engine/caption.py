@@ -150,12 +150,7 @@ def caption_folder(img_dir: str | Path, out_dir: str | Path, *, captioner: Capti
     out_dir = Path(out_dir)
     summary = Summary("caption", shard)
     photos = find_photos(img_dir, ids, summary if shard.index == 0 else None)  # report misnamed files once
-    todo = []
-    for pid in shard.select(list(photos)):
-        if caption_path(out_dir, pid).exists():
-            summary.skip(pid)
-        else:
-            todo.append(pid)
+    todo = summary.pending(shard.select(list(photos)), lambda pid: caption_path(out_dir, pid).exists())
     if not todo:
         return summary
     if captioner is None:

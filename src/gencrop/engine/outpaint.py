@@ -218,12 +218,7 @@ def outpaint_folder(img_dir: str | Path, out_dir: str | Path, *, captions: str |
     remove_stale_temporaries(out_dir, shard)
     have = existing_variations(out_dir)
 
-    todo = []
-    for pid in shard.select(list(photos)):
-        if len(have.get(pid, ())) >= per_image:
-            summary.skip(pid)
-        else:
-            todo.append(pid)
+    todo = summary.pending(shard.select(list(photos)), lambda pid: len(have.get(pid, ())) >= per_image)
     if not todo:
         return summary
 

@@ -311,12 +311,7 @@ def quality_folder(img_dir: str | Path, model_dir: str | Path, out: str | Path, 
         scores.update(part["scores"])
         failed.update(part["failed"])
 
-    todo = []
-    for name in shard.select(list(names)):
-        if name in scores:
-            summary.skip(name)
-        else:
-            todo.append(name)
+    todo = summary.pending(shard.select(list(names)), lambda name: name in scores)
 
     if todo:
         dev = default_device(device)

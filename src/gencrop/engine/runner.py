@@ -154,6 +154,16 @@ class Summary:
     def fail(self, key: str, reason: str) -> None:
         self.failed.append((key, one_line(reason)))
 
+    def pending(self, keys, is_done) -> list[str]:
+        """The keys still to do; those already done are counted as skipped (how a stage resumes)."""
+        todo = []
+        for key in keys:
+            if is_done(key):
+                self.skip(key)
+            else:
+                todo.append(key)
+        return todo
+
     @property
     def seconds(self) -> float:
         return time.time() - self.started

@@ -208,12 +208,7 @@ def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segme
     part_images, _, _ = _read_parts(parts_dir)
     done = set(detect) | set(part_images)
 
-    todo = []
-    for stem in shard.select(list(images)):
-        if stem in done:
-            summary.skip(stem)
-        else:
-            todo.append(stem)
+    todo = summary.pending(shard.select(list(images)), lambda stem: stem in done)
 
     if todo:
         if segmenter is None:
