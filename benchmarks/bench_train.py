@@ -45,15 +45,14 @@ def loader_rate(dataset, batch_size: int, workers: int, batches: int) -> float:
 
 
 def step_rate(model, batch: dict, steps: int, dim: int) -> float:
-    from gencrop.training.losses import gencrop_loss
+    from gencrop.training.losses import batch_loss
 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
     def step():
         out = model(batch["image"], batch["subject"])
-        loss, _ = gencrop_loss(out.crop, out.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
-                               batch["subject_mask_box"] / dim)
+        loss, _ = batch_loss(out, batch, dim)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -67,7 +66,7 @@ def step_rate(model, batch: dict, steps: int, dim: int) -> float:
 
 def full_rate(model, dataset, batch_size: int, workers: int, steps: int, dim: int) -> float:
     from gencrop.training.loop import _loader
-    from gencrop.training.losses import gencrop_loss
+    from gencrop.training.losses import batch_loss
 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
@@ -79,8 +78,7 @@ def full_rate(model, dataset, batch_size: int, workers: int, steps: int, dim: in
         except StopIteration:
             break
         out = model(batch["image"], batch["subject"])
-        loss, _ = gencrop_loss(out.crop, out.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
-                               batch["subject_mask_box"] / dim)
+        loss, _ = batch_loss(out, batch, dim)
         opt.zero_grad()
         loss.backward()
         opt.step()

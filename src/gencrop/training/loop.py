@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_path, read_json, write_json
-from .losses import gencrop_loss
+from .losses import batch_loss, gencrop_loss
 from .schedule import cosine_with_warmup, warmup_steps
 
 __all__ = ["TrainOptions", "train", "STATE_NAME", "HISTORY_NAME", "box_iou_xyxy"]
@@ -305,9 +305,7 @@ def train(opts: TrainOptions) -> list[dict]:
         for batch in bar:
             with accelerator.autocast():
                 out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch, True))
-            dim = float(opts.dim)
-            loss, _parts = gencrop_loss(out_.crop, out_.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
-                                        batch["subject_mask_box"] / dim, use_sbl=opts.sbl)
+            loss, _parts = batch_loss(out_, batch, float(opts.dim), use_sbl=opts.sbl)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()

@@ -50,3 +50,9 @@ def gencrop_loss(pred: torch.Tensor, cell_crops: torch.Tensor, crop: torch.Tenso
         total = total + SBL_WEIGHT * sbl
         parts["sbl"] = float(sbl.detach())
     return total, parts
+
+
+def batch_loss(out, batch: dict, dim: float, use_sbl: bool = True) -> tuple[torch.Tensor, dict]:
+    """:func:`gencrop_loss` of a model output on a training batch (boxes in input pixels of size ``dim``)."""
+    return gencrop_loss(out.crop, out.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
+                        batch["subject_mask_box"] / dim, use_sbl=use_sbl)
