@@ -107,3 +107,31 @@ def test_box_iou_xyxy():
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
     b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [2.0, 2.0, 3.0, 3.0]])
     torch.testing.assert_close(box_iou_xyxy(a, b), torch.tensor([1 / 7, 0.0]))
+
+
+def test_init_fine_tunes_from_a_trained_model(data, tmp_path):
+    """--init starts from a trained model's weights; another network is refused with a clear error."""
+    from safetensors.torch import load_file
+
+    from gencrop.modeling import GenCrop
+    from gencrop.training.loop import _init_from
+
+    base = tmp_path / "base"
+    torch.set_num_threads(2)
+    assert main(["train", str(data), "-o", str(base), "--epochs", "1", "--use-subject", *TINY]) == 0
+    trained = GenCrop.from_pretrained(base)
+    fresh = GenCrop(trained.config)
+    assert not torch.equal(fresh.box_head.weight, trained.box_head.weight)
+    _init_from(fresh, str(base))
+    for (k, a), b in zip(fresh.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a, b), k
+    # whole-photo fine-tuning run: trains, and its first epoch starts from the trained weights
+    tuned = tmp_path / "tuned"
+    assert main(["train", str(data), "-o", str(tuned), "--epochs", "1", "--use-subject", "--whole-view-prob", "1",
+                 "--lr", "1e-6", "--init", str(base), *TINY]) == 0
+    before, after = load_file(str(base / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
+    params = {name for name, _ in trained.named_parameters()}  # not BatchNorm statistics or step counters
+    drift = max((after[k].float() - before[k].float()).abs().max().item() for k in params)
+    assert 0 < drift < 1e-2  # a tiny learning rate moves the trained weights only a little
+    # a model with another input (no mask channel) cannot be the starting point
+    assert main(["train", str(data), "-o", str(tmp_path / "bad"), "--epochs", "1", "--init", str(base), *TINY]) == 2

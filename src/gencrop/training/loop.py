@@ -68,6 +68,7 @@ class TrainOptions:
     workers: int = 4
     seed: int = 0
     pretrained: str = "auto"
+    init: str | None = None         # start from a trained GenCrop model (fine-tuning); None: from scratch
     resume: bool = False
     cpu: bool = False
     keep_epochs: int = 0            # 0: keep every epoch's checkpoint
@@ -197,11 +198,28 @@ def _load_datasets(opts: TrainOptions, log):
                                     heuristic_filter=opts.heuristic_filter)
         log(f"val: {val_set.summary()}")
         if val_set.num_photos:
+            # the training views' distribution without augmentation, so the best epoch is the best
+            # at what it was trained for (whole photos when --whole-view-prob is 1)
             val_ds = TrainingSet(val_set, opts.dim, use_subject=opts.use_subject, augment=False,
-                                 invert=opts.invert, max_len=opts.max_val_len, seed=opts.seed + 1)
+                                 invert=opts.invert, max_len=opts.max_val_len, seed=opts.seed + 1,
+                                 sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob))
     if val_ds is None:
         log("no validation examples: the best epoch is chosen by training loss")
     return train_ds, val_ds
+
+
+def _init_from(model, source: str) -> str:
+    """Copy the weights of a trained GenCrop model (directory, hub id or "default") into ``model``."""
+    from ..modeling.checkpoints import load_model
+
+    init = load_model(None, None if source == "default" else source)
+    fields = ("arch", "image_size", "in_channels", "variant")
+    diff = [f"{f} {getattr(init.config, f)!r} (run: {getattr(model.config, f)!r})" for f in fields
+            if getattr(init.config, f) != getattr(model.config, f)]
+    if diff:
+        raise ValueError(f"--init {source}: a different network: " + ", ".join(diff))
+    model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+    return f"weights from the trained model {source}"
 
 
 def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
@@ -251,7 +269,9 @@ def train(opts: TrainOptions) -> list[dict]:
                                                "data": str(Path(opts.data).resolve())}})
     torch.manual_seed(opts.seed)
     model = model_class(opts.variant)(config)
-    if state is None:
+    if state is None and opts.init:
+        log(_init_from(model, opts.init))
+    elif state is None:
         try:
             log(load_backbone_weights(model, opts.pretrained))
         except RuntimeError as e:  # no weights for this architecture: a user choice to make, not a crash
