@@ -16,7 +16,8 @@ warm-up; model loading is reported apart):
   (no prescaling: the analysis runs at full resolution).
 
 With ``--write`` both also save the cropped photo as JPEG (which needs the
-full-resolution decode). The 12 MP photo is the FCDB photo upscaled to
+full-resolution decode; gencrop runs it in a thread beside the network, as
+`gencrop crop` does, and saves at quality 92). The 12 MP photo is the FCDB photo upscaled to
 ``--big`` and saved as JPEG (quality 92) in a temporary folder.
 
 Targets (issue: bundled default model): given subject <= 0.1 s per FCDB-size
@@ -94,12 +95,13 @@ def smartcrop_once(path: Path, out_dir: Path | None, sc, full_res: bool = False)
 
 
 def gencrop_once(cropper, path: Path, subject, out_dir: Path | None):
-    res = cropper.crop(path, subject=subject)
-    if out_dir is not None:
-        from gencrop.io import load_image
+    """As `gencrop crop` does it: with ``out_dir``, the full-size decode runs beside the network."""
+    if out_dir is None:
+        return cropper.crop(path, subject=subject)
+    from gencrop.io import save_image
 
-        full, _ = load_image(path)
-        full.crop(tuple(round(v) for v in res.box.xyxy)).save(out_dir / "gencrop.jpg", "JPEG", quality=90)
+    res, full = cropper.crop_full(path, subject=subject)
+    save_image(res.cut(full), out_dir / "gencrop.jpg")
     return res
 
 

@@ -80,6 +80,33 @@ def test_input_kinds_agree(cropper, tmp_path):
     assert a == b == c
 
 
+def test_crop_full_returns_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
+    """The write path: the same crop as crop(), the full-size upright photo, and the crop cut out of it."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 255, (600, 900, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 8  # rotate 270 on display: the full decode must come back upright too
+    img.save(tmp_path / "big.jpg", quality=95, exif=exif)
+    subject = (100, 200, 300, 250)
+    res, full = cropper.crop_full(tmp_path / "big.jpg", subject=subject)
+    assert full.size == res.size == (600, 900)
+    assert res.box.xywh == cropper.crop(tmp_path / "big.jpg", subject=subject).box.xywh
+    cut = res.cut(full)
+    b = res.box.rounded()
+    assert cut.size == (int(b.w), int(b.h))
+    assert np.array_equal(np.asarray(cut), np.asarray(full)[int(b.y):int(b.y2), int(b.x):int(b.x2)])
+    # in-memory photos take the same path without a thread
+    res2, full2 = cropper.crop_full(arr, subject=subject)
+    assert full2.size == (900, 600) and res2.cut(full2).size == (int(res2.box.rounded().w), int(res2.box.rounded().h))
+    # a cut needs the image the crop is for
+    with pytest.raises(ValueError, match="900x600"):
+        res2.cut(full)
+    # the crop's own error is the one raised, also for a file
+    with pytest.raises(ValueError, match="outside"):
+        cropper.crop_full(tmp_path / "big.jpg", subject=(5000, 5000, 10, 10))
+
+
 def test_exif_orientation_and_odd_modes(cropper, tmp_path):
     img = Image.new("RGB", (200, 100), (200, 10, 10))
     exif = img.getexif()

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -42,6 +44,14 @@ class CropResult:
              "subject": [round(v, 2) for v in self.subject.xywh],
              "size": list(self.size), "subject_source": self.subject_source}
         return {"photo": photo, **d} if photo is not None else d
+
+    def cut(self, image: Image.Image) -> Image.Image:
+        """The crop, cut out of the upright photo ``image`` (its full-size decode) at whole pixels."""
+        if image.size != tuple(self.size):
+            raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the crop is for a "
+                             f"{self.size[0]}x{self.size[1]} photo")
+        b = self.box.rounded()
+        return image.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
 
 
 def default_device() -> torch.device:
@@ -81,6 +91,7 @@ class Cropper:
                                             model.config.in_channels)
         self.dim = model.config.image_size
         self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
+        self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
@@ -189,6 +200,29 @@ class Cropper:
         """
         p = self._prepare(image, subject, subject_mask)
         return self._predict([p], **self._conditioning(1, aspect, area))[0]
+
+    def crop_full(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
+                  aspect: float | None = None, area: float | None = None) -> tuple[CropResult, Image.Image]:
+        """:meth:`crop`, plus the photo's full-resolution decode: for writing the cropped photo.
+
+        The network sees a reduced decode (large JPEGs are decoded at 1/2 to 1/8
+        scale, it needs 256 px); the full-resolution decode of a file runs
+        meanwhile in a thread, so writing a 12 MP crop costs little more than
+        predicting it. ``result.cut(full)`` is the cropped photo.
+        """
+        if not isinstance(image, (str, os.PathLike)):
+            result = self.crop(image, subject, subject_mask=subject_mask, aspect=aspect, area=area)
+            return result, load_image(image)[0]
+        if self._decoder is None:
+            self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gencrop-decode")
+        full = self._decoder.submit(load_image, image)
+        try:
+            result = self.crop(image, subject, subject_mask=subject_mask, aspect=aspect, area=area)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the crop's error is the one to report
+                full.result()
+            raise
+        return result, full.result()[0]
 
     def crop_many(self, images: Iterable, subjects: Iterable | None = None, *,
                   subject_masks: Iterable | None = None, batch_size: int = 8,

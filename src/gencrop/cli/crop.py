@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import CommandError
@@ -105,7 +104,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..inference import Cropper
-    from ..io import ImageReadError, load_image, save_image
+    from ..io import ImageReadError, save_image
 
     aspect = parse_aspect(args.aspect)
     subject_map, subject_all = load_subjects(args)
@@ -121,7 +120,6 @@ def run(args) -> int:
 
     out_dir = Path(args.out_dir)
     failed = 0
-    decoder = ThreadPoolExecutor(max_workers=1)
     bar = tqdm(photos, desc="crop", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr)
     for path in bar:
         try:
@@ -129,19 +127,15 @@ def run(args) -> int:
                 subject = subject_map.get(path.name, subject_map.get(str(path)))
             else:
                 subject = subject_all
-            # The network needs only a small decode (large JPEGs are decoded at reduced
-            # size); the full-resolution decode for the output runs meanwhile in a thread.
-            full = None if args.no_write else decoder.submit(load_image, path)
-            try:
-                result = cropper.crop(path, subject=subject, aspect=aspect, area=args.area)
-            finally:
-                img = full.result()[0] if full is not None else None
+            if args.no_write:
+                result, img = cropper.crop(path, subject=subject, aspect=aspect, area=args.area), None
+            else:
+                result, img = cropper.crop_full(path, subject=subject, aspect=aspect, area=args.area)
             record = result.to_json(str(path))
             if img is not None:
-                b = result.box.rounded()
                 suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
                 target = out_dir / f"{path.stem}_crop{suffix}"
-                save_image(img.crop((int(b.x), int(b.y), int(b.x2), int(b.y2))), target)
+                save_image(result.cut(img), target)
                 record["output"] = str(target)
                 if args.visualize:
                     from ..visualize import crop_visualization
@@ -161,7 +155,6 @@ def run(args) -> int:
             if args.json:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
             print(f"gencrop crop: error: {msg}", file=sys.stderr)
-    decoder.shutdown()
     if failed:
         print(f"gencrop crop: {failed} of {len(photos)} photos failed", file=sys.stderr)
     return 1 if failed else 0
