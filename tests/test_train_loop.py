@@ -133,5 +133,9 @@ def test_init_fine_tunes_from_a_trained_model(data, tmp_path):
     params = {name for name, _ in trained.named_parameters()}  # not BatchNorm statistics or step counters
     drift = max((after[k].float() - before[k].float()).abs().max().item() for k in params)
     assert 0 < drift < 1e-2  # a tiny learning rate moves the trained weights only a little
+    # another input size is fine (fine-tuning at a higher resolution): no weight depends on it
+    assert main(["train", str(data), "-o", str(tmp_path / "bigger"), "--epochs", "1", "--use-subject",
+                 "--init", str(base), *TINY, "--dim", "96"]) == 0
+    assert GenCrop.from_pretrained(tmp_path / "bigger").config.image_size == 96
     # a model with another input (no mask channel) cannot be the starting point
     assert main(["train", str(data), "-o", str(tmp_path / "bad"), "--epochs", "1", "--init", str(base), *TINY]) == 2

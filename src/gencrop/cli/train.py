@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                    help="backbone weights: auto = ImageNet (offline for tf_efficientnet_lite0)")
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="fine-tune: start from a trained GenCrop model (run directory, hub id, or 'default' "
-                        "for the bundled one) with the same --arch/--dim/--use-subject")
+                        "for the bundled one) with the same --arch/--use-subject/--variant; --dim may differ")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR after its last complete epoch")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--keep-epochs", type=int, default=0, metavar="K",

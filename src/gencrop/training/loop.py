@@ -213,13 +213,16 @@ def _init_from(model, source: str) -> str:
     from ..modeling.checkpoints import load_model
 
     init = load_model(None, None if source == "default" else source)
-    fields = ("arch", "image_size", "in_channels", "variant")
+    # the input size may change: no weight depends on it (positions and anchors follow the grid)
+    fields = ("arch", "in_channels", "variant")
     diff = [f"{f} {getattr(init.config, f)!r} (run: {getattr(model.config, f)!r})" for f in fields
             if getattr(init.config, f) != getattr(model.config, f)]
     if diff:
         raise ValueError(f"--init {source}: a different network: " + ", ".join(diff))
     model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
-    return f"weights from the trained model {source}"
+    size = "" if init.config.image_size == model.config.image_size else \
+        f" (trained at {init.config.image_size} px, now {model.config.image_size} px)"
+    return f"weights from the trained model {source}{size}"
 
 
 def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
