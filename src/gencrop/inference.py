@@ -210,9 +210,9 @@ class Cropper:
         meanwhile in a thread, so writing a 12 MP crop costs little more than
         predicting it. ``result.cut(full)`` is the cropped photo.
         """
-        if not isinstance(image, (str, os.PathLike)):
-            result = self.crop(image, subject, subject_mask=subject_mask, aspect=aspect, area=area)
-            return result, load_image(image)[0]
+        if not isinstance(image, (str, os.PathLike)):  # in memory: convert once, crop that
+            full = load_image(image)[0]
+            return self.crop(full, subject, subject_mask=subject_mask, aspect=aspect, area=area), full
         if self._decoder is None:
             self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gencrop-decode")
         full = self._decoder.submit(load_image, image)
