@@ -14,6 +14,12 @@ checkpoints depend on them (``transpose_anchors=True`` reproduces them):
   ``(x, y) = centre(r), centre(c)``, i.e. transposed;
 * the softmax is over ``logits * subject_cell_mask`` (cells outside the
   subject get logit 0, not -inf), with the mask normalised to sum to ~1.
+
+The second barely restricts anything: a subject over K cells divides their
+logits by K, so the weights end up nearly uniform over *all* cells and the
+crop hardly depends on the subject. ``subject_weighting="restricted"`` is a
+true softmax over the subject's cells at full logit scale (what gencrop's own
+models use); ``"original"`` stays the default so old checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from torchvision.ops import roi_align
 from .backbone import Backbone
 from .rod_align import rod_align_avg
 
-__all__ = ["GenCropConfig", "GenCropOutput", "GenCrop", "subject_cell_mask", "cell_anchors"]
+__all__ = ["GenCropConfig", "GenCropOutput", "GenCrop", "subject_cell_mask", "subject_softmax", "cell_anchors",
+           "SUBJECT_WEIGHTINGS"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -55,6 +62,7 @@ class GenCropConfig:
     score_channels: int = 128
     mask_epsilon: float = 1e-4
     transpose_anchors: bool = True   # original convention; see module docstring
+    subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
     extra: dict = field(default_factory=dict)  # free-form metadata (training recipe, ...)
 
     @property
@@ -129,6 +137,26 @@ def _negative_slice_fix(sel: Tensor, lo: Tensor, hi: Tensor, grid: int) -> Tenso
     return out
 
 
+SUBJECT_WEIGHTINGS = ("original", "restricted")
+# Logit of the cells outside the subject under "restricted": exp() of it is 0 in
+# float16 too, and unlike -inf it cannot turn into NaN.
+_OUTSIDE_LOGIT = -1e4
+
+
+def subject_softmax(logits: Tensor, cell_mask: Tensor, weighting: str = "original") -> Tensor:
+    """(B, N) cell weights from crop scores and the subject-cell mask of :func:`subject_cell_mask`.
+
+    ``"original"``: ``softmax(logits * mask)``, the research code's formula.
+    ``"restricted"``: softmax over the cells the subject covers, logits unscaled;
+    a subject that covers no cell lets every cell take part.
+    """
+    if weighting == "original":
+        return torch.softmax(logits * cell_mask, dim=1)
+    inside = cell_mask > 0
+    inside = inside | ~inside.any(dim=1, keepdim=True)
+    return torch.softmax(logits.masked_fill(~inside, _OUTSIDE_LOGIT), dim=1)
+
+
 class SinusoidalPositions(nn.Module):
     """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels)."""
 
@@ -179,6 +207,8 @@ class GenCrop(nn.Module):
         config = config or GenCropConfig(**kwargs)
         if config.image_size % config.stride:
             raise ValueError(f"image_size must be a multiple of {config.stride}; got {config.image_size}")
+        if config.subject_weighting not in SUBJECT_WEIGHTINGS:
+            raise ValueError(f"subject_weighting must be one of {SUBJECT_WEIGHTINGS}; got {config.subject_weighting!r}")
         self.config = config
         c = config
         self.backbone = Backbone(c.arch, c.in_channels)
@@ -238,7 +268,7 @@ class GenCrop(nn.Module):
         logits = self.scorer(boxes, features, self.config.image_size)
         mask = subject_cell_mask(subject_xyxy, self.config.grid_size, self.config.stride,
                                  self.config.mask_epsilon).to(logits.dtype)
-        weights = torch.softmax(logits * mask, dim=1)
+        weights = subject_softmax(logits, mask, self.config.subject_weighting)
         crop = (weights[..., None] * boxes).sum(dim=1)
         g = self.config.grid_size
         return GenCropOutput(crop=crop, cell_crops=boxes, weights=weights.view(-1, g, g), logits=logits)
