@@ -4,6 +4,9 @@
 >>> cropper = Cropper.from_pretrained()            # the bundled model
 >>> result = cropper.crop("photo.jpg", subject=(120, 40, 200, 380))
 >>> result.box                                       # Box in photo pixels
+
+The network runs on onnxruntime or PyTorch (:mod:`gencrop.runtime`); all the
+pre- and post-processing here is shared by both.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .data.letterbox import Letterbox, box_mask, letterbox_image, letterbox_mask
 from .geometry import Box
 from .io import load_image
+from .runtime import Network, load_network, shape_request
 
 __all__ = ["Cropper", "CropResult", "SubjectRequired", "default_device"]
 
@@ -54,19 +57,11 @@ class CropResult:
         return image.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
 
 
-def default_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def default_device():
+    """The best torch device here (CUDA, MPS, else CPU); needs the torch extra."""
+    from .runtime.torch_network import default_device as best
 
-
-def _autocast(device: torch.device):
-    """fp16 autocast on CUDA only: CPU inference stays float32 (faster and exact there)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    return best()
 
 
 @dataclass
@@ -82,24 +77,40 @@ class _Prepared:
 class Cropper:
     """A GenCrop model with the pre- and post-processing to crop real photos."""
 
-    def __init__(self, model, device: str | torch.device | None = None, subject_finder=None):
-        from .modeling.fusion import optimize_for_inference
+    def __init__(self, model, device=None, subject_finder=None):
+        """``model``: a :class:`~gencrop.runtime.Network` (any runtime) or a GenCrop torch module."""
+        if not hasattr(model, "runtime"):
+            from .runtime.torch_network import TorchNetwork
 
-        self.device = torch.device(device) if device is not None else default_device()
-        # BatchNorms are folded into convolutions: ``self.model`` is for inference only.
-        self.model = optimize_for_inference(model.eval().to(self.device), model.config.image_size,
-                                            model.config.in_channels)
-        self.dim = model.config.image_size
+            model = TorchNetwork(model, device=device)
+        self.network: Network = model
+        self.dim = model.info.image_size
         self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
 
+    @property
+    def runtime(self) -> str:
+        """``"onnx"`` or ``"torch"``: what runs the network."""
+        return self.network.runtime
+
+    @property
+    def model(self):
+        """The torch module (PyTorch runtime only)."""
+        if self.network.runtime != "torch":
+            raise AttributeError(f"this cropper runs on the {self.network.runtime} runtime and has no torch "
+                                 f"module; load it with runtime='torch'")
+        return self.network.model
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
-                        device: str | torch.device | None = None, subject_finder=None) -> "Cropper":
-        """Load a model directory, a hub id, or (no argument) the model bundled with gencrop."""
-        from .modeling.checkpoints import load_model
+                        device=None, subject_finder=None, runtime: str = "auto") -> "Cropper":
+        """Load a model directory, a hub id, an exported ``.onnx`` file, or (no argument) the bundled model.
 
-        return cls(load_model(None, path, epoch=epoch), device=device, subject_finder=subject_finder)
+        ``runtime``: ``"onnx"`` (onnxruntime, no torch needed), ``"torch"``, or
+        ``"auto"`` (onnxruntime when the model has an up-to-date ``model.onnx``
+        and no GPU is asked for; see :func:`gencrop.runtime.load_network`).
+        """
+        return cls(load_network(path, runtime=runtime, device=device, epoch=epoch), subject_finder=subject_finder)
 
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
@@ -150,7 +161,7 @@ class Cropper:
 
         array, lb = letterbox_image(img, self.dim, size=size)
         subject_input = lb.to_input(subject_box)
-        if self.model.config.use_subject_mask:
+        if self.network.info.use_subject_mask:
             if mask is not None:
                 channel = letterbox_mask(mask, lb)
             else:
@@ -159,16 +170,11 @@ class Cropper:
         return _Prepared(array, subject_input, subject_box, lb, source, img)
 
     # -- prediction ------------------------------------------------------------
-    @torch.inference_mode()
-    def _predict(self, prepared: Sequence[_Prepared], **conditioning) -> list[CropResult]:
-        x = torch.from_numpy(np.stack([p.array for p in prepared])).to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        s = torch.tensor([p.subject_input.xyxy for p in prepared], dtype=torch.float32, device=self.device)
-        cond = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in conditioning.items()}
-        with _autocast(self.device):
-            out = self.model(x, s, **cond)
-        crops = out.crop.float().cpu().numpy() * self.dim
-        weights = out.weights.float().cpu().numpy()
+    def _predict(self, prepared: Sequence[_Prepared], shapes: np.ndarray | None = None) -> list[CropResult]:
+        images = np.stack([p.array for p in prepared])
+        subjects = np.array([p.subject_input.xyxy for p in prepared], np.float32)
+        crops, weights = self.network(images, subjects, shapes)
+        crops = crops * self.dim
         results = []
         for p, c, w in zip(prepared, crops, weights):
             raw = p.letterbox.to_photo(Box.from_xyxy(*c))
@@ -180,13 +186,14 @@ class Cropper:
                                       subject_source=p.source))
         return results
 
-    def _conditioning(self, n: int, aspect: float | None, area: float | None) -> dict:
+    def _shapes(self, n: int, aspect: float | None, area: float | None) -> np.ndarray | None:
+        """The GenCrop-C requests for ``n`` photos (None: no request)."""
         if aspect is None and area is None:
-            return {}
-        if self.model.config.variant != "gencrop-c":
+            return None
+        if not self.network.info.takes_shape:
             raise ValueError("this model does not take a requested shape (aspect/area); "
                              "use a model trained with --variant gencrop-c")
-        return self.model.shape_conditioning(n, aspect=aspect, area=area)
+        return np.array([shape_request(area, aspect)] * n, np.float32)
 
     def crop(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
              aspect: float | None = None, area: float | None = None) -> CropResult:
@@ -199,7 +206,7 @@ class Cropper:
         photo) ask a GenCrop-C model for a shape.
         """
         p = self._prepare(image, subject, subject_mask)
-        return self._predict([p], **self._conditioning(1, aspect, area))[0]
+        return self._predict([p], self._shapes(1, aspect, area))[0]
 
     def crop_full(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
                   aspect: float | None = None, area: float | None = None) -> tuple[CropResult, Image.Image]:
@@ -238,5 +245,5 @@ class Cropper:
             end = start + batch_size
             chunk = [self._prepare(im, sb, mk) for im, sb, mk in
                      zip(images[start:end], subjects[start:end], masks[start:end])]
-            results.extend(self._predict(chunk, **self._conditioning(len(chunk), aspect, area)))
+            results.extend(self._predict(chunk, self._shapes(len(chunk), aspect, area)))
         return results

@@ -34,14 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from ..runtime.files import CONFIG_NAME, WEIGHTS_NAME
 from .backbone import Backbone
 from .rod_align import rod_align_avg_per_image
 
 __all__ = ["GenCropConfig", "GenCropOutput", "GenCrop", "subject_cell_mask", "subject_softmax", "cell_anchors",
            "SUBJECT_WEIGHTINGS"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
