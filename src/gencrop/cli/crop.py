@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Without --model the model bundled with gencrop is used; without "
                                    "--subject/--subjects the subject is found automatically.")
     p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photo files and/or folders of photos")
-    p.add_argument("--model", help="model directory (config.json + model.safetensors), original-code "
-                                   "run directory, or hub id; default: the bundled model")
+    p.add_argument("--model", help="model directory (config.json + model.safetensors [+ model.onnx]), "
+                                   "exported .onnx file, original-code run directory, or hub id; "
+                                   "default: the bundled model")
     p.add_argument("--epoch", type=int, help="epoch to load from a training run / original-code directory")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--subject", metavar="X,Y,W,H", help="subject box in photo pixels (one photo or all)")
@@ -30,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visualize", action="store_true",
                    help="also write <name>_vis.jpg: heatmap, subject and crop drawn on the photo")
     p.add_argument("--no-write", action="store_true", help="only predict; do not write cropped photos")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the CPU for onnx, else the best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
+                        "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -105,6 +109,7 @@ def run(args) -> int:
 
     from ..inference import Cropper
     from ..io import ImageReadError, save_image
+    from ..runtime import MissingExtra
 
     aspect = parse_aspect(args.aspect)
     subject_map, subject_all = load_subjects(args)
@@ -112,7 +117,9 @@ def run(args) -> int:
     if not photos:
         raise CommandError("no photos to crop")
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except MissingExtra as e:
+        raise CommandError(str(e)) from None
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
     except (ValueError, KeyError, RuntimeError) as e:

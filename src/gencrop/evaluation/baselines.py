@@ -164,7 +164,7 @@ class ModelMethod:
     def __init__(self, cropper, name: str = "gencrop"):
         self.cropper = cropper
         self.name = name
-        self.uses_mask = bool(cropper.model.config.use_subject_mask)
+        self.uses_mask = bool(cropper.network.info.use_subject_mask)
 
     def predict(self, image, size, subject, mask) -> Prediction:
         from ..data.letterbox import Letterbox
