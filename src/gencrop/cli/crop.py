@@ -105,17 +105,29 @@ def load_subjects(args) -> tuple[dict | None, object]:
 
 
 def run(args) -> int:
+    aspect = parse_aspect(args.aspect)
+    subject_map, subject_all = load_subjects(args)
+    photos = expand_photos(args.photos)
+    if not photos:
+        raise CommandError("no photos to crop")
+    # Missing files are reported before the model loads: a typo answers at once.
+    missing = [p for p in photos if not p.is_file()]
+    for path in missing:
+        why = "is a folder, not a photo" if path.exists() else "no such file"
+        if args.json:
+            print(json.dumps({"photo": str(path), "error": f"{path}: {why}"}), flush=True)
+        print(f"gencrop crop: error: {path}: {why}", file=sys.stderr)
+    if len(missing) == len(photos):
+        return 1
+    failed_before, total = len(missing), len(photos)
+    photos = [p for p in photos if p.is_file()]
+
     from tqdm import tqdm
 
     from ..inference import Cropper
     from ..io import ImageReadError, save_image
     from ..runtime import MissingExtra
 
-    aspect = parse_aspect(args.aspect)
-    subject_map, subject_all = load_subjects(args)
-    photos = expand_photos(args.photos)
-    if not photos:
-        raise CommandError("no photos to crop")
     try:
         cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
     except MissingExtra as e:
@@ -126,7 +138,7 @@ def run(args) -> int:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
 
     out_dir = Path(args.out_dir)
-    failed = 0
+    failed = failed_before
     bar = tqdm(photos, desc="crop", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr)
     for path in bar:
         try:
@@ -163,5 +175,5 @@ def run(args) -> int:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
             print(f"gencrop crop: error: {msg}", file=sys.stderr)
     if failed:
-        print(f"gencrop crop: {failed} of {len(photos)} photos failed", file=sys.stderr)
+        print(f"gencrop crop: {failed} of {total} photos failed", file=sys.stderr)
     return 1 if failed else 0

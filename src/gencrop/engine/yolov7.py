@@ -114,9 +114,9 @@ def _import_package():
         # folder first on sys.path: bind that name to the package's own module
         # first, so a ``utils`` package in the user's folder cannot be picked up.
         sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-        for name in ("utils", "utils.general"):
-            sys.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
         try:
+            for name in ("utils", "utils.general"):
+                sys.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
             for name in _ALIASES:
                 importlib.import_module(f"{PACKAGE}.{name}")
         except ImportError as e:  # e.g. requests, pyyaml: imported by the package, not declared by it
