@@ -33,3 +33,7 @@ gencrop train "$DATA/fcdb_train/outpaint" -o "$RUNS/default" "${COMMON[@]}" \
 
 # 4. Ship: fp16 safetensors of the best epoch.
 python -c "import sys, torch; from gencrop.modeling import GenCrop; GenCrop.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" "$RUNS/default" src/gencrop/weights/default
+
+# 5. The ONNX twin for the light runtime (onnxruntime, no torch): rebuilt from the files just
+#    shipped; tests/test_runtime.py fails while it is stale.
+gencrop export default

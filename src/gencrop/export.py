@@ -176,6 +176,13 @@ def export_onnx(model: str | Path | None = None, out: str | Path | None = None, 
         program = torch.onnx.export(graph, tuple(inputs), dynamo=True, opset_version=OPSET, input_names=names,
                                     output_names=["crop", "weights"], dynamic_shapes=dynamic, verbose=False,
                                     external_data=False, optimize=False)
+    # Constant folding and dead code removal only (a smaller graph loads faster); the rewrite rules of a
+    # full optimisation would fold BatchNorms into convolutions, and folded weights are not float16-exact
+    # (onnxruntime folds them in float32 when it loads the file).
+    import onnxscript.optimizer
+
+    onnxscript.optimizer.fold_constants(program.model)
+    onnxscript.optimizer.remove_unused_nodes(program.model)
     proto = program.model_proto
     steps.update()
 
