@@ -155,7 +155,8 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
     ``source`` is a path, a PIL image or an array (HxW, HxWx3, HxWx4; uint8,
     uint16 or float in [0, 1]). EXIF orientation is applied. With
     ``min_side``, JPEGs are decoded at a reduced size (DCT scaling, much faster
-    for large photos) as long as the shorter side stays >= ``min_side``.
+    for large photos) as long as the shorter side stays >= ``min_side``; an
+    image in memory is reduced by the same factor.
 
     Returns ``(image, (width, height))`` where the size is that of the full,
     upright photo: boxes are always given in those pixels.
@@ -177,10 +178,9 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
             full = img.size
             if orientation in (5, 6, 7, 8):
                 full = (full[1], full[0])
-            if min_side and img.format == "JPEG":
-                scale = min(img.size) / float(min_side)
-                if scale >= 2:
-                    img.draft("RGB", (img.size[0] // int(scale), img.size[1] // int(scale)))
+            if min_side and img.format == "JPEG" and reduction_factor(img.size, min_side) > 1:
+                scale = int(min(img.size) / float(min_side))
+                img.draft("RGB", (img.size[0] // scale, img.size[1] // scale))
             img.load()
         except ImageReadError:
             raise
@@ -188,7 +188,22 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
             raise ImageReadError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
         return to_rgb(upright(img, orientation)), full
     img = to_rgb(upright(img))
-    return img, img.size
+    size = img.size
+    factor = reduction_factor(size, min_side) if min_side else 1
+    if factor > 1:
+        # What a JPEG file's reduced decode does (a box average over factor x factor pixels), so
+        # that a photo gives the same network input whether it comes as a file or in memory.
+        img = img.reduce(factor)
+    return img, size
+
+
+def reduction_factor(size: tuple[int, int], min_side: int) -> int:
+    """The JPEG decoder's reduction (1, 2, 4 or 8) that keeps the shorter side >= ``min_side``."""
+    scale = min(size) / float(min_side)
+    factor = 1
+    while factor < 8 and factor * 2 <= scale:
+        factor *= 2
+    return factor
 
 
 def upright(img: Image.Image, orientation: int | None = None) -> Image.Image:
