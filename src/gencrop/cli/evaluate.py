@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -151,6 +151,7 @@ def run_eval(args) -> int:
         return 0
     if args.limit is not None and args.limit <= 0:
         raise CommandError("--limit must be positive")
+    writable(args.out_dir)
 
     method = _make_method(args)
     try:
@@ -179,6 +180,14 @@ def run_eval(args) -> int:
         print(f"gencrop eval: warning: {len(bench.missing)} of {len(bench.missing) + len(bench.photos)} annotated "
               f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
               file=sys.stderr)
+    for line in bench.warnings:
+        print(f"gencrop eval: warning: {line}", file=sys.stderr)
+    if bench.skipped:
+        print(f"gencrop eval: warning: {len(bench.skipped)} annotated photos are not scored:", file=sys.stderr)
+        for name, why in bench.skipped[:10]:
+            print(f"  skipped {name}: {why}", file=sys.stderr)
+        if len(bench.skipped) > 10:
+            print(f"  ... and {len(bench.skipped) - 10} more", file=sys.stderr)
 
     progress = not args.quiet
     writer = ThumbnailWriter(args.out_dir) if args.out_dir else None
