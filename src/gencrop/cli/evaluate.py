@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError, writable
+from . import CommandError, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -194,6 +194,8 @@ def run_eval(args) -> int:
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
                    need_pixels=writer is not None)
     run.info["subject_masks"] = masks
+    if bench.skipped:
+        run.info["not_scored"] = [f"{name}: {why}" for name, why in bench.skipped]
     run.info["heatmaps"] = bool(writer and writer.heatmaps)
     baselines = {}
     if args.baselines:
@@ -232,7 +234,7 @@ def run_sacd_links(args) -> int:
     annot_dir, img_dir, out_dir = folder / "annotations", folder / "images", folder / "images-sym"
     if not annot_dir.is_dir():
         raise CommandError(f"{annot_dir}: no such folder (is {folder} the unzipped SACD?)")
-    out_dir.mkdir(exist_ok=True)
+    writable(out_dir)
     made = existing = 0
     missing = []
     for annot in sorted(annot_dir.iterdir()):
@@ -293,10 +295,11 @@ def run_unsplash_prepare(args) -> int:
     unknown = [c for c in cats if c not in CATEGORIES]
     if unknown:
         raise CommandError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    writable(args.out_dir)
     try:
         report = prepare(args.hash_dir, args.unsplash_dir, args.out_dir, cats)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     any_missing = False
     for cat, parts in report.items():
         if "error" in parts:
@@ -321,6 +324,7 @@ def run_unsplash_prepare(args) -> int:
 def run_unsplash_download(args) -> int:
     from ..data.unsplash import download, wanted_ids
 
+    writable(args.img_dir)
     ids = None
     if not args.all:
         ids = wanted_ids(args.data)
@@ -330,7 +334,7 @@ def run_unsplash_download(args) -> int:
         summary = download(args.unsplash_dir, args.img_dir, ids=ids, workers=args.workers, retries=args.retries,
                            timeout=args.timeout, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(summary.line() + f", {summary.bytes / 1e6:.1f} MB")
     for pid, reason in list(summary.failed.items())[:10]:
         print(f"  failed: {pid}: {reason}", file=sys.stderr)
@@ -379,6 +383,7 @@ def run_dataset_check(args) -> int:
 def run_dataset_link(args) -> int:
     from ..data.own import link_photos
 
+    writable(args.dst_dir)
     try:
         r = link_photos(args.src_dir, args.dst_dir)
     except FileNotFoundError as e:

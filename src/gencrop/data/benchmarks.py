@@ -625,7 +625,10 @@ def attach_found_subjects(bench: Benchmark, finder=None, progress: bool = False)
     found = 0
     todo = [p for p in bench.photos if p.subject is None and p.view is None]
     for photo in tqdm(todo, desc="subjects", unit="photo", disable=not progress, file=sys.stderr):
-        img, size = load_image(photo.path, min_side=512)
+        try:
+            img, size = load_image(photo.path, min_side=512)
+        except ImageReadError:
+            continue  # the runner reports the photo as failed
         subject = finder(img, size=size)
         photo.subject = subject.box
         if len(subject.polygon) >= 3:
