@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gencrop.cli import main
 from gencrop.data.outpaint import read_outpaint_set

@@ -278,7 +278,7 @@ def check_writable(path: str | os.PathLike, kind: str = "folder") -> Path:
     if kind == "file":
         if path.is_dir():
             raise OutputError(f"{path}: is a folder (a file name is needed)")
-        folder = path.parent if str(path.parent) else Path(".")
+        folder = path.parent
     else:
         folder = path
     for parent in [folder, *folder.parents]:

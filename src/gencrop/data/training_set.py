@@ -24,7 +24,6 @@ import torch
 from PIL import Image
 
 from ..geometry import Box
-from ..engine.runner import one_line
 from ..io import ImageReadError, load_image, polygon_to_mask
 from ..validation import DataError
 from .letterbox import Letterbox, box_mask, letterbox_image
@@ -106,7 +105,7 @@ class TrainingSet(torch.utils.data.Dataset):
             except (ImageReadError, OSError) as e:
                 if choice.variation.img_file not in self._unreadable:
                     self._unreadable.add(choice.variation.img_file)
-                    print(f"gencrop train: warning: {one_line(str(e))}; another example is used in its place",
+                    print(f"gencrop train: warning: {e}; another example is used in its place",
                           file=sys.stderr, flush=True)
                 continue
             item["replaced"] = torch.tensor(float(step > 0))
