@@ -257,7 +257,11 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
         if changed:
             raise ValueError("cannot resume with a different network: "
                              + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed))
-    return torch.load(state_file, map_location="cpu", weights_only=False)
+    state = torch.load(state_file, map_location="cpu", weights_only=False)
+    if state["epoch"] > opts.epochs:
+        raise ValueError(f"--epochs {opts.epochs} but {out} already holds {state['epoch']} epochs; "
+                         f"give --epochs {state['epoch']} or more to resume it")
+    return state
 
 
 def train(opts: TrainOptions) -> list[dict]:
@@ -317,9 +321,6 @@ def train(opts: TrainOptions) -> list[dict]:
         history = [h for h in state["history"] if h["epoch"] <= state["epoch"]]
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']}")
-    if start_epoch > opts.epochs + 1:
-        raise ValueError(f"--epochs {opts.epochs} but {out} already holds {start_epoch - 1} epochs; "
-                         f"give --epochs {start_epoch - 1} or more to resume it")
     if start_epoch > opts.epochs:
         log(f"all {opts.epochs} epochs are done")
         return history
