@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,8 +98,8 @@ def load_subjects(args) -> tuple[dict | None, object]:
             data = read_json(args.subjects)
         except FileNotFoundError:
             raise CommandError(f"--subjects: no such file: {args.subjects}") from None
-        except ValueError as e:
-            raise CommandError(f"--subjects: not valid JSON ({e})") from None
+        except ValueError as e:  # names the file and what is wrong
+            raise CommandError(f"--subjects: {e}") from None
         if not isinstance(data, dict):
             raise CommandError('--subjects must hold a JSON object {"photo.jpg": [x, y, w, h], ...}')
         boxes = {}
@@ -127,6 +127,8 @@ def run(args) -> int:
     photos = expand_photos(args.photos)
     if not photos:
         raise CommandError("no photos to crop")
+    if not args.no_write:
+        writable(args.out_dir)
     try:
         cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
     except FileNotFoundError as e:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -162,6 +162,7 @@ def run_eval(args) -> int:
         return 0
     if args.limit is not None and args.limit <= 0:
         raise CommandError("--limit must be positive")
+    writable(args.out_dir)
 
     method = _make_method(args)
     try:
@@ -203,6 +204,14 @@ def run_eval(args) -> int:
         print(f"gencrop eval: warning: {len(bench.missing)} of {len(bench.missing) + len(bench.photos)} annotated "
               f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
               file=sys.stderr)
+    for line in bench.warnings:
+        print(f"gencrop eval: warning: {line}", file=sys.stderr)
+    if bench.skipped:
+        print(f"gencrop eval: warning: {len(bench.skipped)} annotated photos are not scored:", file=sys.stderr)
+        for name, why in bench.skipped[:10]:
+            print(f"  skipped {name}: {why}", file=sys.stderr)
+        if len(bench.skipped) > 10:
+            print(f"  ... and {len(bench.skipped) - 10} more", file=sys.stderr)
 
     progress = not args.quiet
     if args.protocol == "follow":
@@ -212,6 +221,8 @@ def run_eval(args) -> int:
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
                    need_pixels=writer is not None, ground_truth_aspect=shapes)
     run.info["subject_masks"] = masks
+    if bench.skipped:
+        run.info["not_scored"] = [f"{name}: {why}" for name, why in bench.skipped]
     run.info["heatmaps"] = bool(writer and writer.heatmaps)
     if shapes:
         run.info["protocol"] = "shapes: each method asked for a crop of the ground truth's aspect ratio"
@@ -281,7 +292,7 @@ def run_sacd_links(args) -> int:
     annot_dir, img_dir, out_dir = folder / "annotations", folder / "images", folder / "images-sym"
     if not annot_dir.is_dir():
         raise CommandError(f"{annot_dir}: no such folder (is {folder} the unzipped SACD?)")
-    out_dir.mkdir(exist_ok=True)
+    writable(out_dir)
     made = existing = 0
     missing = []
     for annot in sorted(annot_dir.iterdir()):
@@ -342,10 +353,11 @@ def run_unsplash_prepare(args) -> int:
     unknown = [c for c in cats if c not in CATEGORIES]
     if unknown:
         raise CommandError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    writable(args.out_dir)
     try:
         report = prepare(args.hash_dir, args.unsplash_dir, args.out_dir, cats)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     any_missing = False
     for cat, parts in report.items():
         if "error" in parts:
@@ -370,6 +382,7 @@ def run_unsplash_prepare(args) -> int:
 def run_unsplash_download(args) -> int:
     from ..data.unsplash import download, wanted_ids
 
+    writable(args.img_dir)
     ids = None
     if not args.all:
         ids = wanted_ids(args.data)
@@ -379,7 +392,7 @@ def run_unsplash_download(args) -> int:
         summary = download(args.unsplash_dir, args.img_dir, ids=ids, workers=args.workers, retries=args.retries,
                            timeout=args.timeout, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(summary.line() + f", {summary.bytes / 1e6:.1f} MB")
     for pid, reason in list(summary.failed.items())[:10]:
         print(f"  failed: {pid}: {reason}", file=sys.stderr)
@@ -428,6 +441,7 @@ def run_dataset_check(args) -> int:
 def run_dataset_link(args) -> int:
     from ..data.own import link_photos
 
+    writable(args.dst_dir)
     try:
         r = link_photos(args.src_dir, args.dst_dir)
     except FileNotFoundError as e:
