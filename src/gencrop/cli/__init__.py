@@ -28,6 +28,11 @@ class CommandError(Exception):
     """An error to show the user as one line (exit code 2), without a traceback."""
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 warning``, ``2 warnings``: a number with its noun in the right form."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gencrop",

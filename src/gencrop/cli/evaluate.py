@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, counted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -361,8 +361,8 @@ def run_dataset_check(args) -> int:
     if len(report.problems) > args.max_problems:
         print(f"... and {len(report.problems) - args.max_problems} more problems")
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
-    verdict = "OK" if not report.errors else f"{len(report.errors)} errors"
-    print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {len(report.warnings)} warnings"
+    verdict = "OK" if not report.errors else counted(len(report.errors), "error")
+    print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {counted(len(report.warnings), 'warning')}"
           + ("" if args.images else " (photos not checked: give --images IMG_DIR)"))
     return 1 if report.errors else 0
 
