@@ -142,3 +142,27 @@ def test_subjects_file_keys_may_be_paths_inside_the_folder(photos, model_dir, tm
     assert code == 0, err
     assert json.loads(out.splitlines()[-1])["subject"] == [2, 3, 20, 20]
     assert "warning" not in err
+
+
+def test_cropper_repr_says_what_model_it_holds(model_dir):
+    from gencrop.inference import Cropper
+
+    text = repr(Cropper.from_pretrained(model_dir, device="cpu"))
+    assert text == ("Cropper(arch='mobilenetv2_050', variant='gencrop', image_size=64, subject_mask=False, "
+                    "subject_weighting='original', device='cpu')")
+
+
+def test_visualization_carries_its_legend():
+    from gencrop.inference import CropResult
+    from gencrop.visualize import CROP_COLOR, SUBJECT_COLOR, crop_visualization
+
+    photo = Image.new("RGB", (120, 90), (128, 128, 128))
+    result = CropResult(box=Box(10, 10, 80, 60), raw_box=Box(10, 10, 80, 60), subject=Box(30, 20, 20, 30),
+                        heatmap=np.full((4, 4), 1 / 16), size=(120, 90), subject_source="saliency")
+    pic = np.asarray(crop_visualization(photo, result, dim=64))
+    panels_height = 360                                   # side_by_side's height
+    assert pic.shape[0] > panels_height
+    key = pic[panels_height:].reshape(-1, 3)
+    for color in (CROP_COLOR, SUBJECT_COLOR):
+        assert (np.abs(key.astype(int) - color).sum(axis=1) < 30).any(), color
+    assert key.min() < 50                                 # the labels' text
