@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
 
@@ -26,6 +27,13 @@ COMMAND_MODULES = [
 
 class CommandError(Exception):
     """An error to show the user as one line (exit code 2), without a traceback."""
+
+
+def require_path(path: str, kind: str = "folder") -> None:
+    """A path the user gave must exist as a ``kind`` ("file" or "folder"): checked before anything loads."""
+    p = Path(path)
+    if not (p.is_dir() if kind == "folder" else p.is_file()):
+        raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

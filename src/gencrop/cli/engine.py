@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, require_path
 
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 8, device: bool = True) -> None:
@@ -225,6 +225,7 @@ def run_view(args) -> int:
     from ..engine.view import view_dataset
     from ..io import ImageReadError
 
+    require_path(args.dataset)
     try:
         ids = read_id_list(args.ids) if args.ids else None
         n = view_dataset(args.dataset, args.out, detect_dir=args.detect, quality=args.quality,

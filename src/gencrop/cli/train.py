@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError
+from . import CommandError, require_path
 
 
 def register(subparsers) -> None:
@@ -74,6 +74,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    require_path(args.data)
     from ..training.loop import TrainOptions, train
 
     opts = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if hasattr(args, k)})
@@ -90,6 +91,7 @@ def run_train(args) -> int:
 
 
 def run_view_train(args) -> int:
+    require_path(args.data)
     try:
         n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
                                 epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,
