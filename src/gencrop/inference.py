@@ -106,6 +106,12 @@ class Cropper:
         self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
 
+    def __repr__(self) -> str:
+        c = self.model.config
+        return (f"Cropper(arch={c.arch!r}, variant={c.variant!r}, image_size={c.image_size}, "
+                f"subject_mask={c.use_subject_mask}, subject_weighting={c.subject_weighting!r}, "
+                f"device={str(self.device)!r})")
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
                         device: str | torch.device | None = None, subject_finder=None) -> "Cropper":

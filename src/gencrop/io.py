@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +41,8 @@ __all__ = [
     "mask_to_polygon",
     "IMAGE_EXTENSIONS",
     "list_images",
+    "ImageScan",
+    "scan_images",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -310,9 +313,38 @@ def save_image(img: Image.Image, path: str | os.PathLike, quality: int = 92) -> 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files of a folder (not recursive), sorted by name; hidden/temporary files skipped."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return scan_images(folder).images
+
+
+@dataclass
+class ImageScan:
+    """What a folder holds: its photos, and what was passed over (so a command can say so)."""
+
+    images: list[Path] = field(default_factory=list)
+    other_files: list[Path] = field(default_factory=list)  # not an image extension
+    folders: list[Path] = field(default_factory=list)      # sub-folders not entered
+
+
+def scan_images(folder: str | os.PathLike, recursive: bool = False) -> ImageScan:
+    """Image files of ``folder`` sorted by path (sub-folders too with ``recursive``).
+
+    Hidden entries (temporary files of atomic writes among them) are neither
+    listed nor counted.
+    """
+    scan = ImageScan()
+    pending = [Path(folder)]
+    while pending:
+        for p in sorted(pending.pop().iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                (pending if recursive else scan.folders).append(p)
+            elif p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                scan.images.append(p)
+            else:
+                scan.other_files.append(p)
+    scan.images.sort()
+    return scan
 
 
 # ----------------------------------------------------------------------------

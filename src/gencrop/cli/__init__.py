@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
 
@@ -53,6 +54,16 @@ def writable(path, kind: str = "folder"):
         return check_writable(path, kind)
     except OutputError as e:
         raise CommandError(str(e)) from None
+def require_path(path: str, kind: str = "folder") -> None:
+    """A path the user gave must exist as a ``kind`` ("file" or "folder"): checked before anything loads."""
+    p = Path(path)
+    if not (p.is_dir() if kind == "folder" else p.is_file()):
+        raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 warning``, ``2 warnings``: a number with its noun in the right form."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError, user_error, writable
+from . import CommandError, require_path, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_from_crops(args) -> int:
+    require_path(args.annotations, "file")
+    require_path(args.img_dir)
     from ..data.from_crops import from_crops
     from ..subject import SubjectFinder, SubjectNotFound
 

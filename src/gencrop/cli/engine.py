@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import CommandError, user_error, writable
+from . import CommandError, require_path, user_error, writable
 
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 8, device: bool = True) -> None:
@@ -233,6 +233,7 @@ def run_view(args) -> int:
     from ..io import ImageReadError
 
     writable(args.out, "file")
+    require_path(args.dataset)
     try:
         ids = read_id_list(args.ids) if args.ids else None
         n = view_dataset(args.dataset, args.out, detect_dir=args.detect, quality=args.quality,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError, user_error, writable
+from . import CommandError, require_path, user_error, writable
 
 
 class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -91,6 +91,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    require_path(args.data)
     from ..training.loop import TrainOptions, train
 
     opts = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if hasattr(args, k)})
@@ -108,6 +109,7 @@ def run_train(args) -> int:
 
 def run_view_train(args) -> int:
     writable(args.out, "file")
+    require_path(args.data)
     try:
         n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
                                 epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,

@@ -56,6 +56,7 @@ __all__ = [
     "detection_files",
     "attach_detection_masks",
     "segment_command",
+    "unsegmented",
 ]
 
 BENCHMARKS = ("fcdb", "flms", "gaicd", "cpc", "flms+fcdb", "sacd", "unsplash")
@@ -562,13 +563,30 @@ def detection_files(folder: Path) -> tuple[Path, Path]:
 
 
 def segment_command(bench: Benchmark) -> str:
-    """The command that writes the missing detection files of a benchmark."""
+    """The command that writes the missing detection files of a benchmark (offline backend)."""
     cmds = []
     for folder in bench.detection_dirs:
         image_dirs = {p.path.parent for p in bench.photos if p.path.parent.parent == folder}
         image_dir = next(iter(image_dirs), folder / "images")
-        cmds.append(f"gencrop segment {image_dir} -o {folder}")
+        cmds.append(f"gencrop segment {image_dir} -o {folder} --backend yolov7")
     return " && ".join(cmds)
+
+
+def unsegmented(bench: Benchmark) -> dict[tuple[Path, Path], list[str]]:
+    """Photos with a subject that no ``detect.json.gz`` covers yet: ``{(image folder, detection folder): stems}``.
+
+    A folder's detections may have been made for some of its photos only
+    (``gencrop eval --segment --limit N``); the others are found here.
+    """
+    todo: dict[tuple[Path, Path], list[str]] = {}
+    for folder in bench.detection_dirs:
+        det_file, _ = detection_files(folder)
+        done = set(read_json(det_file)) if det_file.is_file() else set()
+        for photo in bench.photos:
+            stem = Path(photo.path.name).stem
+            if photo.subject is not None and photo.path.parent.parent == folder and stem not in done:
+                todo.setdefault((photo.path.parent, folder), []).append(stem)
+    return todo
 
 
 def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:

