@@ -119,8 +119,10 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
             image, (W, H) = load_photo(photo, decode)
             r.width, r.height = W, H
             mask = photo.subject_mask(W, H) if method.uses_mask else None
-            shape = aspect_of(photo.gts[0]) if ground_truth_aspect else None
-            pred = method.predict(image, (W, H), photo.subject, mask, shape)
+            if ground_truth_aspect:
+                pred = method.predict(image, (W, H), photo.subject, mask, aspect_of(photo.gts[0]))
+            else:  # methods written before shape requests take four arguments
+                pred = method.predict(image, (W, H), photo.subject, mask)
             r.raw = pred.box
             if pred.subject is not None:
                 r.subject = pred.subject
