@@ -103,7 +103,15 @@ def _make_method(args):
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
+    if args.allow_subject_cut:
+        keep = False
+    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
+        from ..inference import KEEP_FOUND_SUBJECT
+
+        keep = KEEP_FOUND_SUBJECT
+    else:
+        keep = None
+    return ModelMethod(cropper, name, keep_subject=keep)
 
 
 def _own_dataset(args, method) -> str | None:
