@@ -23,6 +23,7 @@ from .. import __version__
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.export",
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
