@@ -17,6 +17,7 @@ from .. import __version__
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.serve",
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
