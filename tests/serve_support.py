@@ -74,6 +74,7 @@ def rotated_jpeg(img: Image.Image) -> bytes:
     return jpeg_bytes(stored, exif=exif.tobytes())
 
 
+@functools.lru_cache(maxsize=2)
 def png_bomb(side: int = 20000) -> bytes:
     """A valid 1-bit PNG of side x side pixels (400 MP at 20000) that compresses to tens of kilobytes."""
     return png_bytes(Image.new("1", (side, side), 0))
