@@ -234,7 +234,8 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             body = await run_in_threadpool(encode_image, cut if cut.mode == "RGB" else cut.convert("RGB"),
                                            fmt, quality)
             stem = Path(photo.filename or "photo").stem or "photo"
-            headers = {"X-Crop-Box": ",".join(str(round(v)) for v in results[0].box.xywh),
+            cut_box = results[0].box.rounded()  # the pixels cut() takes
+            headers = {"X-Crop-Box": ",".join(str(int(v)) for v in cut_box.xywh),
                        "X-Subject-Box": ",".join(str(round(v)) for v in results[0].subject.xywh),
                        "Content-Disposition": f'inline; filename="{_safe_name(stem)}_{shape_name(shapes[0])}.{ext}"'}
             return Response(body, media_type=media, headers=headers)
