@@ -54,7 +54,7 @@ in progress, 503 model queue full or time limit passed (both with `Retry-After`)
 def parse_shapes(aspects: list[str], size: str | None, area: float | None) -> tuple:
     """The requested shapes (``gencrop.shapes.Shape``); ``(None,)`` when none is asked: the free crop."""
     specs = [a for a in aspects if a.strip()] + ([size] if size else [])
-    if not specs and area is None:
+    if area is None and [s.strip().lower() for s in specs] in ([], ["free"]):
         return (None,)
     from ..shapes import Shape
 

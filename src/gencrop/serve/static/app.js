@@ -131,6 +131,7 @@ function draw(photo) {
     strokeBox(ctx, [cx * k, cy * k, cw * k, ch * k], "rgb(255, 140, 0)", width + 1);
     photo.card.dataset.crop = r.crops[photo.active].box.join(",");
     photo.card.dataset.shape = r.crops[photo.active].shape;
+    photo.card.dataset.output = r.crops[photo.active].output_size.join("x");
     photo.card.dataset.subject = r.subject.join(",");
     photo.card.dataset.requests = String(photo.requests);
   }
