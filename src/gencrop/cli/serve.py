@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="photos per network pass (default 8)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long a waiting photo waits for others to batch with (default 5)")
+    p.add_argument("--root-path", default="",
+                   help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -84,5 +86,5 @@ def run(args) -> int:
           f"(API docs at /docs)", file=sys.stderr)
     app = create_app(cropper, settings, model_info=info)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, root_path=args.root_path)
     return 0

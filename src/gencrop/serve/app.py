@@ -306,11 +306,12 @@ def _mount_docs(app: FastAPI) -> None:
         app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
-    async def docs():
+    async def docs(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy's sub-path
         if swagger_ui_path is None:
-            return HTMLResponse('<p>Install swagger-ui-bundle for this page; the API schema is at '
-                                '<a href="/openapi.json">/openapi.json</a>.</p>')
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="gencrop API",
-                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+            return HTMLResponse(f'<p>Install swagger-ui-bundle for this page; the API schema is at '
+                                f'<a href="{root}/openapi.json">/openapi.json</a>.</p>')
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="gencrop API",
+                                   swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png")

@@ -1,6 +1,7 @@
 // gencrop's page: upload photos to /v1/crop, draw the answer, let the subject be redrawn, cut and download crops.
 // Crops are cut here from the photo the browser already has (no second upload); the server's boxes are in
-// the upright photo's pixels, which is how browsers draw photos (EXIF orientation applied).
+// the upright photo's pixels, which is how browsers draw photos (EXIF orientation applied). Paths are
+// relative, so the page also works behind a proxy under a sub-path.
 "use strict";
 
 const state = {
@@ -45,7 +46,7 @@ async function recrop(photo, attempt = 0) {
   body.append("photo", photo.file, photo.file.name);
   let res, data;
   try {
-    res = await fetch("/v1/crop?" + query, { method: "POST", body, headers: authHeaders() });
+    res = await fetch("v1/crop?" + query, { method: "POST", body, headers: authHeaders() });
     data = await res.json();
   } catch (err) {
     if (seq === photo.seq) failed(photo, "no answer from the server (" + err.message + ")");
@@ -229,7 +230,7 @@ async function cropBlob(photo, index) {
     output: "jpeg" });
   const body = new FormData();
   body.append("photo", photo.file, photo.file.name);
-  const res = await fetch("/v1/crop?" + query, { method: "POST", body, headers: authHeaders() });
+  const res = await fetch("v1/crop?" + query, { method: "POST", body, headers: authHeaders() });
   if (!res.ok) throw new Error((await res.json()).error);
   return res.blob();
 }
