@@ -242,3 +242,12 @@ def test_decode_converts_like_files(example_photo):
     with pytest.raises(ApiError) as e:
         decode_photo(jpeg_bytes(photo.resize((1, 1))), max_pixels=10**7, min_side=16)
     assert e.value.status == 422 and "1x1" in e.value.message
+
+
+def test_serve_command_refuses_bad_limits_before_loading_a_model(capsys):
+    from gencrop.cli import main
+
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "queue_size must be at least 1" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err

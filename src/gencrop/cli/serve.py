@@ -63,13 +63,14 @@ def run(args) -> int:
         from ..serve.settings import LOOPBACK_HOSTS
     except ImportError as e:
         raise CommandError(f"{e}; {SERVE_HINT}") from None
+    settings = build_settings(args)
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port must be 1-65535, got {args.port}")
+
     from ..inference import Cropper
     from ..modeling.checkpoints import resolve_model_dir
     from ..serve.model_info import describe_model
 
-    settings = build_settings(args)
-    if not 0 < args.port < 65536:
-        raise CommandError(f"--port must be 1-65535, got {args.port}")
     try:
         cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
         info = describe_model(resolve_model_dir(args.model), cropper.dim)
