@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hmac
 import io
 import logging
@@ -61,12 +60,9 @@ def parse_shapes(aspects: list[str], size: str | None, area: float | None) -> tu
     shapes = []
     for spec in specs or ["free"]:
         try:
-            shape = Shape.parse(spec.strip())
+            shapes.append(Shape.parse(spec.strip(), area))
         except ValueError as e:
             raise ApiError(400, f"aspect/size {spec!r}: {e}") from None
-        if area is not None:
-            shape = dataclasses.replace(shape, area=area)
-        shapes.append(shape)
     if len(shapes) > 16:
         raise ApiError(400, f"at most 16 shapes per request, got {len(shapes)}")
     return tuple(shapes)

@@ -40,7 +40,10 @@ async function recrop(photo, attempt = 0) {
   setStatus(photo, "cropping…");
   const query = new URLSearchParams();
   for (const shape of selectedShapes()) query.append("aspect", shape);
-  if (photo.subject) query.set("subject", photo.subject.map((v) => Math.round(v)).join(","));
+  // a subject found once is kept: changing shapes re-crops at once instead of searching again
+  const subject = photo.subject || (photo.result && !photo.refind ? photo.result.subject : null);
+  if (subject) query.set("subject", subject.map((v) => Math.round(v)).join(","));
+  photo.refind = false;
   query.set("heatmap", "true");
   const body = new FormData();
   body.append("photo", photo.file, photo.file.name);
@@ -313,7 +316,7 @@ function addPhotos(fileList) {
       heat: null, subject: null, active: 0, seq: 0, requests: 0, drag: null };
     card.dataset.requests = "0";
     attachDrawing(photo);
-    $(".auto", card).addEventListener("click", () => { photo.subject = null; recrop(photo); });
+    $(".auto", card).addEventListener("click", () => { photo.subject = null; photo.refind = true; recrop(photo); });
     photo.img.onload = () => { photo.imgOk = true; draw(photo); if (photo.result) renderCrops(photo); };
     photo.img.onerror = () => setStatus(photo, "this browser cannot show this photo; the server still crops it");
     photo.img.src = URL.createObjectURL(file);
