@@ -24,6 +24,7 @@ from .. import __version__
 COMMAND_MODULES = [
     "gencrop.cli.crop",
     "gencrop.cli.export",
+    "gencrop.cli.serve",
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
