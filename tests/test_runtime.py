@@ -204,7 +204,7 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
         r = _run(code, *args)
         assert "HEAVY []" in r.stdout, (args, r.stdout, r.stderr)
     r = _run("import sys\nfrom gencrop.cli import main\nsys.exit(main(sys.argv[1:]))", "crop", str(tmp_path / "no.jpg"))
-    assert r.returncode == 1 and "no such file" in r.stderr
+    assert r.returncode == 2 and "no such file" in r.stderr  # a missing path is a usage error
 
 
 # -- the subject detector's dependencies (never a silent downgrade) ---------------------

@@ -217,7 +217,8 @@ class ModelMethod:
 
         if subject is None and mask is not None and mask.any():
             subject, mask = mask, None
-        use_mask = self.uses_mask and mask is not None and mask.any() and subject is not None
+        # an empty mask with a subject is deliberate: a photo without a subject (the whole view, no mask)
+        use_mask = self.uses_mask and mask is not None and subject is not None
         res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None,
                                 aspect=shape.aspect if shape is not None else None,
                                 area=shape.area if shape is not None else None, keep_subject=self.keep_subject)

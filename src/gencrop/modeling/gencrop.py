@@ -62,6 +62,10 @@ class GenCropConfig:
     mask_epsilon: float = 1e-4
     transpose_anchors: bool = True   # original convention; see module docstring
     subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
+    # Framing of a given subject at inference (not used by the network): the crop's centre moves
+    # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
+    # validation photos for each shipped model.
+    subject_pull: float = 0.0
     extra: dict = field(default_factory=dict)  # free-form metadata (training recipe, ...)
 
     @property

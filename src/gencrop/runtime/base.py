@@ -39,6 +39,7 @@ class NetworkInfo:
     in_channels: int
     variant: str = "gencrop"
     extra: dict = field(default_factory=dict)
+    subject_pull: float = 0.0   # framing of a given subject (GenCropConfig.subject_pull)
 
     @property
     def use_subject_mask(self) -> bool:
@@ -51,7 +52,7 @@ class NetworkInfo:
     @classmethod
     def from_config(cls, config: dict) -> "NetworkInfo":
         return cls(int(config["image_size"]), int(config["in_channels"]), config.get("variant", "gencrop"),
-                   dict(config.get("extra") or {}))
+                   dict(config.get("extra") or {}), float(config.get("subject_pull", 0.0)))
 
 
 class Network(Protocol):
