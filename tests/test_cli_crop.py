@@ -83,13 +83,15 @@ def test_missing_path_is_a_usage_error_before_any_loading(photos, capsys, no_mod
     assert "Traceback" not in err
 
 
-def test_requested_shape_with_a_plain_model_fails_once_before_loading(photos, model_dir, capsys, no_model_load):
-    code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--aspect", "4:5")
-    assert code == 2 and err.count("error:") == 1 and "--aspect" in err and "gencrop-c" in err
+def test_bad_shape_or_model_fails_once_before_loading(photos, model_dir, capsys, no_model_load):
     code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--area", "1.5")
-    assert code == 2 and "--area" in err
+    assert code == 2 and err.count("error:") == 1 and "--area" in err
+    code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--aspect", "4:x")
+    assert code == 2 and "--aspect" in err
     code, _, err = _run(capsys, photos, "--model", photos / "nomodel", "--subject", "1,1,5,5")
     assert code == 2 and "not found" in err
+    code, _, err = _run(capsys, photos, "--model", model_dir, "--epoch", "3", "--subject", "1,1,5,5")
+    assert code == 2 and "epoch 3" in err
 
 
 def test_subjects_file_mismatches_are_reported(photos, model_dir, tmp_path, capsys, fixed_finder):
