@@ -90,8 +90,6 @@ def test_bad_shape_or_model_fails_once_before_loading(photos, model_dir, capsys,
     assert code == 2 and "--aspect" in err
     code, _, err = _run(capsys, photos, "--model", photos / "nomodel", "--subject", "1,1,5,5")
     assert code == 2 and "not found" in err
-    code, _, err = _run(capsys, photos, "--model", model_dir, "--epoch", "3", "--subject", "1,1,5,5")
-    assert code == 2 and "epoch 3" in err
 
 
 def test_subjects_file_mismatches_are_reported(photos, model_dir, tmp_path, capsys, fixed_finder):

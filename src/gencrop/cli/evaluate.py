@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError, counted
+from . import CommandError, counted, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +75,9 @@ def _register_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
+                        "model.onnx and no GPU is asked for)")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -95,15 +98,23 @@ def _make_method(args):
     from ..inference import Cropper
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
-    except (OSError, ValueError, KeyError) as e:
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except (OSError, ValueError, KeyError, ImportError) as e:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
     name = Path(args.model).name if args.model else "gencrop (bundled)"
     if args.epoch is not None:
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
+    if args.allow_subject_cut:
+        keep = False
+    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
+        from ..inference import KEEP_FOUND_SUBJECT
+
+        keep = KEEP_FOUND_SUBJECT
+    else:
+        keep = None
+    return ModelMethod(cropper, name, keep_subject=keep)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -111,7 +122,7 @@ def _own_dataset(args, method) -> str | None:
     if args.dataset:
         return args.dataset
     cropper = getattr(method, "cropper", None)
-    extra = getattr(getattr(getattr(cropper, "model", None), "config", None), "extra", None) or {}
+    extra = cropper.network.info.extra if cropper is not None else {}
     return (extra.get("training") or {}).get("data")
 
 
@@ -123,7 +134,7 @@ def segment_scored_photos(bench, backend: str, quiet: bool) -> None:
     for (image_dir, folder), stems in unsegmented(bench).items():
         try:
             summary = segment_folder(image_dir, folder, backend=backend, stems=stems, quiet=quiet)
-        except ImportError as e:
+        except ImportError as e:  # a backend whose packages are missing: one line, with the install command
             other = "" if backend == "yolov7" else " (or --segment-backend yolov7, which works offline)"
             raise CommandError(f"--segment: {e}{other}") from None
         except OSError as e:  # e.g. weights that could not be downloaded
@@ -170,6 +181,7 @@ def run_eval(args) -> int:
         raise CommandError("--limit must be positive")
     if args.find_subjects and args.subjects_in_crop:
         raise CommandError("give --find-subjects or --subjects-in-crop, not both")
+    writable(args.out_dir)
 
     def benchmark(dataset):
         try:
@@ -219,6 +231,14 @@ def run_eval(args) -> int:
         print(f"gencrop eval: warning: {len(bench.missing)} of {annotated} annotated "
               f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
               file=sys.stderr)
+    for line in bench.warnings:
+        print(f"gencrop eval: warning: {line}", file=sys.stderr)
+    if bench.skipped:
+        print(f"gencrop eval: warning: {len(bench.skipped)} annotated photos are not scored:", file=sys.stderr)
+        for name, why in bench.skipped[:10]:
+            print(f"  skipped {name}: {why}", file=sys.stderr)
+        if len(bench.skipped) > 10:
+            print(f"  ... and {len(bench.skipped) - 10} more", file=sys.stderr)
 
     progress = not args.quiet
     if args.protocol == "follow":
@@ -228,6 +248,8 @@ def run_eval(args) -> int:
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
                    need_pixels=writer is not None, ground_truth_aspect=shapes)
     run.info["subject_masks"] = masks
+    if bench.skipped:
+        run.info["not_scored"] = [f"{name}: {why}" for name, why in bench.skipped]
     run.info["heatmaps"] = bool(writer and writer.heatmaps)
     if shapes:
         run.info["protocol"] = "shapes: each method asked for a crop of the ground truth's aspect ratio"
@@ -297,7 +319,7 @@ def run_sacd_links(args) -> int:
     annot_dir, img_dir, out_dir = folder / "annotations", folder / "images", folder / "images-sym"
     if not annot_dir.is_dir():
         raise CommandError(f"{annot_dir}: no such folder (is {folder} the unzipped SACD?)")
-    out_dir.mkdir(exist_ok=True)
+    writable(out_dir)
     made = existing = 0
     missing = []
     for annot in sorted(annot_dir.iterdir()):
@@ -358,10 +380,11 @@ def run_unsplash_prepare(args) -> int:
     unknown = [c for c in cats if c not in CATEGORIES]
     if unknown:
         raise CommandError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    writable(args.out_dir)
     try:
         report = prepare(args.hash_dir, args.unsplash_dir, args.out_dir, cats)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     any_missing = False
     for cat, parts in report.items():
         if "error" in parts:
@@ -386,6 +409,7 @@ def run_unsplash_prepare(args) -> int:
 def run_unsplash_download(args) -> int:
     from ..data.unsplash import download, wanted_ids
 
+    writable(args.img_dir)
     ids = None
     if not args.all:
         ids = wanted_ids(args.data)
@@ -395,7 +419,7 @@ def run_unsplash_download(args) -> int:
         summary = download(args.unsplash_dir, args.img_dir, ids=ids, workers=args.workers, retries=args.retries,
                            timeout=args.timeout, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(summary.line() + f", {summary.bytes / 1e6:.1f} MB")
     for pid, reason in list(summary.failed.items())[:10]:
         print(f"  failed: {pid}: {reason}", file=sys.stderr)
@@ -444,6 +468,7 @@ def run_dataset_check(args) -> int:
 def run_dataset_link(args) -> int:
     from ..data.own import link_photos
 
+    writable(args.dst_dir)
     try:
         r = link_photos(args.src_dir, args.dst_dir)
     except FileNotFoundError as e:

@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..geometry import Box
-from ..io import load_npz, read_json, save_npz, write_json
+from ..io import read_json, save_npz, write_json
+from ..validation import DataError, read_detections, read_masks
 from .detections import Detection
 from .runner import Summary, find_images, open_photo, remove_stale_temporaries, run_batches
 from .sharding import Shard
@@ -127,13 +128,29 @@ def _record(d: Detection) -> dict:
 
 
 def read_segmentation(out_dir: str | Path) -> tuple[dict, dict]:
-    """The merged result: ``(detect, masks)`` (empty when there is none yet)."""
+    """The merged result: ``(detect, masks)`` (empty when there is none yet).
+
+    The two files are one result: a malformed one, or a ``detect.json.gz``
+    whose ``mask.npz`` is missing or lacks its polygons, is a ``DataError``
+    (never a silent "already done").
+    """
     out_dir = Path(out_dir)
     det_path, mask_path = out_dir / DETECT_FILE, out_dir / MASK_FILE
     if not det_path.exists():
         return {}, {}
-    detect = read_json(det_path)
-    masks = load_npz(mask_path) if mask_path.exists() else {}
+    redo = f"delete {det_path.name} and {mask_path.name} to segment again"
+    try:
+        detect = read_detections(det_path)
+        if not mask_path.exists():
+            raise DataError(f"{det_path.name} is there but {mask_path.name} is missing; {redo}", mask_path)
+        masks = read_masks(mask_path)
+    except DataError as e:
+        raise e if redo in str(e) else DataError(f"{e.reason}; {redo}", e.file, e.entry, e.entry_id) from None
+    for stem, recs in detect.items():
+        for rec in recs:
+            if "mask_id" in rec and str(rec["mask_id"]) not in masks:
+                raise DataError(f"mask {rec['mask_id']} of {det_path.name} entry {stem!r} is missing; {redo}",
+                                mask_path)
     return detect, masks
 
 
