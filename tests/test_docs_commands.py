@@ -66,7 +66,8 @@ def gencrop_commands(block: str) -> list[list[str]]:
 def _gencrop_argv(command: list[str]) -> list[str] | None:
     """The arguments of ``gencrop ...`` or ``accelerate launch [...] -m gencrop ...``; None for other commands."""
     if command[:1] == ["gencrop"]:
-        return command[1:]
+        # "gencrop eval: error: ..." in a block is the program's output, not a command
+        return None if command[1:2] and command[1].endswith(":") else command[1:]
     if command[:2] == ["accelerate", "launch"] and "-m" in command:
         start = command.index("-m") + 1
         if command[start:start + 1] == ["gencrop"]:
