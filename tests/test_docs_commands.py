@@ -1,8 +1,8 @@
 """The commands shown in README.md and docs/*.md: every one parses, the cheap ones run as written.
 
 Every ``gencrop`` command of a ``bash`` (or untagged) block and of the
-example scripts must be accepted by the command line parser (options spelled as the code spells them). The cropping commands
-and the README's Python example run in a sandbox folder that holds the files
+example scripts must be accepted by the command line parser (options spelled as the code spells them). The README's cropping
+commands and its Python example run in a sandbox folder that holds the files
 they name (``photo.jpg``, ``photos/``, ``subjects.json``, ``runs/my-model``,
 ``src/`` of this checkout).
 """
@@ -143,7 +143,7 @@ def sandbox(tmp_path_factory, example_photo):
 @pytest.mark.slow
 def test_cropping_commands_run_as_written(sandbox, monkeypatch, capsys):
     monkeypatch.chdir(sandbox)
-    crops = [(doc, argv) for doc, argv in documented_commands() if argv[0] == "crop"]
+    crops = [(doc, argv) for doc, argv in documented_commands() if argv[0] == "crop" and doc == "README.md"]
     assert any(doc == "README.md" and "src/gencrop/assets/astronaut.jpg" in argv for doc, argv in crops)
     for doc, argv in crops:
         code = main(argv)
