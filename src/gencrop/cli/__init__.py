@@ -56,6 +56,8 @@ def writable(path, kind: str = "folder"):
         return check_writable(path, kind)
     except OutputError as e:
         raise CommandError(str(e)) from None
+
+
 def require_path(path: str, kind: str = "folder") -> None:
     """A path the user gave must exist as a ``kind`` ("file" or "folder"): checked before anything loads."""
     p = Path(path)

@@ -179,6 +179,8 @@ def run_eval(args) -> int:
         return 0
     if args.limit is not None and args.limit <= 0:
         raise CommandError("--limit must be positive")
+    if args.find_subjects and args.subjects_in_crop:
+        raise CommandError("give --find-subjects or --subjects-in-crop, not both")
     writable(args.out_dir)
 
     def benchmark(dataset):
@@ -201,8 +203,6 @@ def run_eval(args) -> int:
     if args.limit is not None:  # only the photos that will be scored are segmented, given subjects, ...
         bench.photos = bench.photos[:args.limit]
     masks = _subject_masks(bench, method, args)
-    if args.find_subjects and args.subjects_in_crop:
-        raise CommandError("give --find-subjects or --subjects-in-crop, not both")
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
         from ..subject import SubjectNotFound, default_finder
