@@ -34,10 +34,11 @@ with atomic_open(sys.argv[1], "w") as f:
 
 def _start_writer(path: Path) -> subprocess.Popen:
     env = dict(os.environ)
-    src = str(Path(gencrop.__file__).resolve().parents[1])    # the gencrop under test
+    src = str(Path(gencrop.__file__).resolve().parents[1])  # the gencrop under test
     env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     line = proc.stdout.readline()
     if line.strip() != "writing":
         proc.kill()

@@ -53,8 +53,10 @@ def test_expectations_belong_to_the_bundled_weights(pinned):
 def test_tolerances_would_catch_a_wrong_subject_convention(pinned):
     """Every case moves by more than the tolerance under the mistake; most by far more."""
     for case in pinned["cases"]:
-        assert (case["xywh_mistake_moves_crop_px"] > 2 * pinned["crop_tolerance_px"]
-                or case["xywh_mistake_moves_heatmap"] > 2 * pinned["heatmap_tolerance"]), case["subject"]
+        assert (
+            case["xywh_mistake_moves_crop_px"] > 2 * pinned["crop_tolerance_px"]
+            or case["xywh_mistake_moves_heatmap"] > 2 * pinned["heatmap_tolerance"]
+        ), case["subject"]
 
 
 def test_bundled_model_crops_as_pinned(pinned, cropper, photos):
@@ -63,5 +65,6 @@ def test_bundled_model_crops_as_pinned(pinned, cropper, photos):
         where = f"{case['photo']} subject {case['subject']}"
         assert list(res.size) == case["size"], where
         assert res.raw_box.xywh == pytest.approx(case["raw_box"], abs=pinned["crop_tolerance_px"]), where
-        np.testing.assert_allclose(res.heatmap, np.asarray(case["heatmap"]), rtol=0,
-                                   atol=pinned["heatmap_tolerance"], err_msg=where)
+        np.testing.assert_allclose(
+            res.heatmap, np.asarray(case["heatmap"]), rtol=0, atol=pinned["heatmap_tolerance"], err_msg=where
+        )

@@ -36,7 +36,8 @@ def test_iou_and_displacement_of_an_off_centre_box_in_a_wide_photo():
     assert boundary_displacement(pred, gt, 300, 120) == pytest.approx(100 / 300 + 24 / 120)
     # the same boxes transposed in a tall photo give the transposed figure
     assert boundary_displacement(Box(12, 30, 90, 200), Box(0, 60, 90, 240), 120, 300) == pytest.approx(
-        24 / 120 + 100 / 300)
+        24 / 120 + 100 / 300
+    )
 
 
 def test_summary_counts_the_fraction_at_iou_075_not_another_threshold():
@@ -46,7 +47,7 @@ def test_summary_counts_the_fraction_at_iou_075_not_another_threshold():
     assert s["num_images"] == 5
     assert s["mean_iou"] == pytest.approx(3.4999 / 5)
     assert s["mean_bde"] == pytest.approx(0.8 / 5 / 4)
-    assert s["frac_iou_ge_0.75"] == pytest.approx(2 / 5)   # 0.9 and 0.75; at 0.5 it would be 5/5
+    assert s["frac_iou_ge_0.75"] == pytest.approx(2 / 5)  # 0.9 and 0.75; at 0.5 it would be 5/5
 
 
 def _whole_photo_benchmark(folder) -> tuple[Benchmark, list[float]]:
@@ -63,7 +64,7 @@ def _whole_photo_benchmark(folder) -> tuple[Benchmark, list[float]]:
 def test_evaluation_report_figures_match_hand_computed_values(tmp_path):
     bench, fractions = _whole_photo_benchmark(tmp_path)
     run = evaluate(bench, IdentityBaseline(), progress=False)
-    assert [r.iou for r in run.results] == pytest.approx(fractions)          # IoU = the width fraction
+    assert [r.iou for r in run.results] == pytest.approx(fractions)  # IoU = the width fraction
     assert [r.disp for r in run.results] == pytest.approx([1 - f for f in fractions])  # one x edge moved
     summary = write_report(tmp_path / "report", run)
     want = {"num_images": 5, "mean_iou": 3.76 / 5, "mean_bde": 1.24 / 5 / 4, "frac_iou_ge_0.75": 3 / 5}
@@ -78,12 +79,12 @@ def test_evaluation_report_figures_match_hand_computed_values(tmp_path):
 
 
 def test_letterbox_maps_photo_pixels_to_input_pixels_scale_then_shift():
-    wide = Letterbox(400, 200, 64)     # scale 0.16, resized 64 x 32, shifted down by 16
+    wide = Letterbox(400, 200, 64)  # scale 0.16, resized 64 x 32, shifted down by 16
     assert (wide.scale, wide.resized, wide.offset) == (pytest.approx(0.16), (64, 32), (0, 16))
     assert wide.to_input(Box(100, 50, 200, 100)).xywh == pytest.approx((16, 24, 32, 16))
     assert wide.to_photo(Box(16, 24, 32, 16)).xywh == pytest.approx((100, 50, 200, 100))
     assert wide.to_photo(Box(0, 0, 64, 64)).xywh == pytest.approx((0, -100, 400, 400))
-    tall = Letterbox(200, 400, 64)     # resized 32 x 64, shifted right by 16
+    tall = Letterbox(200, 400, 64)  # resized 32 x 64, shifted right by 16
     assert tall.offset == (16, 0)
     assert tall.to_input(Box(50, 100, 100, 200)).xywh == pytest.approx((24, 16, 16, 32))
     assert tall.to_photo(Box(24, 16, 16, 32)).xywh == pytest.approx((50, 100, 100, 200))
@@ -94,10 +95,10 @@ def test_letterboxed_pixels_sit_where_to_input_says():
     img = Image.new("RGB", (400, 200), (0, 0, 0))
     img.paste((255, 255, 255), (100, 50, 300, 150))
     arr, lb = letterbox_image(img, 64)
-    x1, y1, x2, y2 = (int(v) for v in lb.to_input(Box(100, 50, 200, 100)).xyxy)   # (16, 24, 48, 40)
+    x1, y1, x2, y2 = (int(v) for v in lb.to_input(Box(100, 50, 200, 100)).xyxy)  # (16, 24, 48, 40)
     bright = arr[0] > 0.5
-    assert bright[y1 + 1:y2 - 1, x1 + 1:x2 - 1].all()
-    bright[y1 - 1:y2 + 1, x1 - 1:x2 + 1] = False
+    assert bright[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].all()
+    bright[y1 - 1 : y2 + 1, x1 - 1 : x2 + 1] = False
     assert not bright.any()
 
 
@@ -114,9 +115,9 @@ def test_subject_cell_mask_rows_are_y_and_columns_are_x():
 def test_restricted_weights_fall_on_the_subject_cells_of_the_picture():
     torch.manual_seed(0)
     model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, subject_weighting="restricted")).eval()
-    with torch.no_grad():   # 4 x 4 cells; the subject is the left half of the top row
+    with torch.no_grad():  # 4 x 4 cells; the subject is the left half of the top row
         out = model(torch.randn(1, 3, 64, 64), torch.tensor([[0.0, 0, 32, 16]]))
-    weights = out.weights[0]                 # (rows, cols)
+    weights = out.weights[0]  # (rows, cols)
     assert weights[0, :2].sum() == pytest.approx(1.0, abs=1e-5)
     assert weights[1:].sum() < 1e-5 and weights[:, 2:].sum() < 1e-5
 
@@ -137,8 +138,12 @@ class _FixedCropModel:
         g = self.config.grid_size
         b = x.shape[0]
         weights = torch.full((b, g, g), 1.0 / (g * g))
-        return GenCropOutput(crop=self.crop.expand(b, 4), cell_crops=self.crop.expand(b, g * g, 4),
-                             weights=weights, logits=torch.zeros(b, g * g))
+        return GenCropOutput(
+            crop=self.crop.expand(b, 4),
+            cell_crops=self.crop.expand(b, g * g, 4),
+            weights=weights,
+            logits=torch.zeros(b, g * g),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +165,7 @@ def test_cropper_gives_the_network_the_subject_as_input_xyxy_and_maps_the_crop_b
     # subject photo (150, 25)-(250, 150) -> input x 150*0.16 = 24 .. 40, y 25*0.16+16 = 20 .. 40
     assert subject[0].tolist() == pytest.approx([24, 20, 40, 40])
     channel = x[0, 3].numpy()
-    assert channel[20:40, 24:40].all() and channel.sum() == 16 * 20      # the mask channel marks the same box
+    assert channel[20:40, 24:40].all() and channel.sum() == 16 * 20  # the mask channel marks the same box
     assert res.raw_box.xywh == pytest.approx((100, 50, 200, 100))
     assert res.box.xywh == pytest.approx((100, 50, 200, 100))
     assert res.subject.xywh == (150, 25, 100, 125)
@@ -172,14 +177,15 @@ def test_evaluation_feeds_the_subject_mask_to_mask_channel_models(mask_cropper, 
     path = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)).save(path)
     box = Box(20, 10, 120, 90)
-    triangle = np.array([[20, 100], [140, 100], [20, 10]], np.float32)   # the lower-left half of the box
-    photo = BenchmarkPhoto("photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle,
-                           mask_source="detection")
+    triangle = np.array([[20, 100], [140, 100], [20, 10]], np.float32)  # the lower-left half of the box
+    photo = BenchmarkPhoto(
+        "photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle, mask_source="detection"
+    )
     run = evaluate(Benchmark("toy", tmp_path, [photo]), ModelMethod(mask_cropper), progress=False)
     mask = photo.subject_mask(200, 120)
     with_mask = mask_cropper.crop(path, subject=box, subject_mask=mask).raw_box
     box_only = mask_cropper.crop(path, subject=box).raw_box
-    assert max(abs(a - b) for a, b in zip(with_mask.xywh, box_only.xywh)) > 1e-3   # the mask matters here
+    assert max(abs(a - b) for a, b in zip(with_mask.xywh, box_only.xywh)) > 1e-3  # the mask matters here
     assert run.results[0].raw.xywh == pytest.approx(with_mask.xywh, abs=1e-4)
 
 
@@ -188,7 +194,7 @@ def test_evaluation_feeds_the_subject_mask_to_mask_channel_models(mask_cropper, 
 
 @pytest.mark.parametrize("frame", [Box(300, 400, 200, 100), Box(400, 300, 100, 200)])
 def test_views_grow_to_twice_the_frames_long_side_either_way(frame):
-    sampler = ViewSampler()                 # max_scale 2: the view's long side is up to twice the frame's
+    sampler = ViewSampler()  # max_scale 2: the view's long side is up to twice the frame's
     assert sampler.room(frame, 1000, 1000) == pytest.approx(2.0)
     rng = np.random.default_rng(0)
     longs = [max(v.w, v.h) for v, _ in (sampler.sample(frame, 1000, 1000, rng, invert=False) for _ in range(300))]

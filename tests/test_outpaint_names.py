@@ -11,8 +11,18 @@ GOOD = {
     "imgfoo_bar_7_-3_-40_64_48.png": ("foo_bar_7", -3, -40, 64, 48),  # id with underscores, frame off the canvas
     "img-Xy9_0_0_1_1.webp": ("-Xy9", 0, 0, 1, 1),
 }
-BAD = ["photo.jpg", "imgA1.jpg", "imgA_1_2_3.jpg", "imgA_1_2_x_4.jpg", "img_1_2_3_4.jpg", "imgA_1_2_0_4.jpg",
-       "imgA_1_2_3_-4.jpg", "imgA_+1_2_3_4.jpg", "imgA_1_2_3_4", "imgA_1_\u0663_3_4.jpg"]
+BAD = [
+    "photo.jpg",
+    "imgA1.jpg",
+    "imgA_1_2_3.jpg",
+    "imgA_1_2_x_4.jpg",
+    "img_1_2_3_4.jpg",
+    "imgA_1_2_0_4.jpg",
+    "imgA_1_2_3_-4.jpg",
+    "imgA_+1_2_3_4.jpg",
+    "imgA_1_2_3_4",
+    "imgA_1_\u0663_3_4.jpg",
+]
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))
@@ -37,4 +47,3 @@ def test_the_writer_and_the_parser_agree():
             want = Box(*(round(v) for v in box.xywh))
             assert data_names.parse_outpaint_name(name) == (pid, *want.xywh)
             assert engine_names.parse_outpaint_name(name) == (pid, want)
-

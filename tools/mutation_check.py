@@ -36,71 +36,107 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Mutation:
     name: str
-    path: str          # file inside the repository
-    old: str           # exact text to replace (must occur once)
+    path: str  # file inside the repository
+    old: str  # exact text to replace (must occur once)
     new: str
-    tests: tuple       # test files that should fail
-    what: str          # the bug, in words
+    tests: tuple  # test files that should fail
+    what: str  # the bug, in words
 
 
 MUTATIONS = [
-    Mutation("frac-at-0.5", "src/gencrop/geometry.py",
-             "sum(1 for v in ious if v >= threshold)", "sum(1 for v in ious if v >= 0.5)",
-             ("tests/test_conventions.py", "tests/test_geometry.py"),
-             "the 'IoU >= 0.75' fraction counted at IoU >= 0.5"),
-    Mutation("report-threshold-0.5", "src/gencrop/evaluation/report.py",
-             "THRESHOLD = 0.75", "THRESHOLD = 0.5",
-             ("tests/test_conventions.py", "tests/test_eval_report.py"),
-             "the report's threshold set to 0.5"),
-    Mutation("eval-ignores-mask", "src/gencrop/evaluation/runner.py",
-             "mask = photo.subject_mask(W, H) if method.uses_mask else None", "mask = None",
-             ("tests/test_conventions.py", "tests/test_eval_model.py"),
-             "evaluation never passes the subject mask to mask-channel models"),
-    Mutation("model-method-drops-mask", "src/gencrop/evaluation/baselines.py",
-             "use_mask = self.uses_mask and mask is not None",
-             "use_mask = False and mask is not None",
-             ("tests/test_conventions.py", "tests/test_eval_model.py"),
-             "the model method crops with the box even when it has the mask"),
-    Mutation("landscape-view-from-height", "src/gencrop/data/sampling.py",
-             "choices = [(r, False, self.max_scale * fw) for r in LANDSCAPE_RATIOS]",
-             "choices = [(r, False, self.max_scale * fh) for r in LANDSCAPE_RATIOS]",
-             ("tests/test_conventions.py", "tests/test_train_synth.py"),
-             "the largest landscape view computed from the frame's height instead of its width"),
-    Mutation("atomic-in-place", "src/gencrop/io.py",
-             "    path.parent.mkdir(parents=True, exist_ok=True)\n    suffix = ",
-             "    path.parent.mkdir(parents=True, exist_ok=True)\n    yield path\n    return\n    suffix = ",
-             ("tests/test_atomic_writes.py",),
-             "atomic_path writes the file in place"),
-    Mutation("cropper-subject-xywh", "src/gencrop/inference.py",
-             "[p.subject_input.xyxy for p in prepared]", "[p.subject_input.xywh for p in prepared]",
-             ("tests/test_conventions.py", "tests/test_bundled_model_pinned.py", "tests/test_bundled_model.py"),
-             "Cropper gives the network the subject as x, y, w, h instead of x1, y1, x2, y2"),
-    Mutation("cell-mask-swapped", "src/gencrop/modeling/gencrop.py",
-             "mask = (rows[:, :, None] & cols[:, None, :])", "mask = (cols[:, :, None] & rows[:, None, :])",
-             ("tests/test_conventions.py", "tests/test_model.py"),
-             "the subject-cell mask with rows and columns swapped"),
-    Mutation("letterbox-shift-then-scale", "src/gencrop/data/letterbox.py",
-             "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)",
-             "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)",
-             ("tests/test_conventions.py", "tests/test_inference.py"),
-             "photo -> input mapping shifts before it scales"),
-    Mutation("letterbox-both-reversed", "src/gencrop/data/letterbox.py",
-             "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)\n"
-             "\n    def to_photo(self, box: Box) -> Box:\n"
-             "        \"\"\"Input pixels -> photo pixels.\"\"\"\n"
-             "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
-             "        return box.translate(-ox, -oy).scale(self.width / rw, self.height / rh)",
-             "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)\n"
-             "\n    def to_photo(self, box: Box) -> Box:\n"
-             "        \"\"\"Input pixels -> photo pixels.\"\"\"\n"
-             "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
-             "        return box.scale(self.width / rw, self.height / rh).translate(-ox, -oy)",
-             ("tests/test_conventions.py", "tests/test_inference.py"),
-             "both letterbox mappings with scale and shift swapped (round trips still hold)"),
+    Mutation(
+        "frac-at-0.5",
+        "src/gencrop/geometry.py",
+        "sum(1 for v in ious if v >= threshold)",
+        "sum(1 for v in ious if v >= 0.5)",
+        ("tests/test_conventions.py", "tests/test_geometry.py"),
+        "the 'IoU >= 0.75' fraction counted at IoU >= 0.5",
+    ),
+    Mutation(
+        "report-threshold-0.5",
+        "src/gencrop/evaluation/report.py",
+        "THRESHOLD = 0.75",
+        "THRESHOLD = 0.5",
+        ("tests/test_conventions.py", "tests/test_eval_report.py"),
+        "the report's threshold set to 0.5",
+    ),
+    Mutation(
+        "eval-ignores-mask",
+        "src/gencrop/evaluation/runner.py",
+        "mask = photo.subject_mask(W, H) if method.uses_mask else None",
+        "mask = None",
+        ("tests/test_conventions.py", "tests/test_eval_model.py"),
+        "evaluation never passes the subject mask to mask-channel models",
+    ),
+    Mutation(
+        "model-method-drops-mask",
+        "src/gencrop/evaluation/baselines.py",
+        "use_mask = self.uses_mask and mask is not None",
+        "use_mask = False and mask is not None",
+        ("tests/test_conventions.py", "tests/test_eval_model.py"),
+        "the model method crops with the box even when it has the mask",
+    ),
+    Mutation(
+        "landscape-view-from-height",
+        "src/gencrop/data/sampling.py",
+        "choices = [(r, False, self.max_scale * fw) for r in LANDSCAPE_RATIOS]",
+        "choices = [(r, False, self.max_scale * fh) for r in LANDSCAPE_RATIOS]",
+        ("tests/test_conventions.py", "tests/test_train_synth.py"),
+        "the largest landscape view computed from the frame's height instead of its width",
+    ),
+    Mutation(
+        "atomic-in-place",
+        "src/gencrop/io.py",
+        "    path.parent.mkdir(parents=True, exist_ok=True)\n    suffix = ",
+        "    path.parent.mkdir(parents=True, exist_ok=True)\n    yield path\n    return\n    suffix = ",
+        ("tests/test_atomic_writes.py",),
+        "atomic_path writes the file in place",
+    ),
+    Mutation(
+        "cropper-subject-xywh",
+        "src/gencrop/inference.py",
+        "[p.subject_input.xyxy for p in prepared]",
+        "[p.subject_input.xywh for p in prepared]",
+        ("tests/test_conventions.py", "tests/test_bundled_model_pinned.py", "tests/test_bundled_model.py"),
+        "Cropper gives the network the subject as x, y, w, h instead of x1, y1, x2, y2",
+    ),
+    Mutation(
+        "cell-mask-swapped",
+        "src/gencrop/modeling/gencrop.py",
+        "mask = (rows[:, :, None] & cols[:, None, :])",
+        "mask = (cols[:, :, None] & rows[:, None, :])",
+        ("tests/test_conventions.py", "tests/test_model.py"),
+        "the subject-cell mask with rows and columns swapped",
+    ),
+    Mutation(
+        "letterbox-shift-then-scale",
+        "src/gencrop/data/letterbox.py",
+        "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)",
+        "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)",
+        ("tests/test_conventions.py", "tests/test_inference.py"),
+        "photo -> input mapping shifts before it scales",
+    ),
+    Mutation(
+        "letterbox-both-reversed",
+        "src/gencrop/data/letterbox.py",
+        "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)\n"
+        "\n    def to_photo(self, box: Box) -> Box:\n"
+        '        """Input pixels -> photo pixels."""\n'
+        "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
+        "        return box.translate(-ox, -oy).scale(self.width / rw, self.height / rh)",
+        "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)\n"
+        "\n    def to_photo(self, box: Box) -> Box:\n"
+        '        """Input pixels -> photo pixels."""\n'
+        "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
+        "        return box.scale(self.width / rw, self.height / rh).translate(-ox, -oy)",
+        ("tests/test_conventions.py", "tests/test_inference.py"),
+        "both letterbox mappings with scale and shift swapped (round trips still hold)",
+    ),
 ]
 
-_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", "*.egg-info", ".pytest_cache",
-                                 "runs", "out", "build", "dist")
+_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs", "out", "build", "dist"
+)
 
 
 def copy_tree(dest: Path) -> Path:
@@ -141,8 +177,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Apply each listed bug to a copy of the tree and run the tests.")
     ap.add_argument("names", nargs="*", help="mutations to run (default: all)")
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
-    ap.add_argument("--shared", type=Path, default=None,
-                    help="shared data folder for the second run (default: $GENCROP_SHARED or ../shared)")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=None,
+        help="shared data folder for the second run (default: $GENCROP_SHARED or ../shared)",
+    )
     ap.add_argument("--timeout", type=float, default=600, help="seconds per test run")
     args = ap.parse_args(argv)
 
@@ -166,8 +206,10 @@ def main(argv=None) -> int:
         every_test = sorted({t for m in chosen for t in m.tests})
         for label, folder in runs:
             rc, first, secs = run_tests(tree, every_test, folder, args.timeout)
-            print(f"unmutated tree, {label}: {'tests pass' if rc == 0 else 'TESTS FAIL: ' + first} ({secs:.0f} s)",
-                  flush=True)
+            print(
+                f"unmutated tree, {label}: {'tests pass' if rc == 0 else 'TESTS FAIL: ' + first} ({secs:.0f} s)",
+                flush=True,
+            )
             if rc != 0:
                 return 1
         print(f"{'mutation':<28} {'run':<10} {'result':<12} first failing test")
@@ -183,8 +225,9 @@ def main(argv=None) -> int:
                 for label, folder in runs:
                     rc, first, secs = run_tests(tree, m.tests, folder, args.timeout)
                     all_caught &= rc == 1
-                    print(f"{m.name:<28} {label:<10} {verdict(rc):<12} {first if rc else ''} ({secs:.0f} s)",
-                          flush=True)
+                    print(
+                        f"{m.name:<28} {label:<10} {verdict(rc):<12} {first if rc else ''} ({secs:.0f} s)", flush=True
+                    )
             finally:
                 target.write_text(original)
     return 0 if all_caught else 1

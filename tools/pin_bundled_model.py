@@ -83,14 +83,20 @@ def compute() -> dict:
         for subject in subjects:
             res = cropper.crop(photo, subject=subject)
             wrong_box, wrong_heat = _wrong_convention(cropper, photo, subject)
-            cases.append({
-                "photo": name, "region": region, "subject": list(subject), "size": list(res.size),
-                "raw_box": [round(v, 4) for v in res.raw_box.xywh],
-                "heatmap": np.round(res.heatmap.astype(np.float64), 7).tolist(),
-                "xywh_mistake_moves_crop_px": round(max(abs(a - b) for a, b in
-                                                        zip(res.raw_box.xywh, wrong_box.xywh)), 4),
-                "xywh_mistake_moves_heatmap": float(f"{np.abs(res.heatmap - wrong_heat).max():.3g}"),
-            })
+            cases.append(
+                {
+                    "photo": name,
+                    "region": region,
+                    "subject": list(subject),
+                    "size": list(res.size),
+                    "raw_box": [round(v, 4) for v in res.raw_box.xywh],
+                    "heatmap": np.round(res.heatmap.astype(np.float64), 7).tolist(),
+                    "xywh_mistake_moves_crop_px": round(
+                        max(abs(a - b) for a, b in zip(res.raw_box.xywh, wrong_box.xywh)), 4
+                    ),
+                    "xywh_mistake_moves_heatmap": float(f"{np.abs(res.heatmap - wrong_heat).max():.3g}"),
+                }
+            )
     return {
         "model_digest": model_digest(DEFAULT_MODEL_DIR),
         "written_by": "python tools/pin_bundled_model.py",
@@ -114,16 +120,20 @@ def main(argv=None) -> int:
             d_heat = float(np.abs(np.asarray(w["heatmap"]) - np.asarray(g["heatmap"])).max())
             drift = d_box > CROP_TOLERANCE_PX or d_heat > HEATMAP_TOLERANCE
             bad |= drift
-            print(f"{w['photo']:<10} subject {w['subject']}: crop {d_box:.4f} px, heatmap {d_heat:.2e}"
-                  + ("  DRIFT" if drift else ""))
+            print(
+                f"{w['photo']:<10} subject {w['subject']}: crop {d_box:.4f} px, heatmap {d_heat:.2e}"
+                + ("  DRIFT" if drift else "")
+            )
         print("model digest", "matches" if want["model_digest"] == got["model_digest"] else "DIFFERS")
         return 1 if bad else 0
     from gencrop.io import write_json
 
     write_json(EXPECTATIONS, got, indent=1)
     for c in got["cases"]:
-        print(f"{c['photo']:<10} subject {c['subject']}: raw crop {c['raw_box']}; the x,y,w,h mistake moves it "
-              f"{c['xywh_mistake_moves_crop_px']} px and the heatmap {c['xywh_mistake_moves_heatmap']}")
+        print(
+            f"{c['photo']:<10} subject {c['subject']}: raw crop {c['raw_box']}; the x,y,w,h mistake moves it "
+            f"{c['xywh_mistake_moves_crop_px']} px and the heatmap {c['xywh_mistake_moves_heatmap']}"
+        )
     print(f"wrote {EXPECTATIONS.relative_to(REPO)}")
     return 0
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ..data.outpaint import parse_outpaint_name as parse_canvas_name
 from ..geometry import Box
@@ -71,7 +71,7 @@ def read_id_list(path: str | Path) -> list[str]:
 
 
 def find_photos(img_dir: str | Path, ids: Sequence[str] | None = None,
-                summary: "Summary | None" = None) -> dict[str, Path]:
+                summary: Summary | None = None) -> dict[str, Path]:
     """``{id: path}`` of the ``img<ID>.<ext>`` photos of a folder, optionally restricted to ``ids``.
 
     Files that are not named ``img<ID>``, duplicates of an id with another

@@ -68,7 +68,8 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> int:
         if uses.get(tensor_id, 0) != 1 or id(bn) in seen or id(conv) in seen or not bn.track_running_stats:
             continue
         seen.update((id(bn), id(conv)))
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
+        inv_std = 1 / torch.sqrt(bn.running_var + bn.eps)
+        scale = bn.weight * inv_std if bn.affine else inv_std
         shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
         conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
         if conv.bias is None:
