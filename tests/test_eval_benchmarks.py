@@ -220,7 +220,7 @@ def test_found_subjects_fill_photos_without_one(shared_data):
     assert all(p.subject is None for p in b.photos)
     seen = []
 
-    def finder(img, size):
+    def finder(img, size, frame=None, detections=None):
         seen.append(size)
         w, h = size
         poly = np.array([[w * 0.3, h * 0.3], [w * 0.6, h * 0.3], [w * 0.6, h * 0.8]], np.float32)

@@ -22,8 +22,13 @@ from PIL import Image
 from .data.letterbox import Letterbox, box_mask, letterbox_image, letterbox_mask
 from .geometry import Box
 from .io import load_image
+from .shapes import Shape, fit_shape
 
-__all__ = ["Cropper", "CropResult", "SubjectRequired", "default_device"]
+__all__ = ["Cropper", "CropResult", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
+
+# Whether a subject found automatically is also kept whole by default (a given one always is);
+# chosen by measurement on FCDB, see docs/model-card.md.
+KEEP_FOUND_SUBJECT = True
 
 
 class SubjectRequired(ValueError):
@@ -32,26 +37,34 @@ class SubjectRequired(ValueError):
 
 @dataclass
 class CropResult:
-    box: Box               # the crop, photo pixels, inside the photo
-    raw_box: Box           # the network's crop mapped to photo pixels, before clamping
+    box: Box               # the crop: whole photo pixels, inside the photo (what is printed and cut)
+    raw_box: Box           # the network's crop mapped to photo pixels, before clamping, shape and subject rules
     subject: Box           # the subject used, photo pixels
     heatmap: np.ndarray    # (rows, cols) cell weights of the weighted average (sum to 1)
     size: tuple[int, int]  # (width, height) of the upright photo
     subject_source: str = "given"  # "given", "mask", or what found it ("detection", "saliency")
+    shape: Shape | None = None     # the requested shape (None: free)
+    subject_kept: bool = False     # the crop was moved/grown to contain the subject
 
     def to_json(self, photo: str | None = None) -> dict:
-        d = {"crop": [round(v, 2) for v in self.box.xywh],
+        d = {"crop": [int(v) for v in self.box.xywh],
              "subject": [round(v, 2) for v in self.subject.xywh],
              "size": list(self.size), "subject_source": self.subject_source}
+        if self.shape is not None:
+            d["shape"] = self.shape.name
         return {"photo": photo, **d} if photo is not None else d
 
     def cut(self, image: Image.Image) -> Image.Image:
-        """The crop, cut out of the upright photo ``image`` (its full-size decode) at whole pixels."""
+        """The crop, cut out of the upright photo ``image`` (its full-size decode); resized to the
+        requested output size when the shape has one."""
         if image.size != tuple(self.size):
             raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the crop is for a "
                              f"{self.size[0]}x{self.size[1]} photo")
-        b = self.box.rounded()
-        return image.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
+        b = self.box
+        out = image.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
+        if self.shape is not None and self.shape.size is not None and out.size != self.shape.size:
+            out = out.resize(self.shape.size, Image.LANCZOS)
+        return out
 
 
 def default_device() -> torch.device:
@@ -160,49 +173,83 @@ class Cropper:
 
     # -- prediction ------------------------------------------------------------
     @torch.inference_mode()
-    def _predict(self, prepared: Sequence[_Prepared], **conditioning) -> list[CropResult]:
+    def _run_network(self, prepared: Sequence[_Prepared], shapes: Sequence[Shape]) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 4) crops in input pixels (xyxy) and (B, rows, cols) cell weights, one row per prepared photo."""
         x = torch.from_numpy(np.stack([p.array for p in prepared])).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         s = torch.tensor([p.subject_input.xyxy for p in prepared], dtype=torch.float32, device=self.device)
-        cond = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in conditioning.items()}
+        cond = self._conditioning(shapes)
         with _autocast(self.device):
             out = self.model(x, s, **cond)
-        crops = out.crop.float().cpu().numpy() * self.dim
-        weights = out.weights.float().cpu().numpy()
-        results = []
-        for p, c, w in zip(prepared, crops, weights):
-            raw = p.letterbox.to_photo(Box.from_xyxy(*c))
-            box = raw.clamp(p.letterbox.width, p.letterbox.height)
-            if box.is_empty():  # degenerate prediction: fall back to the subject's surroundings
-                box = p.subject
-            results.append(CropResult(box=box, raw_box=raw, subject=p.subject, heatmap=w,
-                                      size=(p.letterbox.width, p.letterbox.height),
-                                      subject_source=p.source))
-        return results
+        return out.crop.float().cpu().numpy() * self.dim, out.weights.float().cpu().numpy()
 
-    def _conditioning(self, n: int, aspect: float | None, area: float | None) -> dict:
-        if aspect is None and area is None:
+    def _conditioning(self, shapes: Sequence[Shape]) -> dict:
+        """GenCrop-C models read the requested shape; every model gets it exactly from :func:`fit_shape`."""
+        if self.model.config.variant != "gencrop-c" or all(s.is_free for s in shapes):
             return {}
-        if self.model.config.variant != "gencrop-c":
-            raise ValueError("this model does not take a requested shape (aspect/area); "
-                             "use a model trained with --variant gencrop-c")
-        return self.model.shape_conditioning(n, aspect=aspect, area=area)
+        from .modeling.conditioned import shape_condition
+
+        rows = [shape_condition(1, area=s.area, aspect=s.aspect) for s in shapes]
+        return {"target_shape": torch.cat(rows).to(self.device)}
+
+    def _result(self, p: _Prepared, crop_input: np.ndarray, weights: np.ndarray, shape: Shape,
+                keep_subject: bool | None) -> CropResult:
+        """The network's crop in photo pixels, then the user's rules: inside the photo, the shape, the subject."""
+        width, height = p.letterbox.width, p.letterbox.height
+        raw = p.letterbox.to_photo(Box.from_xyxy(*crop_input))
+        box = raw.clamp(width, height)
+        if box.is_empty():  # degenerate prediction: fall back to the subject's surroundings
+            box = p.subject
+        keep = self._keeps_subject(p.source) if keep_subject is None else bool(keep_subject)
+        final = fit_shape(box, shape, width, height, p.subject if keep else None)
+        return CropResult(box=final, raw_box=raw, subject=p.subject, heatmap=weights, size=(width, height),
+                          subject_source=p.source, shape=None if shape.is_free else shape, subject_kept=keep)
+
+    @staticmethod
+    def _keeps_subject(source: str) -> bool:
+        return source in ("given", "mask") or KEEP_FOUND_SUBJECT
+
+    def _predict(self, prepared: Sequence[_Prepared], shape: Shape, keep_subject: bool | None) -> list[CropResult]:
+        crops, weights = self._run_network(prepared, [shape] * len(prepared))
+        return [self._result(p, c, w, shape, keep_subject) for p, c, w in zip(prepared, crops, weights)]
 
     def crop(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
-             aspect: float | None = None, area: float | None = None) -> CropResult:
+             aspect: float | str | None = None, area: float | None = None, size: tuple[int, int] | None = None,
+             keep_subject: bool | None = None) -> CropResult:
         """Crop one photo around its subject.
 
         ``image``: path, PIL image or array. ``subject``: ``Box`` or ``(x, y, w, h)``
         in photo pixels, a bool mask of the photo's size, or ``None`` to find it
         automatically. ``subject_mask`` adds a segmentation to a given box (used
-        by mask-channel models). ``aspect`` (w/h) and ``area`` (fraction of the
-        photo) ask a GenCrop-C model for a shape.
+        by mask-channel models). ``aspect`` (w/h, or text such as ``"4:5"``),
+        ``size`` ((W, H): crop at W:H, :meth:`CropResult.cut` resizes to it) and
+        ``area`` (fraction of the photo) ask for a shape: the crop has exactly
+        that aspect ratio in whole pixels. ``keep_subject``: a given subject is
+        always inside the crop unless this is False (see :mod:`gencrop.shapes`).
         """
+        shape = Shape.from_aspect(aspect, area, size)
         p = self._prepare(image, subject, subject_mask)
-        return self._predict([p], **self._conditioning(1, aspect, area))[0]
+        return self._predict([p], shape, keep_subject)[0]
+
+    def crop_shapes(self, image, shapes: Sequence[Shape | str], subject=None, *,
+                    subject_mask: np.ndarray | None = None, keep_subject: bool | None = None) -> list[CropResult]:
+        """One crop per requested shape (``Shape`` or text: ``"1:1"``, ``"16:9"``, ``"1200x630"``, ``"free"``),
+        from one decode of the photo and one network pass."""
+        shapes = [s if isinstance(s, Shape) else Shape.parse(s) for s in shapes]
+        if not shapes:
+            raise ValueError("no shapes asked for")
+        p = self._prepare(image, subject, subject_mask)
+        if self.model.config.variant == "gencrop-c":  # the shape goes into the network: one row each
+            crops, weights = self._run_network([p] * len(shapes), shapes)
+        else:
+            c, w = self._run_network([p], [Shape()])
+            crops, weights = np.repeat(c, len(shapes), 0), np.repeat(w, len(shapes), 0)
+        return [self._result(p, c, w, s, keep_subject) for s, c, w in zip(shapes, crops, weights)]
 
     def crop_full(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
-                  aspect: float | None = None, area: float | None = None) -> tuple[CropResult, Image.Image]:
+                  aspect: float | str | None = None, area: float | None = None,
+                  size: tuple[int, int] | None = None, keep_subject: bool | None = None
+                  ) -> tuple[CropResult, Image.Image]:
         """:meth:`crop`, plus the photo's full-resolution decode: for writing the cropped photo.
 
         The network sees a reduced decode (large JPEGs are decoded at 1/2 to 1/8
@@ -210,14 +257,26 @@ class Cropper:
         meanwhile in a thread, so writing a 12 MP crop costs little more than
         predicting it. ``result.cut(full)`` is the cropped photo.
         """
+        return self._beside_full_decode(image, lambda img: self.crop(
+            img, subject, subject_mask=subject_mask, aspect=aspect, area=area, size=size, keep_subject=keep_subject))
+
+    def crop_shapes_full(self, image, shapes: Sequence[Shape | str], subject=None, *,
+                         subject_mask: np.ndarray | None = None, keep_subject: bool | None = None
+                         ) -> tuple[list[CropResult], Image.Image]:
+        """:meth:`crop_shapes`, plus the full-resolution decode (as :meth:`crop_full`)."""
+        return self._beside_full_decode(image, lambda img: self.crop_shapes(
+            img, shapes, subject, subject_mask=subject_mask, keep_subject=keep_subject))
+
+    def _beside_full_decode(self, image, crop):
+        """``(crop(image), full decode)``; a file's full decode runs in a thread while ``crop`` works."""
         if not isinstance(image, (str, os.PathLike)):  # in memory: convert once, crop that
             full = load_image(image)[0]
-            return self.crop(full, subject, subject_mask=subject_mask, aspect=aspect, area=area), full
+            return crop(full), full
         if self._decoder is None:
             self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gencrop-decode")
         full = self._decoder.submit(load_image, image)
         try:
-            result = self.crop(image, subject, subject_mask=subject_mask, aspect=aspect, area=area)
+            result = crop(image)
         except BaseException:
             with contextlib.suppress(Exception):  # the crop's error is the one to report
                 full.result()
@@ -226,8 +285,10 @@ class Cropper:
 
     def crop_many(self, images: Iterable, subjects: Iterable | None = None, *,
                   subject_masks: Iterable | None = None, batch_size: int = 8,
-                  aspect: float | None = None, area: float | None = None) -> list[CropResult]:
-        """Crop several photos (any sizes) in batches; ``subjects``/``subject_masks`` as in :meth:`crop`."""
+                  aspect: float | str | None = None, area: float | None = None,
+                  size: tuple[int, int] | None = None, keep_subject: bool | None = None) -> list[CropResult]:
+        """Crop several photos (any sizes) in batches; ``subjects``/``subject_masks`` and the shape as in :meth:`crop`."""
+        shape = Shape.from_aspect(aspect, area, size)
         images = list(images)
         subjects = list(subjects) if subjects is not None else [None] * len(images)
         masks = list(subject_masks) if subject_masks is not None else [None] * len(images)
@@ -238,5 +299,5 @@ class Cropper:
             end = start + batch_size
             chunk = [self._prepare(im, sb, mk) for im, sb, mk in
                      zip(images[start:end], subjects[start:end], masks[start:end])]
-            results.extend(self._predict(chunk, **self._conditioning(len(chunk), aspect, area)))
+            results.extend(self._predict(chunk, shape, keep_subject))
         return results

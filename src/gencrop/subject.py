@@ -241,14 +241,14 @@ def default_finder() -> SubjectFinder:
 
 
 def find_subject(image: Image.Image, size: tuple[int, int] | None = None, cls: str = "any",
-                 detector=None, frame: Box | None = None) -> Subject:
-    """The main subject of a photo: the most prominent detection, else the salient region.
+                 detector=None, frame: Box | None = None, detections: list | None = None) -> Subject:
+    """The main subject of a photo (inside ``frame``): the most prominent detection, else the salient region.
 
-    ``detector`` overrides the default segmenter (anything with ``seg(images, sizes)``).
-    Raises :class:`SubjectNotFound` naming what to install when no backend is available.
+    ``detector`` overrides the default segmenter (anything with ``seg(images, sizes)``);
+    ``detections`` reuses a segmentation already made. Raises :class:`SubjectNotFound`
+    naming what to install when no backend is available.
     """
     finder = default_finder()
-    if detector is not None:
-        dets = detector.seg([to_rgb(image)], sizes=[tuple(size or image.size)])[0]
-        return finder.find(image, size, cls, frame, detections=dets)
-    return finder.find(image, size, cls, frame)
+    if detections is None and detector is not None:
+        detections = detector.seg([to_rgb(image)], sizes=[tuple(size or image.size)])[0]
+    return finder.find(image, size, cls, frame, detections=detections)

@@ -23,8 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--subject", metavar="X,Y,W,H", help="subject box in photo pixels (one photo or all)")
     g.add_argument("--subjects", metavar="FILE.json",
                    help='JSON object mapping photo file names to subject boxes: {"a.jpg": [x, y, w, h]}')
-    p.add_argument("--aspect", metavar="W:H", help="requested aspect ratio (GenCrop-C models), e.g. 4:5")
-    p.add_argument("--area", type=float, help="requested crop area as a fraction of the photo (GenCrop-C models)")
+    p.add_argument("--aspect", metavar="W:H", action="append", default=[],
+                   help="crop to exactly this aspect ratio (4:5, 16:9, 0.8); repeat for several crops of one "
+                        "photo, written as NAME_4x5.jpg, NAME_16x9.jpg")
+    p.add_argument("--size", metavar="WxH", action="append", default=[],
+                   help="crop at W:H, then resize to exactly W x H pixels (a thumbnail, e.g. 1200x630); repeatable")
+    p.add_argument("--area", type=float, help="crop area as a fraction of the photo, e.g. 0.5")
+    p.add_argument("--allow-subject-cut", action="store_true",
+                   help="return the network's crop as it is, even where it cuts the subject (by default a "
+                        "subject is kept whole inside the crop)")
     p.add_argument("-o", "--out-dir", default="crops", help="where cropped photos go (default: ./crops)")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo per line")
     p.add_argument("--visualize", action="store_true",
@@ -36,19 +43,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_aspect(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        if ":" in text:
-            w, h = (float(v) for v in text.split(":"))
-        else:
-            w, h = float(text), 1.0
-    except ValueError:
-        raise CommandError(f"--aspect must look like 4:5 or 0.8; got {text!r}") from None
-    if not (w > 0 and h > 0):
-        raise CommandError(f"--aspect must be positive; got {text!r}")
-    return w / h
+def parse_shapes(aspects: list[str], sizes: list[str], area: float | None) -> list:
+    """The requested shapes, in the order given (``--aspect`` first); one free shape when none is asked."""
+    from ..shapes import Shape
+
+    if area is not None and not 0 < area <= 1:
+        raise CommandError(f"--area must be a fraction of the photo in (0, 1]; got {area}")
+    shapes = []
+    for flag, texts in (("--aspect", aspects), ("--size", sizes)):
+        for text in texts:
+            if flag == "--size" and "x" not in text.lower():
+                raise CommandError(f"--size must look like 1200x630; got {text!r}")
+            if flag == "--aspect" and "x" in text.lower():
+                raise CommandError(f"--aspect must look like 4:5 or 0.8 (for an exact size use --size); got {text!r}")
+            try:
+                shapes.append(Shape.parse(text, area))
+            except ValueError as e:
+                raise CommandError(f"{flag}: {e}") from None
+    if len({s.name for s in shapes}) != len(shapes):
+        raise CommandError("the same shape is asked for twice")
+    return shapes or [Shape(area=area)]
 
 
 def expand_photos(inputs: list[str]) -> list[Path]:
@@ -106,7 +120,9 @@ def run(args) -> int:
     from ..inference import Cropper
     from ..io import ImageReadError, save_image
 
-    aspect = parse_aspect(args.aspect)
+    shapes = parse_shapes(args.aspect, args.size, args.area)
+    named = len(shapes) > 1 or not shapes[0].is_free
+    keep = False if args.allow_subject_cut else None
     subject_map, subject_all = load_subjects(args)
     photos = expand_photos(args.photos)
     if not photos:
@@ -128,27 +144,31 @@ def run(args) -> int:
             else:
                 subject = subject_all
             if args.no_write:
-                result, img = cropper.crop(path, subject=subject, aspect=aspect, area=args.area), None
+                results, img = cropper.crop_shapes(path, shapes, subject, keep_subject=keep), None
             else:
-                result, img = cropper.crop_full(path, subject=subject, aspect=aspect, area=args.area)
-            record = result.to_json(str(path))
+                results, img = cropper.crop_shapes_full(path, shapes, subject, keep_subject=keep)
+            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
+            records = [result.to_json(str(path)) for result in results]
             if img is not None:
-                suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
-                target = out_dir / f"{path.stem}_crop{suffix}"
-                save_image(result.cut(img), target)
-                record["output"] = str(target)
+                for result, record in zip(results, records):
+                    target = out_dir / f"{path.stem}_{result.shape.name if named else 'crop'}{suffix}"
+                    save_image(result.cut(img), target)
+                    record["output"] = str(target)
                 if args.visualize:
                     from ..visualize import crop_visualization
 
                     vis = out_dir / f"{path.stem}_vis.jpg"
-                    save_image(crop_visualization(img, result, cropper.dim), vis)
-                    record["visualization"] = str(vis)
-            if args.json:
-                print(json.dumps(record), flush=True)
-            elif not args.quiet:
-                x, y, w, h = (round(v) for v in result.box.xywh)
-                where = f" -> {record['output']}" if "output" in record else ""
-                tqdm.write(f"{path}: crop {x},{y},{w},{h}{where}", file=sys.stdout)
+                    save_image(crop_visualization(img, results[0], cropper.dim), vis)
+                    for record in records:
+                        record["visualization"] = str(vis)
+            for result, record in zip(results, records):
+                if args.json:
+                    print(json.dumps(record), flush=True)
+                elif not args.quiet:
+                    x, y, w, h = record["crop"]
+                    where = f" -> {record['output']}" if "output" in record else ""
+                    shape = f" {result.shape.name}" if named else ""
+                    tqdm.write(f"{path}:{shape} crop {x},{y},{w},{h}{where}", file=sys.stdout)
         except (ImageReadError, ValueError, OSError) as e:
             failed += 1
             msg = str(e) if str(path) in str(e) else f"{path}: {e}"

@@ -60,6 +60,15 @@ def _register_eval(sub) -> None:
                    help="photos without an annotated subject get the one the subject finder picks "
                         "(the most prominent detection, else the salient region); used by the model and "
                         "the subject baseline alike")
+    p.add_argument("--subjects-in-crop", action="store_true",
+                   help="photos without an annotated subject get the most prominent object inside the expert's "
+                        "crop (how the training data defines the subject: a subject a user would give)")
+    p.add_argument("--protocol", choices=("crop", "follow", "shapes"), default="crop",
+                   help="crop: IoU/BDE against the ground truth (default); shapes: the same, asking for a crop "
+                        "of the ground truth's aspect ratio; follow: does the crop follow the subject (crop "
+                        "with subject A, then B = A mirrored or another object; contain, follow, move)")
+    p.add_argument("--allow-subject-cut", action="store_true",
+                   help="score the model's crop as it is, without keeping the subject inside it")
     p.add_argument("--segment", action="store_true",
                    help="run the segmenter when detect.json.gz / mask.npz are missing")
     p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
@@ -92,7 +101,9 @@ def _make_method(args):
     name = Path(args.model).name if args.model else "gencrop (bundled)"
     if args.epoch is not None:
         name += f" @ epoch {args.epoch}"
-    return ModelMethod(cropper, name)
+    if args.allow_subject_cut:
+        name += " (subject may be cut)"
+    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -139,7 +150,7 @@ def _subject_masks(bench, method, args) -> str:
 
 def run_eval(args) -> int:
     from ..data.benchmarks import BenchmarkError, load_benchmark
-    from ..evaluation.baselines import BASELINES, make_baseline
+    from ..evaluation.baselines import BASELINES, SHAPE_BASELINES, make_baseline
     from ..evaluation.report import ThumbnailWriter, compare_runs, format_summary, write_report
     from ..evaluation.runner import evaluate
 
@@ -160,17 +171,30 @@ def run_eval(args) -> int:
     except BenchmarkError as e:
         raise CommandError(str(e)) from None
     masks = _subject_masks(bench, method, args)
-    if args.find_subjects:
+    if args.find_subjects and args.subjects_in_crop:
+        raise CommandError("give --find-subjects or --subjects-in-crop, not both")
+    if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
-        from ..subject import SubjectNotFound
+        from ..subject import SubjectNotFound, default_finder
 
         if args.limit is not None:  # only look for the subjects of the photos that will be scored
             bench.photos = bench.photos[:args.limit]
+        detector = default_finder().detector if args.protocol == "follow" else None
         try:
-            n = attach_found_subjects(bench, progress=not args.quiet)
+            n = 0
+            if args.find_subjects or args.subjects_in_crop:
+                n = attach_found_subjects(bench, progress=not args.quiet, detector=detector,
+                                          inside_ground_truth=args.subjects_in_crop)
+            elif detector is not None:  # annotated subjects: the detector still finds the second objects
+                for photo in bench.photos:
+                    from ..io import load_image
+
+                    img, size = load_image(photo.path, min_side=512)
+                    photo.detections = detector.seg([img], sizes=[size])[0]
         except SubjectNotFound as e:
             raise CommandError(str(e)) from None
-        masks = f"{masks}; {n} found by the subject finder" if n else masks
+        how = "inside the expert crop" if args.subjects_in_crop else "by the subject finder"
+        masks = f"{masks}; {n} found {how}" if n else masks
     if not bench.photos:
         shown = ", ".join(bench.missing[:3])
         raise CommandError(f"{bench.description}: no photos to score in {bench.folder}"
@@ -181,17 +205,22 @@ def run_eval(args) -> int:
               file=sys.stderr)
 
     progress = not args.quiet
+    if args.protocol == "follow":
+        return _run_following(bench, method, args)
+    shapes = args.protocol == "shapes"
     writer = ThumbnailWriter(args.out_dir) if args.out_dir else None
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
-                   need_pixels=writer is not None)
+                   need_pixels=writer is not None, ground_truth_aspect=shapes)
     run.info["subject_masks"] = masks
     run.info["heatmaps"] = bool(writer and writer.heatmaps)
+    if shapes:
+        run.info["protocol"] = "shapes: each method asked for a crop of the ground truth's aspect ratio"
     baselines = {}
     if args.baselines:
-        for spec in BASELINES:
+        for spec in (SHAPE_BASELINES if shapes else BASELINES):
             b = make_baseline(spec)
             if b.name != method.name:
-                baselines[b.name] = evaluate(bench, b, limit=args.limit, progress=False)
+                baselines[b.name] = evaluate(bench, b, limit=args.limit, progress=False, ground_truth_aspect=shapes)
 
     if args.out_dir:
         command = "gencrop " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
@@ -211,6 +240,35 @@ def run_eval(args) -> int:
     if args.out_dir:
         print(f"report: {Path(args.out_dir) / 'index.html'}")
     return 1 if run.failed and not run.ok else 0
+
+
+def _run_following(bench, method, args) -> int:
+    """The subject-following protocol for the method (and the subject/centre baselines with --baselines)."""
+    from ..evaluation.baselines import make_baseline
+    from ..evaluation.following import evaluate_following
+    from ..io import write_json
+
+    methods = [method] + ([make_baseline(s) for s in ("subject", "center:0.8")] if args.baselines else [])
+    runs = [evaluate_following(bench, m, limit=args.limit, progress=not args.quiet) for m in methods]
+    print(f"{bench.description}: subject following ({runs[0].photos} photos with a subject)")
+    print(f"  {'method':<34} {'pairs':>5} {'contain':>8} {'follow':>7} {'move':>6}   mirror pairs / object pairs")
+    for r in runs:
+        t = r.table()
+        parts = " / ".join(f"{t[k]['pairs']}: {t[k]['follow']:.2f} {t[k]['move']:.2f}" for k in ("mirror", "object"))
+        a = t["all"]
+        print(f"  {r.method:<34} {a['pairs']:>5} {a['contain']:>8.3f} {a['follow']:>7.3f} {a['move']:>6.3f}   {parts}")
+        for name, err in r.failed[:5]:
+            print(f"gencrop eval: failed: {name}: {err}", file=sys.stderr)
+    if args.out_dir:
+        out = Path(args.out_dir) / "following.json"
+        write_json(out, {"benchmark": bench.description, "methods": {
+            r.method: {**r.table(), "photos": r.photos, "failed": len(r.failed),
+                       "per_pair": [{"photo": p.name, "kind": p.kind, "a": list(p.a.xywh), "b": list(p.b.xywh),
+                                     "crop_a": list(p.crop_a.xywh), "crop_b": list(p.crop_b.xywh),
+                                     "contain": p.contain, "follow": p.follow, "move": p.move}
+                                    for p in r.pairs]} for r in runs}})
+        print(f"written: {out}")
+    return 0 if runs[0].pairs else 1
 
 
 # ----------------------------------------------------------------------------

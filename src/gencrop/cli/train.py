@@ -38,6 +38,12 @@ def register(subparsers) -> None:
     p.add_argument("--whole-view-prob", type=float, default=0.0, metavar="P",
                    help="use the whole canvas as the training view with probability P (for real-context "
                         "data such as `gencrop data from-crops`, which is judged on whole photos)")
+    p.add_argument("--composite-prob", type=float, default=0.0, metavar="P",
+                   help="with probability P, lay the photo out with 1-3 other photos on one canvas; the given "
+                        "subject is all that tells which frame is the target (teaches the crop to follow it)")
+    p.add_argument("--subject-weighting", choices=("original", "restricted"), default="original",
+                   help="how cell weights use the subject: the research code's softmax(score x cell mask), "
+                        "or a softmax restricted to the subject's cells (needed for the crop to follow it)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=500, help="warm-up steps (shortened for short runs)")
     p.add_argument("--workers", type=int, default=4, help="data loader processes (per training process)")
@@ -58,7 +64,7 @@ def register(subparsers) -> None:
         "view-train", help="draw a batch of training examples as the loop sees them",
         description="Draw training views of DATA (a <dataset>/outpaint folder) with the true frame (green), "
                     "the subject box given to the model (red), the subject mask (tinted) and its bounds "
-                    "(yellow).")
+                    "(yellow), and where the target's photo lies (blue; part of the canvas for composites).")
     v.add_argument("data", help="the dataset's outpaint folder")
     v.add_argument("--out", required=True, help="PNG contact sheet to write")
     v.add_argument("--split", default="train")
@@ -70,6 +76,8 @@ def register(subparsers) -> None:
     v.add_argument("--no-invert", dest="invert", action="store_false")
     v.add_argument("--no-bad-filter", dest="bad_filter", action="store_false")
     v.add_argument("--no-heuristic-filter", dest="heuristic_filter", action="store_false")
+    v.add_argument("--composite-prob", type=float, default=0.0, metavar="P",
+                   help="draw composite canvases this often, as `gencrop train --composite-prob`")
     v.set_defaults(func=run_view_train)
 
 
@@ -93,7 +101,8 @@ def run_view_train(args) -> int:
     try:
         n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
                                 epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,
-                                bad_filter=args.bad_filter, heuristic_filter=args.heuristic_filter)
+                                bad_filter=args.bad_filter, heuristic_filter=args.heuristic_filter,
+                                composite_prob=args.composite_prob)
     except (ValueError, FileNotFoundError) as e:
         raise CommandError(str(e)) from None
     print(f"wrote {args.out} ({n} examples)")
@@ -102,7 +111,7 @@ def run_view_train(args) -> int:
 
 def draw_training_sheet(data: str, out: str, *, split: str = "train", num: int = 16, dim: int = 256,
                         epoch: int = 1, seed: int = 0, augment: bool = True, invert: bool = True,
-                        bad_filter: bool = True, heuristic_filter: bool = True) -> int:
+                        bad_filter: bool = True, heuristic_filter: bool = True, composite_prob: float = 0.0) -> int:
     """Render ``num`` training items exactly as the loop builds them; returns how many were drawn."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -115,7 +124,8 @@ def draw_training_sheet(data: str, out: str, *, split: str = "train", num: int =
     data_set = read_outpaint_set(data, split, bad_filter=bad_filter, heuristic_filter=heuristic_filter)
     if data_set.num_photos == 0:
         raise ValueError(f"{data}: no usable {split} examples ({data_set.summary()})")
-    ds = TrainingSet(data_set, dim, use_subject=True, augment=augment, invert=invert, seed=seed)
+    ds = TrainingSet(data_set, dim, use_subject=True, augment=augment, invert=invert, seed=seed,
+                     composite_prob=composite_prob)
     ds.set_epoch(epoch)
     n = min(num, len(ds))
     cols = int(np.ceil(np.sqrt(n)))
@@ -127,15 +137,13 @@ def draw_training_sheet(data: str, out: str, *, split: str = "train", num: int =
         item = ds[i]
         img = item["image"].numpy()
         rgb = np.clip((img[:3] * std + mean) * 255, 0, 255).transpose(1, 2, 0)
-        valid = item["valid"].numpy()
-        outside = np.ones((dim, dim), bool)
-        outside[int(valid[1]):int(np.ceil(valid[3])), int(valid[0]):int(np.ceil(valid[2]))] = False
-        rgb[outside] = 0
+        rgb[(img[:3] == 0).all(axis=0)] = 0  # letterbox padding
         tint = img[3] > 0.5
         rgb[tint] = 0.6 * rgb[tint] + 0.4 * np.array([255, 0, 255])
         tile = Image.fromarray(rgb.astype(np.uint8))
         draw = ImageDraw.Draw(tile)
-        for key, colour in (("subject_mask_box", (255, 220, 0)), ("subject", (255, 40, 40)), ("crop", (0, 255, 0))):
+        for key, colour in (("valid", (60, 120, 255)), ("subject_mask_box", (255, 220, 0)), ("subject", (255, 40, 40)),
+                            ("crop", (0, 255, 0))):
             draw.rectangle([float(v) for v in item[key]], outline=colour, width=2)
         sheet.paste(tile, ((i % cols) * (dim + 4) + 2, (i // cols) * (dim + 4) + 2))
     save_image(sheet, out)

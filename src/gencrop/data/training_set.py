@@ -24,6 +24,7 @@ from PIL import Image
 
 from ..geometry import Box
 from ..io import load_image, polygon_to_mask
+from .composite import canvas_size, paint_tile, place_tiles, tile_count
 from .letterbox import Letterbox, box_mask, letterbox_image
 from .outpaint import OutpaintSet, Variation
 from .sampling import ViewSampler, jitter_box, photometric_augment
@@ -42,13 +43,17 @@ class _Choice:
 class TrainingSet(torch.utils.data.Dataset):
     """Views of an :class:`OutpaintSet`; call :meth:`set_epoch` before each epoch.
 
+    With ``composite_prob`` an item is, that often, its photo laid out with 1-3
+    others on one canvas (:mod:`gencrop.data.composite`): the target is its own
+    frame, and only the given subject says which photo that is.
+
     ``augment=False`` gives the validation behaviour: still a random (but
     fixed per index) enlarged view, no photometric change, no flip, no jitter.
     """
 
     def __init__(self, data: OutpaintSet, dim: int = 256, *, use_subject: bool = False, augment: bool = True,
                  invert: bool = True, max_len: int | None = None, seed: int = 0,
-                 sampler: ViewSampler | None = None):
+                 sampler: ViewSampler | None = None, composite_prob: float = 0.0):
         if data.num_photos == 0:
             raise ValueError("the training set is empty (no usable variations)")
         self.data = data
@@ -59,6 +64,9 @@ class TrainingSet(torch.utils.data.Dataset):
         self.max_len = max_len
         self.seed = int(seed)
         self.sampler = sampler or ViewSampler()
+        if not 0.0 <= composite_prob <= 1.0:
+            raise ValueError(f"composite_prob must be in [0, 1]; got {composite_prob}")
+        self.composite_prob = float(composite_prob)
         self._photos = list(data.groups)
         self.epoch = -1
         self.set_epoch(0)
@@ -90,6 +98,9 @@ class TrainingSet(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         choice = self._items[index]
         rng = np.random.default_rng((self.seed, self.epoch if self.augment else 0, choice.photo_index))
+        if (self.composite_prob > 0 and choice.variation.subject is not None and len(self._photos) > 1
+                and rng.random() < self.composite_prob):
+            return self.render_composite(choice, rng)
         return self.render(choice.variation, rng)
 
     def render(self, v: Variation, rng: np.random.Generator) -> dict:
@@ -108,15 +119,48 @@ class TrainingSet(torch.utils.data.Dataset):
         if self.augment:
             small = photometric_augment(small, rng)
         arr, lb = letterbox_image(small, dim, size=(int(view.w), int(view.h)))
+        (ox, oy), (rw, rh) = lb.offset, lb.resized
+        sx, sy = rw / view.w, rh / view.h
+        placement = _Placement(sx, sy, ox - view.x * sx, oy - view.y * sy)
+        return self._finish(arr, v, placement, lb.valid, rng)
 
-        def to_input(b: Box) -> Box:
-            return lb.to_input(b.translate(-view.x, -view.y))
+    def render_composite(self, choice: _Choice, rng: np.random.Generator) -> dict:
+        """``choice``'s photo among 1-3 other photos on one canvas; its frame is the target."""
+        dim = self.dim
+        count = min(tile_count(rng), len(self._photos))
+        others = [int(i) for i in rng.permutation(len(self._photos)) if int(i) != choice.photo_index][:count - 1]
+        variations = [choice.variation]
+        for i in others:
+            group = self.data.groups[self._photos[i]]
+            variations.append(group[int(rng.integers(len(group)))])
+        canvas_w, canvas_h = canvas_size(dim, rng)
+        tiles = place_tiles([(v.width, v.height) for v in variations], (canvas_w, canvas_h), rng)
+        canvas = Image.new("RGB", (canvas_w, canvas_h))
+        for v, tile in zip(variations, tiles):
+            need = max(tile.placed.w, tile.placed.h)
+            min_side = int(math.ceil(min(v.width, v.height) * need / max(v.width, v.height))) + 1
+            img, _ = load_image(self.data.image_dir / v.img_file, min_side=min_side)
+            paint_tile(canvas, img, tile)
+        if self.augment:
+            canvas = photometric_augment(canvas, rng)
+        arr, lb = letterbox_image(canvas, dim)
+        target = tiles[0]
+        (ox, oy) = lb.offset
+        placement = _Placement(target.scale[0], target.scale[1], target.offset[0] + ox, target.offset[1] + oy)
+        return self._finish(arr, choice.variation, placement, placement.to_input(
+            Box(0, 0, choice.variation.width, choice.variation.height)), rng)
 
-        valid = lb.valid
-        crop = to_input(v.crop).intersect(valid)
+    def _finish(self, arr: np.ndarray, v: Variation, placement: "_Placement", valid: Box,
+                rng: np.random.Generator) -> dict:
+        """The item: boxes of ``v`` mapped into the input, the subject mask channel, jitter and flip.
+
+        ``valid`` is where ``v``'s photo lies in the input (the rest is padding or other photos).
+        """
+        dim = self.dim
+        crop = placement.to_input(v.crop).intersect(valid)
         if v.subject is not None:
-            subject = to_input(v.subject).intersect(valid)
-            mask = self._subject_mask(v, view, lb)
+            subject = placement.to_input(v.subject).intersect(valid)
+            mask = self._subject_mask(v, placement, valid)
             ys, xs = np.nonzero(mask)
             if len(xs):
                 mask_box = Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
@@ -140,19 +184,31 @@ class TrainingSet(torch.utils.data.Dataset):
             item[k] = torch.tensor(b.xyxy, dtype=torch.float32)
         return item
 
-    def _subject_mask(self, v: Variation, view: Box, lb: Letterbox) -> np.ndarray:
-        """The subject's polygon rasterised in input pixels (its box when no polygon is stored)."""
+    def _subject_mask(self, v: Variation, placement: "_Placement", valid: Box) -> np.ndarray:
+        """The subject's polygon rasterised in input pixels, inside ``valid`` (its box when no polygon is stored)."""
         dim = self.dim
         poly = self.data.polygons.get(str(v.subject_mask_id)) if v.subject_mask_id is not None else None
         if poly is None or len(poly) < 3:
-            return box_mask(lb.to_input(v.subject.translate(-view.x, -view.y)), dim)
-        (ox, oy), rw = lb.offset, lb.resized[0]
-        s = rw / view.w
-        mask = polygon_to_mask(poly, dim, dim, scale=s, offset=(ox - view.x * s, oy - view.y * s))
-        vx, vy, vw, vh = (int(c) for c in lb.valid.xywh)
+            return box_mask(placement.to_input(v.subject), dim)
+        pts = np.asarray(poly, np.float64) * (placement.sx, placement.sy) + (placement.dx, placement.dy)
+        mask = polygon_to_mask(pts, dim, dim)
+        vx, vy, vw, vh = (int(c) for c in valid.xywh)
         clipped = np.zeros((dim, dim), np.float32)
         clipped[vy:vy + vh, vx:vx + vw] = mask[vy:vy + vh, vx:vx + vw]
         return clipped
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Canvas pixels -> input pixels: ``x * sx + dx``, ``y * sy + dy``."""
+
+    sx: float
+    sy: float
+    dx: float
+    dy: float
+
+    def to_input(self, box: Box) -> Box:
+        return box.scale(self.sx, self.sy).translate(self.dx, self.dy)
 
 
 def collate(items: list[dict]) -> dict:

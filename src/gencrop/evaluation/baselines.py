@@ -1,8 +1,9 @@
 """Cropping methods as the evaluation sees them, and the simple baselines every figure is read against.
 
 A *method* takes a photo (a PIL image, or ``None`` when it does not look at
-pixels), the photo's size, the subject box and optionally the subject mask,
-and returns a :class:`Prediction` in photo pixels. The benchmark protocol
+pixels), the photo's size, the subject box, optionally the subject mask and
+a requested :class:`~gencrop.shapes.Shape`, and returns a :class:`Prediction`
+in photo pixels. Methods that cannot honour a shape refuse one. The benchmark protocol
 (clamping, scoring) is applied by the runner, never by a method, so a
 baseline and the model are measured identically.
 """
@@ -15,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ..geometry import Box
+from ..shapes import Shape, fit_shape
 
 __all__ = [
     "Prediction",
@@ -25,6 +27,8 @@ __all__ = [
     "BASELINES",
     "make_baseline",
     "subject_window",
+    "LargestAtShapeBaseline",
+    "SHAPE_BASELINES",
 ]
 
 
@@ -41,7 +45,7 @@ class Method(Protocol):
     uses_mask: bool      # True: scores change with the subject mask, so masks must be real
 
     def predict(self, image, size: tuple[int, int], subject: Box | None,
-                mask: np.ndarray | None) -> Prediction: ...
+                mask: np.ndarray | None, shape: Shape | None = None) -> Prediction: ...
 
 
 class IdentityBaseline:
@@ -51,7 +55,8 @@ class IdentityBaseline:
     needs_pixels = False
     uses_mask = False
 
-    def predict(self, image, size, subject, mask) -> Prediction:
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
+        _no_shape(self, shape)
         return Prediction(Box(0, 0, size[0], size[1]))
 
 
@@ -67,7 +72,8 @@ class CenterBaseline:
         self.fraction = fraction
         self.name = f"center:{fraction:g}"
 
-    def predict(self, image, size, subject, mask) -> Prediction:
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
+        _no_shape(self, shape)
         W, H = size
         return Prediction(Box(0, 0, W, H).expand(self.fraction))
 
@@ -102,8 +108,30 @@ class SubjectBaseline:
     needs_pixels = False
     uses_mask = False
 
-    def predict(self, image, size, subject, mask) -> Prediction:
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
+        _no_shape(self, shape)
         return Prediction(subject_window(subject, size[0], size[1]))
+
+
+class LargestAtShapeBaseline:
+    """The largest crop of the requested shape, centred on the photo (``largest``) or on the subject
+    (``largest-subject``, slid back inside the photo): what a shape-only cropper returns."""
+
+    needs_pixels = False
+    uses_mask = False
+
+    def __init__(self, on_subject: bool = False):
+        self.on_subject = on_subject
+        self.name = "largest-subject" if on_subject else "largest"
+
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
+        W, H = size
+        if shape is None or shape.ratio is None:
+            raise ValueError(f"the {self.name} baseline needs a requested aspect ratio")
+        centre = subject.center if self.on_subject and subject is not None else (W / 2, H / 2)
+        whole = Box(centre[0] - W / 2, centre[1] - H / 2, W, H)   # any box with that centre and the photo's area
+        largest = Shape(ratio=shape.ratio, area=1.0)
+        return Prediction(fit_shape(whole, largest, W, H))
 
 
 class SmartcropBaseline:
@@ -124,19 +152,34 @@ class SmartcropBaseline:
             raise ValueError("the smartcrop baseline needs the smartcrop package: pip install smartcrop") from None
         self._cropper = smartcrop.SmartCrop()
 
-    def predict(self, image, size, subject, mask) -> Prediction:
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
         W, H = size
         scale = image.width / W
-        top = self._cropper.crop(image, image.width, image.height)["top_crop"]
+        if shape is not None and shape.ratio is not None:
+            # smartcrop looks among the largest crops (0.9-1.0) of the asked width:height
+            top = self._cropper.crop(image, 1000 * shape.ratio[0], 1000 * shape.ratio[1])["top_crop"]
+        else:
+            top = self._cropper.crop(image, image.width, image.height)["top_crop"]
         return Prediction(Box(top["x"], top["y"], top["width"], top["height"]).scale(1 / scale))
 
 
 BASELINES = ("identity", "center:0.8", "subject")
 
 
+# the baselines of the shape protocol (the expert crop's aspect ratio asked for)
+SHAPE_BASELINES = ("largest", "largest-subject", "smartcrop")
+
+
+def _no_shape(method, shape: Shape | None) -> None:
+    if shape is not None and not shape.is_free:
+        raise ValueError(f"the {method.name} baseline does not take a requested shape")
+
+
 def make_baseline(spec: str):
-    """``identity`` | ``center[:FRACTION]`` | ``subject`` | ``smartcrop`` -> a method."""
+    """``identity`` | ``center[:FRACTION]`` | ``subject`` | ``smartcrop`` | ``largest`` | ``largest-subject``."""
     name, _, arg = spec.strip().lower().partition(":")
+    if name in ("largest", "largest-subject") and not arg:
+        return LargestAtShapeBaseline(on_subject=name == "largest-subject")
     if name == "identity" and not arg:
         return IdentityBaseline()
     if name in ("center", "centre"):
@@ -148,35 +191,41 @@ def make_baseline(spec: str):
         return SubjectBaseline()
     if name == "smartcrop" and not arg:
         return SmartcropBaseline()
-    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject, smartcrop")
+    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject, smartcrop, "
+                     "largest, largest-subject")
 
 
 class ModelMethod:
     """A GenCrop model through :class:`gencrop.inference.Cropper` (the same path as ``gencrop crop``).
 
     The subject goes in as the annotated box, with its mask for models with a
-    mask channel. The heatmap is the
-    cells' score weights, cut to the photo's part of the letterboxed input.
+    mask channel; the prediction is the crop a user gets (requested shape and
+    subject rules applied). The heatmap is the cells' score weights, cut to
+    the photo's part of the letterboxed input.
     """
 
     needs_pixels = True
 
-    def __init__(self, cropper, name: str = "gencrop"):
+    def __init__(self, cropper, name: str = "gencrop", keep_subject: bool | None = None):
         self.cropper = cropper
         self.name = name
+        self.keep_subject = keep_subject
         self.uses_mask = bool(cropper.model.config.use_subject_mask)
 
-    def predict(self, image, size, subject, mask) -> Prediction:
+    def predict(self, image, size, subject, mask, shape=None) -> Prediction:
         from ..data.letterbox import Letterbox
 
         if subject is None and mask is not None and mask.any():
             subject, mask = mask, None
         use_mask = self.uses_mask and mask is not None and mask.any() and subject is not None
-        res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None)
+        res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None,
+                                aspect=shape.aspect if shape is not None else None,
+                                area=shape.area if shape is not None else None, keep_subject=self.keep_subject)
         dim = self.cropper.dim
         rows, cols = res.heatmap.shape
         lb = Letterbox(size[0], size[1], dim)
         full = np.repeat(np.repeat(np.asarray(res.heatmap, np.float32), dim // rows, 0), dim // cols, 1)
         v = lb.valid
         heat = full[int(v.y):int(v.y2), int(v.x):int(v.x2)]
-        return Prediction(res.raw_box, heat if heat.size else None, res.subject)
+        # the crop a user gets (shape and subject rules applied), not the network's raw proposal
+        return Prediction(res.box, heat if heat.size else None, res.subject)

@@ -17,6 +17,7 @@ from typing import Callable
 from ..data.benchmarks import Benchmark, BenchmarkPhoto
 from ..geometry import Box, clamp_prediction, score_against_ground_truths, summarize
 from ..io import ImageReadError, load_image
+from ..shapes import Shape
 from .baselines import Method, Prediction
 
 __all__ = ["PhotoResult", "EvalRun", "evaluate", "load_photo"]
@@ -88,6 +89,11 @@ def load_photo(photo: BenchmarkPhoto, decode: bool = True):
     return img, size
 
 
+def aspect_of(box: Box) -> Shape:
+    """The shape request "this box's aspect ratio" (as the nearest ratio with terms up to 100)."""
+    return Shape.parse(repr(box.w / box.h))
+
+
 def score_photo(pred: Box, photo: BenchmarkPhoto, width: int, height: int) -> tuple[Box, float, float, int]:
     """The protocol: clamp to the photo, then score against every ground truth."""
     clamped = clamp_prediction(pred, Box(0, 0, width, height))
@@ -97,12 +103,14 @@ def score_photo(pred: Box, photo: BenchmarkPhoto, width: int, height: int) -> tu
 
 def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, progress: bool = True,
              on_photo: Callable[[PhotoResult, BenchmarkPhoto, object, Prediction | None], None] | None = None,
-             need_pixels: bool = False) -> EvalRun:
+             need_pixels: bool = False, ground_truth_aspect: bool = False) -> EvalRun:
     """Score ``method`` on every photo of ``bench`` (the first ``limit`` with ``limit``).
 
     ``on_photo(result, photo, image, prediction)`` is called after each photo
     (the report draws its pictures there); ``need_pixels`` makes the runner
-    decode photos even for methods that do not look at them.
+    decode photos even for methods that do not look at them. With
+    ``ground_truth_aspect`` the method is asked for a crop of the (first)
+    ground truth's aspect ratio: the shape protocol.
     """
     from tqdm import tqdm
 
@@ -118,7 +126,8 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
             image, (W, H) = load_photo(photo, decode)
             r.width, r.height = W, H
             mask = photo.subject_mask(W, H) if method.uses_mask else None
-            pred = method.predict(image, (W, H), photo.subject, mask)
+            shape = aspect_of(photo.gts[0]) if ground_truth_aspect else None
+            pred = method.predict(image, (W, H), photo.subject, mask, shape)
             r.raw = pred.box
             if pred.subject is not None:
                 r.subject = pred.subject

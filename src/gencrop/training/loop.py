@@ -39,7 +39,7 @@ STATE_NAME = "training_state.pt"
 HISTORY_NAME = "loss.json"
 ARGS_NAME = "train_args.json"
 # options that define the network; a resumed run must keep them
-_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant", "model_overrides")
+_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant", "subject_weighting", "model_overrides")
 
 
 @dataclass
@@ -62,6 +62,8 @@ class TrainOptions:
     invert: bool = True
     augment: bool = True
     whole_view_prob: float = 0.0    # train on the whole canvas this often (real-context data)
+    composite_prob: float = 0.0     # train on several photos on one canvas this often (the subject picks the frame)
+    subject_weighting: str = "original"  # GenCropConfig.subject_weighting of a new network
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: int = 500
@@ -188,7 +190,8 @@ def _load_datasets(opts: TrainOptions, log):
         raise ValueError(f"{data_dir}: no usable training examples ({train_set.summary()})")
     train_ds = TrainingSet(train_set, opts.dim, use_subject=opts.use_subject, augment=opts.augment,
                            invert=opts.invert, max_len=opts.max_epoch_len, seed=opts.seed,
-                           sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob))
+                           sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
+                           composite_prob=opts.composite_prob)
     room = train_ds.room_report()
     log(f"train views: {room['with_room']} of {room['variations']} variations leave room for an enlarged view "
         f"(median max enlargement {room['median_room']:.2f}x)")
@@ -265,7 +268,8 @@ def train(opts: TrainOptions) -> list[dict]:
     train_ds, val_ds = _load_datasets(opts, log)
 
     config = GenCropConfig(arch=opts.arch, image_size=opts.dim, in_channels=4 if opts.use_subject else 3,
-                           variant=opts.variant, **opts.model_overrides,
+                           variant=opts.variant, subject_weighting=opts.subject_weighting,
+                           **opts.model_overrides,
                            extra={"training": {**{k: v for k, v in dataclasses.asdict(opts).items()
                                                   if k not in ("out", "resume", "quiet", "workers", "cpu")},
                                                # absolute, so that `gencrop eval RUN_DIR` finds the test split

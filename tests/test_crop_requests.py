@@ -1,0 +1,123 @@
+"""What a user asks of Cropper and `gencrop crop`: shapes, sizes, the subject kept, one preparation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gencrop.geometry import Box
+from gencrop.inference import Cropper
+from gencrop.modeling import GenCrop, GenCropConfig
+from gencrop.shapes import round_box
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model")
+    GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=4, transpose_anchors=False,
+                          subject_weighting="restricted")).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def cropper(model_dir):
+    return Cropper.from_pretrained(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (200, 320, 3), dtype=np.uint8))
+
+
+def _contains(crop: Box, s: Box) -> bool:
+    return crop.x <= s.x and crop.y <= s.y and crop.x2 >= s.x2 and crop.y2 >= s.y2
+
+
+def test_shapes_are_exact_inside_and_keep_the_subject(cropper, photo):
+    subject = Box(200, 60, 70, 90)
+    results = cropper.crop_shapes(photo, ["1:1", "16:9", "4:5", "1200x630", "free"], subject)
+    assert [r.shape.name if r.shape else "free" for r in results] == ["1x1", "16x9", "4x5", "1200x630", "free"]
+    for r, ratio in zip(results, [(1, 1), (16, 9), (4, 5), (40, 21), None]):
+        b = r.box
+        assert all(float(v).is_integer() for v in b.xywh)
+        assert 0 <= b.x and 0 <= b.y and b.x2 <= 320 and b.y2 <= 200
+        if ratio:
+            assert b.w * ratio[1] == b.h * ratio[0]
+        assert _contains(b, subject) and r.subject_kept
+    assert results[3].cut(photo).size == (1200, 630)
+    assert results[0].cut(photo).size == (int(results[0].box.w),) * 2
+    # one network pass for all shapes: the same proposal behind each
+    assert len({tuple(r.raw_box.xywh) for r in results}) == 1
+    # crop() with the same request gives the same crop as crop_shapes()
+    assert cropper.crop(photo, subject, aspect="16:9").box == results[1].box
+    assert cropper.crop(photo, subject, size=(1200, 630)).box == results[3].box
+
+
+def test_allow_subject_cut_returns_the_network_crop(cropper, photo):
+    subject = Box(0, 0, 40, 40)  # in a corner, where a random network's crop will not reach
+    free = cropper.crop(photo, subject, keep_subject=False)
+    proposal = free.raw_box.clamp(320, 200)
+    proposal = subject if proposal.is_empty() else proposal  # a degenerate (random) network's crop
+    assert free.box == round_box(proposal, 320, 200) and not free.subject_kept
+    kept = cropper.crop(photo, subject)
+    assert _contains(kept.box, subject)
+    if not _contains(free.box, subject):
+        assert kept.box != free.box
+
+
+def _jpeg(tmp_path, name, size, seed):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(small).resize(size, Image.BICUBIC).save(tmp_path / name, quality=95)
+    return tmp_path / name, np.asarray(Image.open(tmp_path / name).convert("RGB"))  # what the file holds
+
+
+def test_file_and_memory_give_the_same_network_input(cropper, tmp_path):
+    """A photo passed as a file, a PIL image or an array gets the same network input and crop."""
+    # a 1/2 reduction (photos up to 4x the input): exactly the same input
+    path, pixels = _jpeg(tmp_path, "mid.jpg", (200, 150), 4)
+    subject = (50, 30, 60, 80)
+    inputs = [cropper._prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels)]
+    assert np.array_equal(inputs[0], inputs[1]) and np.array_equal(inputs[1], inputs[2])
+    # a large JPEG decoded at 1/8 size (DCT scaling) vs a box filter in memory: nearly the same input
+    path, pixels = _jpeg(tmp_path, "big.jpg", (1600, 1200), 5)
+    subject = (500, 300, 400, 500)
+    a, b, c = (cropper._prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels))
+    assert np.abs(a - b).mean() < 0.02 and np.array_equal(b, c)
+
+
+def test_cli_writes_every_shape_exactly(model_dir, example_photo, tmp_path, capsys):
+    from gencrop.cli import main
+
+    rc = main(["crop", str(example_photo), "--model", str(model_dir), "--subject", "420,0,90,330",
+               "--aspect", "1:1", "--aspect", "16:9", "--size", "1200x630", "-o", str(tmp_path), "--json", "-q"])
+    assert rc == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["shape"] for r in records] == ["1x1", "16x9", "1200x630"]
+    sizes = {r["shape"]: Image.open(r["output"]).size for r in records}
+    assert sizes["1200x630"] == (1200, 630)
+    w, h = sizes["16x9"]
+    assert w * 9 == h * 16
+    w, h = sizes["1x1"]
+    assert w == h
+    for r in records:  # the printed crop is the cut
+        if r["shape"] != "1200x630":
+            assert tuple(r["crop"][2:]) == sizes[r["shape"]]
+    assert (tmp_path / "astronaut_1x1.jpg").is_file() and (tmp_path / "astronaut_16x9.jpg").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--aspect", "wide"], "--aspect"), (["--size", "1200"], "--size"), (["--aspect", "1:1", "--aspect", "1:1"], "twice"),
+    (["--area", "2"], "--area"),
+])
+def test_cli_bad_shape_requests_are_usage_errors(model_dir, example_photo, tmp_path, capsys, args, message):
+    from gencrop.cli import main
+
+    rc = main(["crop", str(example_photo), "--model", str(model_dir), "-o", str(tmp_path), *args])
+    assert rc == 2 and message in capsys.readouterr().err
