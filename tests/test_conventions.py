@@ -160,7 +160,7 @@ def test_cropper_gives_the_network_the_subject_as_input_xyxy_and_maps_the_crop_b
     # the network answers input (16, 24)-(48, 40), which is photo (100, 50)-(300, 150)
     fake = _FixedCropModel(mask_cropper.model.config, [16 / 64, 24 / 64, 48 / 64, 40 / 64])
     cropper.model = fake
-    res = cropper.crop(Image.new("RGB", (400, 200), (90, 60, 30)), subject=(150, 25, 100, 125))
+    res = cropper.crop(Image.new("RGB", (400, 200), (90, 60, 30)), subject=(150, 25, 100, 125), keep_subject=False)
     x, subject = fake.calls[0]
     # subject photo (150, 25)-(250, 150) -> input x 150*0.16 = 24 .. 40, y 25*0.16+16 = 20 .. 40
     assert subject[0].tolist() == pytest.approx([24, 20, 40, 40])
@@ -171,22 +171,34 @@ def test_cropper_gives_the_network_the_subject_as_input_xyxy_and_maps_the_crop_b
     assert res.subject.xywh == (150, 25, 100, 125)
 
 
-def test_evaluation_feeds_the_subject_mask_to_mask_channel_models(mask_cropper, tmp_path):
+def test_evaluation_feeds_the_subject_mask_to_mask_channel_models(mask_cropper, tmp_path, monkeypatch):
     """What the report scores is the crop made with the photo's segmentation, not with its box."""
     rng = np.random.default_rng(0)
     path = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)).save(path)
     box = Box(20, 10, 120, 90)
     triangle = np.array([[20, 100], [140, 100], [20, 10]], np.float32)  # the lower-left half of the box
-    photo = BenchmarkPhoto(
-        "photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle, mask_source="detection"
-    )
+    photo = BenchmarkPhoto("photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle,
+                           mask_source="detection")
+    calls = []
+    crop = mask_cropper.crop
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return crop(*args, **kwargs)
+
+    monkeypatch.setattr(mask_cropper, "crop", spy)
     run = evaluate(Benchmark("toy", tmp_path, [photo]), ModelMethod(mask_cropper), progress=False)
+    assert run.results[0].ok and len(calls) == 1
+    given = calls[0].get("subject_mask")
+    assert given is not None, "the model was given the box only"
     mask = photo.subject_mask(200, 120)
-    with_mask = mask_cropper.crop(path, subject=box, subject_mask=mask).raw_box
-    box_only = mask_cropper.crop(path, subject=box).raw_box
-    assert max(abs(a - b) for a, b in zip(with_mask.xywh, box_only.xywh)) > 1e-3  # the mask matters here
-    assert run.results[0].raw.xywh == pytest.approx(with_mask.xywh, abs=1e-4)
+    assert 0.3 < mask.sum() / (120 * 90) < 0.7  # a triangle: clearly not the box
+    np.testing.assert_array_equal(given, mask)
+    # and the mask changes what the network does, so scoring without it would score another crop
+    with_mask = crop(path, subject=box, subject_mask=mask, keep_subject=False)
+    box_only = crop(path, subject=box, keep_subject=False)
+    assert np.abs(with_mask.heatmap - box_only.heatmap).max() > 1e-4
 
 
 # -- training views ------------------------------------------------------------------------

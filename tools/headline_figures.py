@@ -4,18 +4,21 @@
 docs/model-card.md come from. In the docs, each figure is followed by a
 marker naming its entry, e.g. ``0.688<!-- fig fcdb/gencrop/mean_iou -->``.
 
-    python tools/headline_figures.py measure   # after a re-ship: score, write figures.json and the docs
-    python tools/headline_figures.py check     # the bundled model still scores the figures (shared data)
-    python tools/headline_figures.py docs      # rewrite the docs' figures from figures.json
-    python tools/headline_figures.py check-docs   # the docs show exactly figures.json (no data needed)
+    python tools/headline_figures.py measure          # after a re-ship: run the documented command, record it
+    python tools/headline_figures.py record REPORT/   # record a report of the documented command
+    python tools/headline_figures.py check            # the bundled model still scores what was recorded
+    python tools/headline_figures.py docs             # rewrite the docs' figures from figures.json
+    python tools/headline_figures.py check-docs       # the docs show exactly figures.json (no data needed)
 
-``measure`` is the documented command (``gencrop eval --benchmark fcdb
---all-images --find-subjects``) done in steps: the subjects the finder picks
-are kept in ``tests/data/fcdb_found_subjects.json.gz`` and reused (the finder
-takes most of the time and does not change with the weights; ``--find-subjects``
-redoes them), so ``check`` can replay exactly the documented inputs in a
-minute. ``check`` fails when a figure moves by more than its noise (the
-standard error of the mean over the photos, recorded beside it).
+``measure`` runs the documented command (``gencrop eval --benchmark fcdb
+--all-images --find-subjects --baselines``; the subject finder takes most of
+its ten minutes) and ``record``s its report: the figures, and the subjects the
+finder picked (``tests/data/fcdb_found_subjects.json.gz``). ``record`` then
+replays the bundled model on those subject boxes (no finder: about a minute)
+and keeps that *replay* figure too. ``check`` replays again and fails when the
+replay moved by more than the noise of the figure (the standard error of the
+mean over the photos): the weights or the code changed what the documented
+command would print, so ``measure`` must be rerun.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ FIGURES = REPO / "docs" / "figures.json"
 SUBJECTS = REPO / "tests" / "data" / "fcdb_found_subjects.json.gz"
 DOCS = [REPO / "README.md", REPO / "docs" / "model-card.md"]
 COMMAND = "gencrop eval --benchmark fcdb --data-root $DATA --all-images --find-subjects --baselines -o report/"
-BASELINES = ("identity", "center:0.8", "center:0.9", "subject", "smartcrop")
 MARKER = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?)(\*\*)?<!-- fig ([\w:./-]+) -->")
 DIGITS = 3  # as the docs print them
 
@@ -53,83 +55,72 @@ def model_digest() -> str:
     return h.hexdigest()
 
 
-# -- subjects -----------------------------------------------------------------------------
-def find_subjects(bench) -> dict:
-    from gencrop.data.benchmarks import attach_found_subjects
+# -- subjects ---------------------------------------------------------------------------------
+def subjects_from_report(report: Path) -> dict:
+    """``{photo: [x, y, w, h]}``: the subjects the documented command used (its per_image.csv)."""
+    from gencrop.evaluation.report import read_rows
 
-    attach_found_subjects(bench, progress=True)
-    return {p.name: {"box": [round(v, 3) for v in p.subject.xywh], "source": p.mask_source,
-                     "polygon": None if p.mask_polygon is None else [[round(float(x), 1), round(float(y), 1)]
-                                                                     for x, y in p.mask_polygon]}
-            for p in bench.photos}
+    return {r["name"]: [round(float(r[f"subject_{k}"]), 3) for k in "xywh"] for r in read_rows(report)
+            if r["status"] == "ok" and r["subject_x"] != ""}
 
 
-def attach_stored_subjects(bench, stored: dict) -> None:
-    import numpy as np
-
+def load_fcdb_with_stored_subjects(data_root: Path):
+    """The FCDB test photos with the recorded subject boxes (masks drawn from the boxes)."""
+    from gencrop.data.benchmarks import load_benchmark
     from gencrop.geometry import Box
 
+    with gzip.open(SUBJECTS, "rt", encoding="utf-8") as f:
+        stored = json.load(f)
+    bench = load_benchmark("fcdb", data_root, all_images=True)
     missing = [p.name for p in bench.photos if p.name not in stored]
     if missing:
         raise SystemExit(f"{SUBJECTS.name} has no subject for {len(missing)} photos (e.g. {missing[0]}); "
-                         "run `python tools/headline_figures.py measure --find-subjects`")
+                         "run `python tools/headline_figures.py measure`")
     for p in bench.photos:
-        s = stored[p.name]
-        p.subject = Box.from_xywh(s["box"])
-        p.mask_polygon = None if s["polygon"] is None else np.asarray(s["polygon"], np.float32).reshape(-1, 2)
-        p.mask_source = s["source"]
-
-
-def load_fcdb_with_subjects(data_root: Path, refind: bool = False):
-    from gencrop.data.benchmarks import load_benchmark
-    from gencrop.io import atomic_open
-
-    bench = load_benchmark("fcdb", data_root, all_images=True)
-    if refind or not SUBJECTS.is_file():
-        stored = find_subjects(bench)
-        with atomic_open(SUBJECTS, "wb") as f:
-            f.write(gzip.compress(json.dumps(stored, separators=(",", ":")).encode(), mtime=0))
-    with gzip.open(SUBJECTS, "rt", encoding="utf-8") as f:
-        attach_stored_subjects(bench, json.load(f))
+        p.subject = Box.from_xywh(stored[p.name])
     return bench
 
 
 # -- scoring ----------------------------------------------------------------------------------
-def _figures(run) -> dict:
-    ok = run.ok
-    n = len(ok)
-    s = run.summary()
+def figures_of(ious: list[float], bdes: list[float]) -> dict:
+    """Mean IoU, BDE (displacement / 4), fraction IoU >= 0.75, and the standard error of each mean."""
+    from gencrop.geometry import summarize
+
+    n = len(ious)
+    s = summarize(ious, [4 * b for b in bdes])
 
     def std_error(values):
         mean = sum(values) / n
         return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else float("nan")
 
-    return {"mean_iou": round(s["mean_iou"], 4), "mean_bde": round(s["mean_bde"], 4),
-            "frac_iou_ge_0.75": round(s["frac_iou_ge_0.75"], 4), "num_images": n,
-            "mean_iou_std_error": round(std_error([r.iou for r in ok]), 4),
-            "mean_bde_std_error": round(std_error([r.disp / 4 for r in ok]), 4)}
+    return {"num_images": n, "mean_iou": round(s["mean_iou"], 4), "mean_bde": round(s["mean_bde"], 4),
+            "frac_iou_ge_0.75": round(s["frac_iou_ge_0.75"], 4),
+            "mean_iou_std_error": round(std_error(ious), 4), "mean_bde_std_error": round(std_error(bdes), 4)}
 
 
-def score_bundled(bench) -> dict:
+def figures_from_report(report: Path) -> dict:
+    """Every method's figures in a report of the documented command (the model's and its baselines')."""
+    from gencrop.evaluation.report import read_rows
+
+    rows = [r for r in read_rows(report) if r["status"] == "ok"]
+    methods = {"gencrop": figures_of([float(r["iou"]) for r in rows], [float(r["bde"]) for r in rows])}
+    for col in rows[0]:
+        if col.startswith("iou["):
+            name = col[4:-1]
+            vals = [r for r in rows if r[col] != ""]
+            methods[name] = figures_of([float(r[col]) for r in vals], [float(r[f"disp[{name}]"]) / 4 for r in vals])
+    return methods
+
+
+def replay_bundled(data_root: Path, limit: int | None = None) -> dict:
+    """The bundled model on the recorded subject boxes, scored with the published protocol."""
     from gencrop.evaluation import ModelMethod, evaluate
     from gencrop.inference import Cropper
 
-    cropper = Cropper.from_pretrained(device="cpu")
-    return _figures(evaluate(bench, ModelMethod(cropper, "gencrop (bundled)"), progress=True))
-
-
-def score_baselines(bench) -> dict:
-    from gencrop.evaluation import evaluate, make_baseline
-
-    out = {}
-    for spec in BASELINES:
-        try:
-            method = make_baseline(spec)
-        except ValueError as e:  # smartcrop not installed
-            print(f"skipped {spec}: {e}", file=sys.stderr)
-            continue
-        out[spec] = _figures(evaluate(bench, method, progress=method.needs_pixels))
-    return out
+    bench = load_fcdb_with_stored_subjects(data_root)
+    run = evaluate(bench, ModelMethod(Cropper.from_pretrained(device="cpu"), "gencrop (bundled)"),
+                   limit=limit, progress=True)
+    return figures_of([r.iou for r in run.ok], [r.disp / 4 for r in run.ok])
 
 
 # -- the docs -----------------------------------------------------------------------------------
@@ -145,7 +136,7 @@ def render_docs(figures: dict, write: bool) -> list[str]:
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
 
-        def fill(m: re.Match) -> str:
+        def fill(m: re.Match, doc: Path = doc) -> str:
             want = f"{lookup(figures, m[3]):.{DIGITS}f}"
             if m[1] != want:
                 problems.append(f"{doc.relative_to(REPO)}: {m[3]} shows {m[1]}, figures.json has {want}")
@@ -174,59 +165,75 @@ def check_docs() -> int:
 
 
 # -- commands ----------------------------------------------------------------------------------
-def measure(args) -> int:
-    bench = load_fcdb_with_subjects(args.data_root, refind=args.find_subjects)
-    methods = {"gencrop": score_bundled(bench), **score_baselines(bench)}
-    figures = {"written_by": "python tools/headline_figures.py measure",
-               "fcdb": {"benchmark": "FCDB official test split, the photos available here, whole photo in, "
-                                     "subject from the subject finder",
-                        "command": COMMAND, "model_digest": model_digest(), "methods": methods}}
-    from gencrop.io import write_json
+def record(report: Path, data_root: Path) -> int:
+    import gencrop
+    from gencrop.io import atomic_open, write_json
 
+    summary = json.loads((report / "summary.json").read_text())
+    subjects = subjects_from_report(report)
+    with atomic_open(SUBJECTS, "wb") as f:
+        f.write(gzip.compress(json.dumps(subjects, separators=(",", ":"), sort_keys=True).encode(), mtime=0))
+    methods = figures_from_report(report)
+    replay = replay_bundled(data_root)
+    figures = {"written_by": "python tools/headline_figures.py measure (or record REPORT)",
+               "fcdb": {"benchmark": summary["description"], "command": COMMAND, "ran": summary.get("command", ""),
+                        "gencrop_version": gencrop.__version__, "model_digest": model_digest(),
+                        "methods": methods, "replay_on_recorded_subject_boxes": replay}}
     write_json(FIGURES, figures)
     render_docs(figures, write=True)
-    for name, f in methods.items():
+    for name, f in [*methods.items(), ("replay", replay)]:
         print(f"{name:<12} IoU {f['mean_iou']:.4f} ± {f['mean_iou_std_error']:.4f}  "
               f"BDE {f['mean_bde']:.4f} ± {f['mean_bde_std_error']:.4f}  IoU>=0.75 {f['frac_iou_ge_0.75']:.4f}")
-    print(f"wrote {FIGURES.relative_to(REPO)} and the figures of {', '.join(str(d.relative_to(REPO)) for d in DOCS)}")
+    print(f"wrote {FIGURES.relative_to(REPO)}, {SUBJECTS.relative_to(REPO)} and the figures of the docs")
     return 0
 
 
-def check(args) -> int:
+def measure(data_root: Path) -> int:
+    import tempfile
+
+    from gencrop.cli import main as gencrop_main
+
+    with tempfile.TemporaryDirectory(prefix="gencrop-figures-") as tmp:
+        argv = COMMAND.replace("$DATA", str(data_root)).replace("report/", tmp).split()[1:]
+        code = gencrop_main(argv)
+        if code != 0:
+            return code
+        return record(Path(tmp), data_root)
+
+
+def check(data_root: Path) -> int:
     figures = json.loads(FIGURES.read_text())["fcdb"]
-    want = figures["methods"]["gencrop"]
-    got = score_bundled(load_fcdb_with_subjects(args.data_root))
+    want = figures["replay_on_recorded_subject_boxes"]
+    got = replay_bundled(data_root)
     bad = []
     for key in ("mean_iou", "mean_bde"):
         noise = want[f"{key}_std_error"]
         drift = abs(got[key] - want[key])
-        print(f"{key}: documented {want[key]:.4f}, now {got[key]:.4f} (drift {drift:.4f}, noise {noise:.4f})")
+        print(f"{key}: recorded {want[key]:.4f}, now {got[key]:.4f} (drift {drift:.4f}, noise {noise:.4f})")
         if drift > noise:
             bad.append(key)
     if got["num_images"] != want["num_images"]:
         bad.append("num_images")
-        print(f"photos scored: documented {want['num_images']}, now {got['num_images']}")
+        print(f"photos scored: recorded {want['num_images']}, now {got['num_images']}")
     if figures["model_digest"] != model_digest():
-        print("note: the bundled weights differ from the ones measured; run `python tools/headline_figures.py measure`")
+        print("note: the bundled weights are not the ones measured; run `python tools/headline_figures.py measure`")
     if bad:
-        print(f"DRIFT in {', '.join(bad)}: the bundled model no longer scores what the docs say")
+        print(f"DRIFT in {', '.join(bad)}: the documented figures are out of date; "
+              "run `python tools/headline_figures.py measure`")
     return 1 if bad else 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", type=Path, default=shared_data(),
+                    help="folder holding fcdb/ (default: $GENCROP_SHARED/data)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("measure", "check"):
-        p = sub.add_parser(name)
-        p.add_argument("--data-root", type=Path, default=shared_data(),
-                       help="folder holding fcdb/ (default: $GENCROP_SHARED/data)")
-        if name == "measure":
-            p.add_argument("--find-subjects", action="store_true",
-                           help="run the subject finder again instead of reusing the stored subjects")
+    sub.add_parser("measure")
+    sub.add_parser("record").add_argument("report", type=Path, help="report folder of the documented command")
+    sub.add_parser("check")
     sub.add_parser("docs")
     sub.add_parser("check-docs")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(REPO / "src"))
     if args.cmd == "check-docs":
         return check_docs()
     if args.cmd == "docs":
@@ -235,7 +242,9 @@ def main(argv=None) -> int:
     if not (args.data_root / "fcdb").is_dir():
         print(f"no FCDB folder under {args.data_root} (set GENCROP_SHARED or --data-root)", file=sys.stderr)
         return 2
-    return measure(args) if args.cmd == "measure" else check(args)
+    if args.cmd == "record":
+        return record(args.report, args.data_root)
+    return measure(args.data_root) if args.cmd == "measure" else check(args.data_root)
 
 
 if __name__ == "__main__":
