@@ -24,7 +24,8 @@ def test_bundled_model_is_small_half_precision(bundled):
     assert path.stat().st_size < 10 * 2**20
     with safe_open(str(path), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys() if f.get_tensor(k).is_floating_point()} == {"torch.float16"}
-    assert bundled.model.config.arch == "tf_efficientnet_lite0"
+    assert json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["arch"] == "tf_efficientnet_lite0"
+    assert bundled.runtime == "onnx"  # the bundled model ships its ONNX twin: no torch needed to crop
 
 
 def test_bundled_model_crops_the_example_around_the_given_subject(bundled, example_photo):

@@ -145,7 +145,7 @@ def test_detection_masks_best_overlap_else_box(shared_data, tmp_path):
     b = load_benchmark("gaicd", tmp_path)
     matched, unmatched, missing = attach_detection_masks(b)
     assert (matched, unmatched) == (0, 0) and {f.name for f in missing} == {"detect.json.gz", "mask.npz"}
-    assert segment_command(b) == f"gencrop segment {folder / 'images'} -o {folder}"
+    assert segment_command(b) == f"gencrop segment {folder / 'images'} -o {folder} --backend yolov7"
 
     subj = {p.name: p.subject for p in b.photos}
     s = subj["297406.jpg"]

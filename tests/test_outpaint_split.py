@@ -84,5 +84,6 @@ def test_read_outpaint_set_folder(tmp_path):
     v = s.groups["p1"][0]
     assert (v.width, v.height) == (64, 48) and v.subject_mask_id == 3
     assert set(s.polygons) == {"3"}
-    assert s.stats == {"files": 4, "not_in_split": 1, "bad": 1, "no_subject_match": 1, "heuristic": 0, "kept": 1}
+    assert s.stats == {"files": 4, "not_in_split": 1, "bad": 1, "unreadable": 0, "no_subject_match": 1, "heuristic": 0,
+                       "kept": 1}
     assert "1 photos" in s.summary()

@@ -14,15 +14,20 @@ import json
 import math
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from .validation import DataError
+
 __all__ = [
     "ImageReadError",
+    "image_size",
     "atomic_path",
     "atomic_open",
     "read_json",
@@ -37,6 +42,8 @@ __all__ = [
     "mask_to_polygon",
     "IMAGE_EXTENSIONS",
     "list_images",
+    "ImageScan",
+    "scan_images",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -49,7 +56,7 @@ os.umask(_UMASK)
 Image.MAX_IMAGE_PIXELS = 250_000_000
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DataError):
     """A photo could not be read (missing, corrupt, or an unsupported format)."""
 
 
@@ -95,11 +102,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 # JSON
 # ----------------------------------------------------------------------------
 def read_json(path: str | os.PathLike) -> Any:
-    """Read ``.json`` or gzipped ``.json.gz``."""
+    """Read ``.json`` or gzipped ``.json.gz``; a malformed file is a :class:`DataError` naming it."""
     path = Path(path)
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
+    gz = path.name.endswith(".gz")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except IsADirectoryError:
+        raise DataError("is a folder, not a JSON file", path) from None
+    if gz and raw[:2] != b"\x1f\x8b":
+        hint = " (plain JSON under a .gz name?)" if raw.lstrip()[:1] in (b"{", b"[") else ""
+        raise DataError(f"not gzip-compressed{hint}", path)
+    try:
+        text = (gzip.decompress(raw) if gz else raw).decode("utf-8")
+        return json.loads(text)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"truncated or corrupt gzip data ({type(e).__name__}: {e})", path) from None
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text (not a JSON file?)", path) from None
+    except json.JSONDecodeError as e:
+        what = "empty file" if not text.strip() else f"not valid JSON ({e})"
+        raise DataError(what, path) from None
 
 
 def json_safe(obj: Any) -> Any:
@@ -173,6 +196,8 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
             raise ImageReadError(f"{path}: no such file")
         if path.is_dir():
             raise ImageReadError(f"{path}: is a folder, not a photo")
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
         try:
             img = Image.open(path)
             orientation = img.getexif().get(0x0112, 1)
@@ -186,7 +211,7 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
         except ImageReadError:
             raise
         except Exception as e:  # PIL raises many types for corrupt data
-            raise ImageReadError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+            raise ImageReadError(f"{path}: cannot read image ({_image_problem(e)})") from None
         return _reduce(to_rgb(upright(img, orientation)), min_side), full
     img = to_rgb(upright(img))
     return _reduce(img, min_side), img.size
@@ -212,6 +237,36 @@ def reduction_factor(size: tuple[int, int], min_side: int) -> int:
     while factor < 8 and factor * 2 <= scale:
         factor *= 2
     return factor
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of an upright photo from its header alone (EXIF rotation applied).
+
+    Missing, empty, corrupt or absurdly large files raise :class:`ImageReadError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: " + ("is a folder, not a photo" if path.is_dir() else "no such file"))
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except Exception as e:  # PIL raises many types for corrupt data (and DecompressionBombError)
+        raise ImageReadError(f"{path}: cannot read image ({_image_problem(e)})") from None
+    if w <= 0 or h <= 0:
+        raise ImageReadError(f"{path}: cannot read image (size {w}x{h})")
+    return w, h
+
+
+def _image_problem(e: Exception) -> str:
+    if isinstance(e, Image.DecompressionBombError):
+        return f"more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, refused as a decompression bomb"
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "not an image, or an unsupported format"
+    return f"{type(e).__name__}: {e}"
 
 
 def upright(img: Image.Image, orientation: int | None = None) -> Image.Image:
@@ -259,9 +314,38 @@ def save_image(img: Image.Image, path: str | os.PathLike, quality: int = 92) -> 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files of a folder (not recursive), sorted by name; hidden/temporary files skipped."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return scan_images(folder).images
+
+
+@dataclass
+class ImageScan:
+    """What a folder holds: its photos, and what was passed over (so a command can say so)."""
+
+    images: list[Path] = field(default_factory=list)
+    other_files: list[Path] = field(default_factory=list)  # not an image extension
+    folders: list[Path] = field(default_factory=list)      # sub-folders not entered
+
+
+def scan_images(folder: str | os.PathLike, recursive: bool = False) -> ImageScan:
+    """Image files of ``folder`` sorted by path (sub-folders too with ``recursive``).
+
+    Hidden entries (temporary files of atomic writes among them) are neither
+    listed nor counted.
+    """
+    scan = ImageScan()
+    pending = [Path(folder)]
+    while pending:
+        for p in sorted(pending.pop().iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                (pending if recursive else scan.folders).append(p)
+            elif p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                scan.images.append(p)
+            else:
+                scan.other_files.append(p)
+    scan.images.sort()
+    return scan
 
 
 # ----------------------------------------------------------------------------
@@ -275,8 +359,19 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed:
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Every array of an ``.npz``; a truncated or corrupt archive is a :class:`DataError` naming it."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise DataError("not an .npz archive (a single .npy array)", path)
+            return {k: z[k] for k in z.files}
+    except (DataError, FileNotFoundError):
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise DataError(f"not a readable .npz archive (truncated or corrupt: {type(e).__name__}: {e})",
+                        path) from None
 
 
 def polygon_to_mask(polygon: np.ndarray, width: int, height: int,

@@ -8,7 +8,7 @@ cyan, ground truth = green.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .data.letterbox import Letterbox
 from .geometry import Box
@@ -27,11 +27,18 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def stretch_heatmap(heatmap: np.ndarray) -> np.ndarray:
+    """Cell weights stretched from their minimum to their maximum, (rows, cols) float32 in [0, 1].
+
+    The weights of neighbouring cells differ little; the contrast is what a picture should show.
+    """
+    h = np.asarray(heatmap, dtype=np.float32)
+    return (h - float(h.min())) / max(float(h.max() - h.min()), 1e-12)
+
+
 def heatmap_on_photo(heatmap: np.ndarray, lb: Letterbox, size: tuple[int, int]) -> np.ndarray:
     """Resample the cell heatmap (over the letterboxed input) onto the photo; (H, W) in [0, 1]."""
-    h = np.asarray(heatmap, dtype=np.float32)
-    # min-max: the weights of neighbouring cells differ little, and the contrast is what matters
-    h = (h - float(h.min())) / max(float(h.max() - h.min()), 1e-12)
+    h = stretch_heatmap(heatmap)
     grid = Image.fromarray((h * 255).astype(np.uint8)).resize((lb.dim, lb.dim), Image.BILINEAR)
     v = lb.valid
     region = grid.crop((int(v.x), int(v.y), int(v.x2), int(v.y2))).resize(size, Image.BILINEAR)
@@ -82,11 +89,51 @@ def side_by_side(images: list[Image.Image], height: int = 360, gap: int = 8) -> 
     return canvas
 
 
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)  # scalable (Pillow >= 10.1)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def legend(width: int, subject_label: str = "subject", heatmap: bool = True, height: int = 28) -> Image.Image:
+    """A white strip saying what the colours mean: crop, subject and (optionally) the heatmap's scale."""
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    font = _font(max(10, height // 2))
+    pad, box = 8, height // 2
+    x, top = pad, (height - box) // 2
+
+    def swatch(color, label):
+        nonlocal x
+        draw.rectangle([x, top, x + box, top + box], outline=color, width=3)
+        x += box + 5
+        draw.text((x, height / 2), label, fill=(0, 0, 0), font=font, anchor="lm")
+        x += int(draw.textlength(label, font=font)) + 3 * pad
+
+    swatch(CROP_COLOR, "crop")
+    swatch(SUBJECT_COLOR, subject_label)
+    if heatmap:
+        label = "cell weight: low"
+        draw.text((x, height / 2), label, fill=(0, 0, 0), font=font, anchor="lm")
+        x += int(draw.textlength(label, font=font)) + 5
+        ramp = colormap(np.linspace(0, 1, 80))[None].repeat(box, axis=0)
+        strip.paste(Image.fromarray(ramp), (x, top))
+        x += ramp.shape[1] + 5
+        draw.text((x, height / 2), "high", fill=(0, 0, 0), font=font, anchor="lm")
+    return strip
+
+
 def crop_visualization(img: Image.Image, result, dim: int) -> Image.Image:
-    """``gencrop crop --visualize``: [photo with heatmap, subject and crop | the crop itself]."""
+    """``gencrop crop --visualize``: [photo with heatmap, subject and crop | the crop itself] over a legend."""
     lb = Letterbox(result.size[0], result.size[1], dim)
     full = img if img.size == tuple(result.size) else img.resize(result.size, Image.BILINEAR)
     annotated = overlay(full, crop=result.box, subject=result.subject, heatmap=result.heatmap, letterbox=lb)
     b = result.box.rounded()
     cropped = full.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
-    return side_by_side([annotated, cropped])
+    panels = side_by_side([annotated, cropped])
+    key = legend(max(panels.width, 420), subject_label=f"subject ({result.subject_source})")
+    out = Image.new("RGB", (key.width, panels.height + key.height), (255, 255, 255))
+    out.paste(panels, (0, 0))
+    out.paste(key, (0, panels.height))
+    return out

@@ -4,6 +4,11 @@ Each module in ``COMMAND_MODULES`` defines ``register(subparsers)``, which adds
 its sub-commands and sets ``func`` on each; ``func(args)`` returns the exit
 code. Heavy libraries are imported inside the commands, so ``gencrop --help``
 stays fast.
+
+Errors are one line, never a traceback: ``gencrop <cmd>: error: <message>``,
+exit 1 for bad data (:class:`~gencrop.validation.DataError`, which names the
+file and the entry) and 2 for bad usage (:class:`CommandError`, including an
+output that cannot be written).
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
 
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.export",
+    "gencrop.cli.serve",
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
@@ -26,6 +34,38 @@ COMMAND_MODULES = [
 
 class CommandError(Exception):
     """An error to show the user as one line (exit code 2), without a traceback."""
+
+
+def user_error(e: Exception) -> Exception:
+    """What to raise for a library error: bad data stays a ``DataError`` (exit 1), the rest is usage (exit 2)."""
+    from ..validation import DataError
+
+    if isinstance(e, DataError):
+        return e
+    lines = str(e).strip().splitlines()
+    return CommandError(lines[0] if lines else type(e).__name__)
+
+
+def writable(path, kind: str = "folder"):
+    """Check an output folder (or file) before any work; a usage error when it cannot be written."""
+    from ..validation import OutputError, check_writable
+
+    if path is None:
+        return None
+    try:
+        return check_writable(path, kind)
+    except OutputError as e:
+        raise CommandError(str(e)) from None
+def require_path(path: str, kind: str = "folder") -> None:
+    """A path the user gave must exist as a ``kind`` ("file" or "folder"): checked before anything loads."""
+    p = Path(path)
+    if not (p.is_dir() if kind == "folder" else p.is_file()):
+        raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 warning``, ``2 warnings``: a number with its noun in the right form."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,11 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..validation import DataError, OutputError
+
     try:
         return int(args.func(args) or 0)
     except CommandError as e:
         print(f"gencrop {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OutputError as e:
+        print(f"gencrop {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except DataError as e:
+        print(f"gencrop {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"gencrop {args.command}: interrupted", file=sys.stderr)
         return 130

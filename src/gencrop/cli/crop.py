@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from . import CommandError
+from . import CommandError, counted, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,13 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Without --model the model bundled with gencrop is used; without "
                                    "--subject/--subjects the subject is found automatically.")
     p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photo files and/or folders of photos")
-    p.add_argument("--model", help="model directory (config.json + model.safetensors), original-code "
-                                   "run directory, or hub id; default: the bundled model")
+    p.add_argument("--model", help="model directory (config.json + model.safetensors [+ model.onnx]), "
+                                   "exported .onnx file, original-code run directory, or hub id; "
+                                   "default: the bundled model")
     p.add_argument("--epoch", type=int, help="epoch to load from a training run / original-code directory")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--subject", metavar="X,Y,W,H", help="subject box in photo pixels (one photo or all)")
     g.add_argument("--subjects", metavar="FILE.json",
                    help='JSON object mapping photo file names to subject boxes: {"a.jpg": [x, y, w, h]}')
+    p.add_argument("--find-missing-subjects", action="store_true",
+                   help="photos without an entry in --subjects get an automatically found subject "
+                        "(without it they are reported as failed)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="also crop the photos in sub-folders (their crops go to the same sub-folders of -o)")
     p.add_argument("--aspect", metavar="W:H", action="append", default=[],
                    help="crop to exactly this aspect ratio (4:5, 16:9, 0.8); repeat for several crops of one "
                         "photo, written as NAME_4x5.jpg, NAME_16x9.jpg")
@@ -37,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visualize", action="store_true",
                    help="also write <name>_vis.jpg: heatmap, subject and crop drawn on the photo")
     p.add_argument("--no-write", action="store_true", help="only predict; do not write cropped photos")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the CPU for onnx, else the best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
+                        "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -65,21 +76,51 @@ def parse_shapes(aspects: list[str], sizes: list[str], area: float | None) -> li
     return shapes or [Shape(area=area)]
 
 
-def expand_photos(inputs: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their photos (sorted); missing paths kept to report them."""
-    from ..io import list_images
+class PhotoInput(NamedTuple):
+    path: Path
+    relative: Path  # its path inside the folder given (its name for a file given): where its crop goes
 
-    out: list[Path] = []
+
+@dataclass
+class PhotoInputs:
+    photos: list[PhotoInput] = field(default_factory=list)
+    folders_skipped: list[Path] = field(default_factory=list)  # sub-folders not entered (no --recursive)
+    files_skipped: list[Path] = field(default_factory=list)    # files in the folders that are not photos
+
+
+def expand_photos(inputs: list[str], recursive: bool = False) -> PhotoInputs:
+    """Files as given, folders expanded to their photos (sorted); a missing path is a usage error."""
+    from ..io import scan_images
+
+    missing = [item for item in inputs if not Path(item).exists()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise CommandError(f"no such file or folder: {shown}")
+    out = PhotoInputs()
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                print(f"gencrop crop: warning: no photos in folder {path}", file=sys.stderr)
-            out.extend(found)
-        else:
-            out.append(path)
+        if not path.is_dir():
+            out.photos.append(PhotoInput(path, Path(path.name)))
+            continue
+        scan = scan_images(path, recursive=recursive)
+        if not scan.images:
+            print(f"gencrop crop: warning: no photos in folder {path}", file=sys.stderr)
+        out.photos += [PhotoInput(p, p.relative_to(path)) for p in scan.images]
+        out.folders_skipped += scan.folders
+        out.files_skipped += scan.other_files
     return out
+
+
+def skipped_text(inputs: PhotoInputs) -> str:
+    """What the folders held besides the photos cropped, for the summary ("" when nothing)."""
+    parts = []
+    if inputs.folders_skipped:
+        parts.append(f"{counted(len(inputs.folders_skipped), 'sub-folder')} (--recursive enters them)")
+    if inputs.files_skipped:
+        names = ", ".join(p.name for p in inputs.files_skipped[:3])
+        more = ", ..." if len(inputs.files_skipped) > 3 else ""
+        parts.append(f"{counted(len(inputs.files_skipped), 'file')} not a photo ({names}{more})")
+    return "skipped " + " and ".join(parts) if parts else ""
 
 
 def load_subjects(args) -> tuple[dict | None, object]:
@@ -114,21 +155,84 @@ def load_subjects(args) -> tuple[dict | None, object]:
     return None, None
 
 
+def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, object]:
+    """The --subjects entry of each photo that has one; say which entries and photos did not meet.
+
+    A photo is looked up by its path inside the folder given, its file name,
+    then its path as given. Entries naming no photo are a warning; photos
+    without an entry are cropped with a found subject only under
+    --find-missing-subjects, and when no photo has an entry it is a usage error.
+    """
+    found: dict[Path, object] = {}
+    used: set[str] = set()
+    for photo in photos:
+        for key in (photo.relative.as_posix(), photo.path.name, str(photo.path)):
+            if key in boxes:
+                found[photo.path] = boxes[key]
+                used.add(key)
+                break
+    unused = [k for k in boxes if k not in used]
+    if unused:
+        shown = ", ".join(unused[:3]) + (", ..." if len(unused) > 3 else "")
+        print(f"gencrop crop: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
+              f"name no photo given ({shown})", file=sys.stderr)
+    without = [p.path for p in photos if p.path not in found]
+    if without and not args.find_missing_subjects:
+        if not found:
+            raise CommandError(f"no photo given has an entry in {args.subjects} (keys are file names, e.g. "
+                               f"{photos[0].path.name!r}); --find-missing-subjects finds subjects automatically")
+        print(f"gencrop crop: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
+              f"(e.g. {without[0]}) will fail; --find-missing-subjects finds their subjects automatically",
+              file=sys.stderr)
+    elif without:
+        print(f"gencrop crop: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
+              f"their subjects are found automatically", file=sys.stderr)
+    return found
+
+
+def check_model(args) -> None:
+    """Find the model before any work: no weights read, no torch imported (a light install has none)."""
+    from ..runtime.files import CONFIG_NAME, resolve_model_dir
+
+    if args.model and str(args.model).endswith(".onnx"):
+        if not Path(args.model).is_file():
+            raise CommandError(f"no such ONNX file: {args.model}")
+        return
+    try:
+        directory = resolve_model_dir(args.model)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
+    if not (directory / CONFIG_NAME).is_file():
+        raise CommandError(f"{directory}: no {CONFIG_NAME} (not a gencrop model directory)")
+
+
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..inference import Cropper
-    from ..io import ImageReadError, save_image
-
+    # Everything the user gave is checked before the (seconds-long) imports and model load.
     shapes = parse_shapes(args.aspect, args.size, args.area)
     named = len(shapes) > 1 or not shapes[0].is_free
     keep = False if args.allow_subject_cut else None
     subject_map, subject_all = load_subjects(args)
-    photos = expand_photos(args.photos)
-    if not photos:
-        raise CommandError("no photos to crop")
+    if args.find_missing_subjects and subject_map is None:
+        raise CommandError("--find-missing-subjects applies to --subjects FILE.json")
+    inputs = expand_photos(args.photos, recursive=args.recursive)
+    if not inputs.photos:
+        skipped = skipped_text(inputs)
+        raise CommandError("no photos to crop" + (f" ({skipped})" if skipped else ""))
+    subjects = match_subjects(inputs.photos, subject_map, args) if subject_map is not None else {}
+    check_model(args)
+    if not args.no_write:
+        writable(args.out_dir)
+
+    from tqdm import tqdm
+
+    from ..inference import Cropper
+    from ..io import ImageReadError, save_image
+    from ..runtime import MissingExtra
+
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except MissingExtra as e:
+        raise CommandError(str(e)) from None
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
     except (ValueError, KeyError, RuntimeError) as e:
@@ -136,13 +240,16 @@ def run(args) -> int:
 
     out_dir = Path(args.out_dir)
     failed = 0
+    photos = inputs.photos
     bar = tqdm(photos, desc="crop", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr)
-    for path in bar:
+    for path, relative in bar:
         try:
-            if subject_map is not None:
-                subject = subject_map.get(path.name, subject_map.get(str(path)))
-            else:
+            if subject_map is None:
                 subject = subject_all
+            elif path in subjects or args.find_missing_subjects:
+                subject = subjects.get(path)
+            else:
+                raise ValueError(f"no entry in {args.subjects} (--find-missing-subjects finds its subject)")
             if args.no_write:
                 results, img = cropper.crop_shapes(path, shapes, subject, keep_subject=keep), None
             else:
@@ -151,13 +258,14 @@ def run(args) -> int:
             records = [result.to_json(str(path)) for result in results]
             if img is not None:
                 for result, record in zip(results, records):
-                    target = out_dir / f"{path.stem}_{result.shape.name if named else 'crop'}{suffix}"
+                    name = f"{path.stem}_{result.shape.name if named else 'crop'}{suffix}"
+                    target = out_dir / relative.parent / name
                     save_image(result.cut(img), target)
                     record["output"] = str(target)
                 if args.visualize:
                     from ..visualize import crop_visualization
 
-                    vis = out_dir / f"{path.stem}_vis.jpg"
+                    vis = out_dir / relative.parent / f"{path.stem}_vis.jpg"
                     save_image(crop_visualization(img, results[0], cropper.dim), vis)
                     for record in records:
                         record["visualization"] = str(vis)
@@ -175,6 +283,16 @@ def run(args) -> int:
             if args.json:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
             print(f"gencrop crop: error: {msg}", file=sys.stderr)
-    if failed:
-        print(f"gencrop crop: {failed} of {len(photos)} photos failed", file=sys.stderr)
+    print_summary(len(photos), failed, inputs, args.quiet)
     return 1 if failed else 0
+
+
+def print_summary(total: int, failed: int, inputs: PhotoInputs, quiet: bool) -> None:
+    """One line on stderr: photos cropped, failed, and what the folders held besides photos."""
+    if quiet and not failed:
+        return
+    line = f"gencrop crop: {total - failed} of {counted(total, 'photo')} cropped"
+    if failed:
+        line += f", {failed} failed"
+    skipped = skipped_text(inputs)
+    print(line + (f"; {skipped}" if skipped else ""), file=sys.stderr)

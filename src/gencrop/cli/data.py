@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError
+from . import CommandError, require_path, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,11 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_from_crops(args) -> int:
+    require_path(args.annotations, "file")
+    require_path(args.img_dir)
     from ..data.from_crops import from_crops
     from ..subject import SubjectFinder, SubjectNotFound
 
     if args.det_size <= 0 or args.det_size % 32:
         raise CommandError(f"--det-size must be a positive multiple of 32; got {args.det_size}")
+    writable(args.out)
     detector = "auto"
     if args.weights != "yolov5s-seg":
         try:
@@ -59,5 +62,5 @@ def run_from_crops(args) -> int:
                              val_fraction=args.val_fraction, seed=args.seed, cls=args.cls, finder=finder,
                              all_detections=args.detections == "all", copy=args.copy, quiet=args.quiet)
     except (FileNotFoundError, ValueError, SubjectNotFound) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     return summary.finish(quiet=args.quiet)

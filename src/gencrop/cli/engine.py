@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, require_path, user_error, writable
 
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 8, device: bool = True) -> None:
@@ -135,10 +135,11 @@ def _setup(args):
 
 
 def _run(stage, args, **kwargs) -> int:
+    writable(args.report, "file")
     try:
         summary = stage(**kwargs)
     except (FileNotFoundError, ValueError, ImportError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     return summary.finish(quiet=args.quiet, report=args.report)
 
 
@@ -146,6 +147,7 @@ def run_caption(args) -> int:
     from ..engine.caption import caption_folder
 
     ids, shard = _setup(args)
+    writable(args.out)
     return _run(caption_folder, args, img_dir=args.img_dir, out_dir=args.out, kind=args.captioner,
                 model=args.model, device=args.device, segment_backend=args.segment_backend, ids=ids,
                 shard=shard, batch_size=args.batch_size, quiet=args.quiet)
@@ -157,6 +159,7 @@ def run_outpaint(args) -> int:
     if args.per_image < 1:
         raise CommandError("--per-image must be at least 1")
     ids, shard = _setup(args)
+    writable(args.out)
     return _run(outpaint_folder, args, img_dir=args.img_dir, out_dir=args.out, captions=args.captions,
                 backend=args.backend, model=args.model, device=args.device, per_image=args.per_image,
                 batch_size=args.batch_size, steps=args.steps, guidance=args.guidance, area=args.area,
@@ -167,13 +170,14 @@ def run_quality(args) -> int:
     from ..engine import quality
 
     if args.target == "train" and args.source is not None:
+        writable(args.out)
         try:
             metrics = quality.train_quality(args.source, args.out, arch=args.arch, pretrained=args.pretrained,
                                             image_size=args.image_size, epochs=args.epochs,
                                             batch_size=args.batch_size, lr=args.lr, held_out=args.held_out,
                                             seed=args.seed, device=args.device, quiet=args.quiet)
         except (FileNotFoundError, ValueError, RuntimeError) as e:
-            raise CommandError(str(e)) from None
+            raise user_error(e) from None
         if not args.quiet:
             print(f"quality train: {metrics['train_images']} training images, {metrics['held_out_images']} held "
                   f"out; {metrics['init']}; final loss {metrics['train_loss'][-1] if metrics['train_loss'] else '-'}")
@@ -192,6 +196,8 @@ def run_quality(args) -> int:
     if not args.model:
         raise CommandError("--model MODEL_DIR is required (train one with `gencrop quality train`)")
     ids, shard = _setup(args)
+    writable(args.out, "file")
+    writable(args.sheet, "file")
     return _run(quality.quality_folder, args, img_dir=args.target, model_dir=args.model, out=args.out,
                 sheet=args.sheet, threshold=args.threshold, ids=ids, shard=shard, batch_size=args.batch_size,
                 device=args.device, quiet=args.quiet)
@@ -201,6 +207,7 @@ def run_segment(args) -> int:
     from ..engine.segment import segment_folder
 
     ids, shard = _setup(args)
+    writable(args.out)
     classes = None if [c.lower() for c in args.cls] == ["all"] else args.cls
     return _run(segment_folder, args, img_dir=args.img_dir, out_dir=args.out, backend=args.backend,
                 model=args.model, device=args.device, classes=classes, min_score=args.conf, ids=ids,
@@ -225,11 +232,13 @@ def run_view(args) -> int:
     from ..engine.view import view_dataset
     from ..io import ImageReadError
 
+    writable(args.out, "file")
+    require_path(args.dataset)
     try:
         ids = read_id_list(args.ids) if args.ids else None
         n = view_dataset(args.dataset, args.out, detect_dir=args.detect, quality=args.quality,
                          limit=args.limit, columns=args.columns, ids=ids)
     except (FileNotFoundError, ValueError, ImageReadError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(f"view: {n} images drawn to {Path(args.out)}")
     return 0

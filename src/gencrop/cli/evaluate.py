@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, counted, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,11 +70,14 @@ def _register_eval(sub) -> None:
     p.add_argument("--allow-subject-cut", action="store_true",
                    help="score the model's crop as it is, without keeping the subject inside it")
     p.add_argument("--segment", action="store_true",
-                   help="run the segmenter when detect.json.gz / mask.npz are missing")
+                   help="segment the photos to be scored that detect.json.gz / mask.npz do not cover yet")
     p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
+                        "model.onnx and no GPU is asked for)")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -95,15 +98,23 @@ def _make_method(args):
     from ..inference import Cropper
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
-    except (OSError, ValueError, KeyError) as e:
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except (OSError, ValueError, KeyError, ImportError) as e:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
     name = Path(args.model).name if args.model else "gencrop (bundled)"
     if args.epoch is not None:
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
+    if args.allow_subject_cut:
+        keep = False
+    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
+        from ..inference import KEEP_FOUND_SUBJECT
+
+        keep = KEEP_FOUND_SUBJECT
+    else:
+        keep = None
+    return ModelMethod(cropper, name, keep_subject=keep)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -111,40 +122,46 @@ def _own_dataset(args, method) -> str | None:
     if args.dataset:
         return args.dataset
     cropper = getattr(method, "cropper", None)
-    extra = getattr(getattr(getattr(cropper, "model", None), "config", None), "extra", None) or {}
+    extra = cropper.network.info.extra if cropper is not None else {}
     return (extra.get("training") or {}).get("data")
 
 
-def run_segmenter(image_dir: Path, out_dir: Path, backend: str, quiet: bool) -> None:
-    """Write ``detect.json.gz`` + ``mask.npz`` for a benchmark's photos (person class, as published)."""
+def segment_scored_photos(bench, backend: str, quiet: bool) -> None:
+    """``--segment``: add the photos to be scored that no ``detect.json.gz`` covers yet (person class)."""
+    from ..data.benchmarks import unsegmented
     from ..engine.segment import segment_folder
 
-    summary = segment_folder(image_dir, out_dir, backend=backend, quiet=quiet)
-    print(f"gencrop eval: segmented {image_dir}: {summary.text()}", file=sys.stderr)
+    for (image_dir, folder), stems in unsegmented(bench).items():
+        try:
+            summary = segment_folder(image_dir, folder, backend=backend, stems=stems, quiet=quiet)
+        except ImportError as e:  # a backend whose packages are missing: one line, with the install command
+            other = "" if backend == "yolov7" else " (or --segment-backend yolov7, which works offline)"
+            raise CommandError(f"--segment: {e}{other}") from None
+        except OSError as e:  # e.g. weights that could not be downloaded
+            raise CommandError(f"--segment: {backend} segmentation failed: {e}") from None
+        print(f"gencrop eval: segmented {image_dir}: {summary.text()}", file=sys.stderr)
 
 
 def _subject_masks(bench, method, args) -> str:
     """Attach detection masks; a missing segmentation is an error only for a method that uses masks."""
-    from ..data.benchmarks import attach_detection_masks, segment_command
+    from ..data.benchmarks import attach_detection_masks, segment_command, unsegmented
 
     if not bench.detection_dirs or not bench.has_subjects:
         sources = {p.mask_source for p in bench.photos if p.subject is not None}
         return ", ".join(sorted(sources)) or "none"
+    if args.segment:
+        segment_scored_photos(bench, args.segment_backend, args.quiet)
     matched, unmatched, missing = attach_detection_masks(bench)
-    if missing and args.segment:
-        for folder in bench.detection_dirs:
-            image_dir = next((p.path.parent for p in bench.photos if p.path.parent.parent == folder), None)
-            if image_dir is not None:
-                run_segmenter(image_dir, folder, args.segment_backend, args.quiet)
-        matched, unmatched, missing = attach_detection_masks(bench)
-    if missing:
-        files = ", ".join(str(f) for f in missing)
-        hint = f"make them with `{segment_command(bench)}` (or add --segment)"
+    not_covered = sum(len(stems) for stems in unsegmented(bench).values())
+    if missing or not_covered:
+        what = (", ".join(str(f) for f in missing) + " missing" if missing
+                else f"{counted(not_covered, 'photo')} not in detect.json.gz")
+        hint = f"make them with `{segment_command(bench)}` (or add --segment --segment-backend yolov7)"
         if method.uses_mask:
-            raise CommandError(f"subject masks needed by this model: {files} missing; {hint}")
-        print(f"gencrop eval: note: no subject masks ({files} missing; {hint}); "
+            raise CommandError(f"subject masks needed by this model: {what}; {hint}")
+        print(f"gencrop eval: note: no subject masks ({what}; {hint}); "
               f"{method.name} does not use them", file=sys.stderr)
-        return "boxes (no segmentation)"
+        return "boxes (no segmentation)" if missing else f"detections ({matched} matched, {unmatched} boxes)"
     return f"detections ({matched} matched, {unmatched} boxes)"
 
 
@@ -162,14 +179,27 @@ def run_eval(args) -> int:
         return 0
     if args.limit is not None and args.limit <= 0:
         raise CommandError("--limit must be positive")
+    writable(args.out_dir)
 
-    method = _make_method(args)
-    try:
-        dataset = args.dataset if args.benchmark else _own_dataset(args, method)
-        bench = load_benchmark(args.benchmark, args.data_root, all_images=args.all_images,
-                               dataset=dataset, images=args.images, seed=args.seed)
-    except BenchmarkError as e:
-        raise CommandError(str(e)) from None
+    def benchmark(dataset):
+        try:
+            return load_benchmark(args.benchmark, args.data_root, all_images=args.all_images,
+                                  dataset=dataset, images=args.images, seed=args.seed)
+        except BenchmarkError as e:
+            raise CommandError(str(e)) from None
+
+    if args.method:  # a baseline costs nothing to make, and its arguments are checked first
+        method = _make_method(args)
+        bench = benchmark(args.dataset)
+    elif args.benchmark or args.dataset:  # the photos do not depend on the model: check them before loading it
+        bench = benchmark(args.dataset)
+        method = _make_method(args)
+    else:  # the test split of the data the model was trained on
+        method = _make_method(args)
+        bench = benchmark(_own_dataset(args, method))
+    annotated = len(bench.photos) + len(bench.missing)
+    if args.limit is not None:  # only the photos that will be scored are segmented, given subjects, ...
+        bench.photos = bench.photos[:args.limit]
     masks = _subject_masks(bench, method, args)
     if args.find_subjects and args.subjects_in_crop:
         raise CommandError("give --find-subjects or --subjects-in-crop, not both")
@@ -177,8 +207,6 @@ def run_eval(args) -> int:
         from ..data.benchmarks import attach_found_subjects
         from ..subject import SubjectNotFound, default_finder
 
-        if args.limit is not None:  # only look for the subjects of the photos that will be scored
-            bench.photos = bench.photos[:args.limit]
         detector = default_finder().detector if args.protocol == "follow" else None
         try:
             n = 0
@@ -200,9 +228,17 @@ def run_eval(args) -> int:
         raise CommandError(f"{bench.description}: no photos to score in {bench.folder}"
                            + (f" ({len(bench.missing)} annotated photos missing, e.g. {shown})" if bench.missing else ""))
     if bench.missing:
-        print(f"gencrop eval: warning: {len(bench.missing)} of {len(bench.missing) + len(bench.photos)} annotated "
+        print(f"gencrop eval: warning: {len(bench.missing)} of {annotated} annotated "
               f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
               file=sys.stderr)
+    for line in bench.warnings:
+        print(f"gencrop eval: warning: {line}", file=sys.stderr)
+    if bench.skipped:
+        print(f"gencrop eval: warning: {len(bench.skipped)} annotated photos are not scored:", file=sys.stderr)
+        for name, why in bench.skipped[:10]:
+            print(f"  skipped {name}: {why}", file=sys.stderr)
+        if len(bench.skipped) > 10:
+            print(f"  ... and {len(bench.skipped) - 10} more", file=sys.stderr)
 
     progress = not args.quiet
     if args.protocol == "follow":
@@ -212,6 +248,8 @@ def run_eval(args) -> int:
     run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
                    need_pixels=writer is not None, ground_truth_aspect=shapes)
     run.info["subject_masks"] = masks
+    if bench.skipped:
+        run.info["not_scored"] = [f"{name}: {why}" for name, why in bench.skipped]
     run.info["heatmaps"] = bool(writer and writer.heatmaps)
     if shapes:
         run.info["protocol"] = "shapes: each method asked for a crop of the ground truth's aspect ratio"
@@ -281,7 +319,7 @@ def run_sacd_links(args) -> int:
     annot_dir, img_dir, out_dir = folder / "annotations", folder / "images", folder / "images-sym"
     if not annot_dir.is_dir():
         raise CommandError(f"{annot_dir}: no such folder (is {folder} the unzipped SACD?)")
-    out_dir.mkdir(exist_ok=True)
+    writable(out_dir)
     made = existing = 0
     missing = []
     for annot in sorted(annot_dir.iterdir()):
@@ -342,10 +380,11 @@ def run_unsplash_prepare(args) -> int:
     unknown = [c for c in cats if c not in CATEGORIES]
     if unknown:
         raise CommandError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    writable(args.out_dir)
     try:
         report = prepare(args.hash_dir, args.unsplash_dir, args.out_dir, cats)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     any_missing = False
     for cat, parts in report.items():
         if "error" in parts:
@@ -370,6 +409,7 @@ def run_unsplash_prepare(args) -> int:
 def run_unsplash_download(args) -> int:
     from ..data.unsplash import download, wanted_ids
 
+    writable(args.img_dir)
     ids = None
     if not args.all:
         ids = wanted_ids(args.data)
@@ -379,7 +419,7 @@ def run_unsplash_download(args) -> int:
         summary = download(args.unsplash_dir, args.img_dir, ids=ids, workers=args.workers, retries=args.retries,
                            timeout=args.timeout, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(summary.line() + f", {summary.bytes / 1e6:.1f} MB")
     for pid, reason in list(summary.failed.items())[:10]:
         print(f"  failed: {pid}: {reason}", file=sys.stderr)
@@ -419,8 +459,8 @@ def run_dataset_check(args) -> int:
     if len(report.problems) > args.max_problems:
         print(f"... and {len(report.problems) - args.max_problems} more problems")
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
-    verdict = "OK" if not report.errors else f"{len(report.errors)} errors"
-    print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {len(report.warnings)} warnings"
+    verdict = "OK" if not report.errors else counted(len(report.errors), "error")
+    print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {counted(len(report.warnings), 'warning')}"
           + ("" if args.images else " (photos not checked: give --images IMG_DIR)"))
     return 1 if report.errors else 0
 
@@ -428,6 +468,7 @@ def run_dataset_check(args) -> int:
 def run_dataset_link(args) -> int:
     from ..data.own import link_photos
 
+    writable(args.dst_dir)
     try:
         r = link_photos(args.src_dir, args.dst_dir)
     except FileNotFoundError as e:

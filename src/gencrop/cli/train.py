@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError
+from . import CommandError, require_path, user_error, writable
+
+
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except for on/off switches (``--no-bad-filter (default: True)`` reads backwards)."""
+
+    def _get_help_string(self, action):
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def register(subparsers) -> None:
@@ -14,7 +23,7 @@ def register(subparsers) -> None:
                     "val.json are read one folder up). Writes RUN_DIR/epoch{N}/ every epoch, the best epoch "
                     "at RUN_DIR's top level (a model directory for --model), loss.json and loss.png. "
                     "For several GPUs or machines: accelerate launch -m gencrop train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_DefaultsHelp)
     p.add_argument("data", help="the dataset's outpaint folder (data/<name>/outpaint)")
     p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--dim", type=int, default=256, help="network input size (multiple of 16)")
@@ -82,6 +91,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    require_path(args.data)
     from ..training.loop import TrainOptions, train
 
     opts = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if hasattr(args, k)})
@@ -89,22 +99,24 @@ def run_train(args) -> int:
         raise CommandError(f"--dim must be a multiple of 16; got {opts.dim}")
     if opts.batch_size < 1 or opts.epochs < 1:
         raise CommandError("--batch-size and --epochs must be positive")
+    writable(opts.out)
     try:
         train(opts)
     except (ValueError, FileNotFoundError) as e:
-        msg = str(e).strip().splitlines()
-        raise CommandError(msg[0] if msg else type(e).__name__) from None
+        raise user_error(e) from None
     return 0
 
 
 def run_view_train(args) -> int:
+    writable(args.out, "file")
+    require_path(args.data)
     try:
         n = draw_training_sheet(args.data, args.out, split=args.split, num=args.num, dim=args.dim,
                                 epoch=args.epoch, seed=args.seed, augment=args.augment, invert=args.invert,
                                 bad_filter=args.bad_filter, heuristic_filter=args.heuristic_filter,
                                 composite_prob=args.composite_prob)
     except (ValueError, FileNotFoundError) as e:
-        raise CommandError(str(e)) from None
+        raise user_error(e) from None
     print(f"wrote {args.out} ({n} examples)")
     return 0
 

@@ -37,14 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import Box
-from ..io import load_npz, polygon_to_mask, read_json
+from ..io import ImageReadError, image_size, polygon_to_mask, read_json
+from ..validation import DataError, annotation_box, outside_photo, read_detections, read_masks
 
 __all__ = [
     "BENCHMARKS",
     "BenchmarkPhoto",
     "Benchmark",
     "BenchmarkError",
-    "photo_size",
     "load_benchmark",
     "load_fcdb",
     "load_flms",
@@ -56,12 +56,15 @@ __all__ = [
     "detection_files",
     "attach_detection_masks",
     "segment_command",
+    "unsegmented",
 ]
 
 BENCHMARKS = ("fcdb", "flms", "gaicd", "cpc", "flms+fcdb", "sacd", "unsplash")
 
 DETECT_FILE = "detect.json.gz"
 MASK_FILE = "mask.npz"
+# mask_source of a photo without a subject: the whole view is the subject, the mask channel is empty
+WHOLE_VIEW = "none (whole view)"
 
 
 class BenchmarkError(ValueError):
@@ -87,8 +90,13 @@ class BenchmarkPhoto:
         """The subject as a bool ``height x width`` mask; ``None`` without a subject.
 
         ``scale`` draws it for a photo resized by that factor (thumbnails);
-        ``width`` x ``height`` is then the resized size.
+        ``width`` x ``height`` is then the resized size. A mask that comes out
+        empty is replaced by the subject's box, as in training; only a photo
+        without a subject (:data:`WHOLE_VIEW`) has an empty mask.
         """
+        if self.mask_source == WHOLE_VIEW:
+            return np.zeros((height, width), bool)
+        mask = None
         if self.mask_file is not None or self.mask_png is not None:
             from PIL import Image
 
@@ -97,12 +105,12 @@ class BenchmarkPhoto:
                 m = im.convert("L")
                 if m.size != (width, height):
                     m = m.resize((width, height), Image.NEAREST)
-                return np.asarray(m) > 127
-        if self.subject is None:
-            return None
-        if self.mask_polygon is not None and len(self.mask_polygon) >= 3:
+                mask = np.asarray(m) > 127
+        elif self.subject is not None and self.mask_polygon is not None and len(self.mask_polygon) >= 3:
             offset = (-self.view.x * scale, -self.view.y * scale) if self.view is not None else (0.0, 0.0)
-            return polygon_to_mask(self.mask_polygon, width, height, scale=scale, offset=offset)
+            mask = polygon_to_mask(self.mask_polygon, width, height, scale=scale, offset=offset)
+        if self.subject is None or (mask is not None and mask.any()):
+            return mask
         mask = np.zeros((height, width), bool)
         x1, y1, x2, y2 = (int(round(v * scale)) for v in self.subject.xyxy)
         mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
@@ -117,6 +125,8 @@ class Benchmark:
     missing: list[str] = field(default_factory=list)   # annotated photos the folder lacks
     description: str = ""
     detection_dirs: list[Path] = field(default_factory=list)  # where detect.json.gz / mask.npz belong
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # annotated photos not scored, and why
+    warnings: list[str] = field(default_factory=list)  # what else the reader noticed (one line each)
 
     @property
     def has_subjects(self) -> bool:
@@ -126,29 +136,25 @@ class Benchmark:
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
-def photo_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` of an upright photo from its header (EXIF rotation applied)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        w, h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return w, h
-
-
-def _xyxy(b) -> Box:
-    x1, y1, x2, y2 = (float(v) for v in b)
-    return Box.from_xyxy(x1, y1, x2, y2)
-
-
-def _read(path: Path, what: str):
+def _read(path: Path, what: str, kind: type = dict):
+    """An annotation file; its top level must be a ``kind`` (dict or list)."""
     if not path.is_file():
         raise BenchmarkError(f"{path}: missing ({what})")
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as e:
-        raise BenchmarkError(f"{path}: cannot read ({e})") from None
+    data = read_json(path)
+    if not isinstance(data, kind):
+        raise DataError(f"must be a JSON {'object' if kind is dict else 'list'} ({what}); "
+                        f"got {type(data).__name__}", path)
+    return data
+
+
+def _entry(data: dict, key: str, path: Path, what: str, kind: type = list):
+    """``data[key]`` of an annotation file, which must be a ``kind``."""
+    if key not in data:
+        raise DataError(f'no "{key}" ({what})', path)
+    if not isinstance(data[key], kind):
+        raise DataError(f'"{key}" must be a JSON {"list" if kind is list else "object"}; '
+                        f"got {type(data[key]).__name__}", path)
+    return data[key]
 
 
 def _find_folder(data_root: Path, names: tuple[str, ...], marker: str) -> Path:
@@ -174,7 +180,28 @@ def _collect(folder: Path, image_dir: Path, entries, name: str, description: str
             photos.append(BenchmarkPhoto(fname, image_dir / fname, gts, subject))
         else:
             missing.append(fname)
-    return Benchmark(name, folder, photos, missing, description, detection_dirs=[folder])
+    photos, skipped = _drop_impossible_crops(photos)
+    return Benchmark(name, folder, photos, missing, description, detection_dirs=[folder], skipped=skipped)
+
+
+def _drop_impossible_crops(photos: list[BenchmarkPhoto]) -> tuple[list[BenchmarkPhoto], list[tuple[str, str]]]:
+    """Ground truths outside their photo cannot be scored: such photos are set aside with the reason.
+
+    A photo whose header cannot be read is kept: the runner reports it as failed.
+    """
+    kept, skipped = [], []
+    for photo in photos:
+        try:
+            W, H = image_size(photo.path)
+        except ImageReadError:
+            kept.append(photo)
+            continue
+        reasons = [r for r in (outside_photo(g, W, H) for g in photo.gts) if r]
+        if reasons:
+            skipped.append((photo.name, f"ground truth {reasons[0]}"))
+        else:
+            kept.append(photo)
+    return kept, skipped
 
 
 # ----------------------------------------------------------------------------
@@ -194,16 +221,23 @@ def load_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Benchma
     except BenchmarkError:
         folder = _find_folder(root, ("FCDB", "fcdb"), "cropping_testing_set.json")
         return _load_fcdb_official(folder, all_images)
-    crops = _read(folder / "image_crop.json", "FCDB crops")
-    split = _read(folder / "data_split.json", "FCDB split")
+    crop_file, split_file = folder / "image_crop.json", folder / "data_split.json"
+    crops = _read(crop_file, "FCDB crops")
+    split = _read(split_file, "FCDB split")
+    tests = _entry(split, "test", split_file, "FCDB split")
+
+    def crop(n):
+        return annotation_box(crops[n], "xywh", crop_file, n)
+
     if all_images:
-        names = [n for n in split["test"] if n in crops]
-        entries = [(n, [Box.from_xywh(crops[n])], None) for n in names]
+        names = [n for n in tests if isinstance(n, str) and n in crops]
+        entries = [(n, [crop(n)], None) for n in names]
         desc = "FCDB test split (all photos)"
     else:
-        humans = _read(folder / "human_bboxes.json", "FCDB person boxes")
-        ids = set(split["train"]) | set(split["test"])
-        entries = [(n, [Box.from_xywh(crops[n])], _xyxy(humans[n]))
+        human_file = folder / "human_bboxes.json"
+        humans = _read(human_file, "FCDB person boxes")
+        ids = {n for n in _entry(split, "train", split_file, "FCDB split") + tests if isinstance(n, str)}
+        entries = [(n, [crop(n)], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
                    for n in sorted(humans) if n in crops and n in ids]
         desc = "FCDB human-centric (train + test)"
     return _collect(folder, folder / "data", entries, "fcdb", desc)
@@ -213,17 +247,27 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
     if not all_images and not (folder / "human_bboxes.json").is_file():
         raise BenchmarkError(f"{folder}: official FCDB layout without human_bboxes.json; "
                              "use --all-images for its test split, or add the human-centric annotation files")
-    tests = _read(folder / "cropping_testing_set.json", "FCDB test annotations")
+    test_file = folder / "cropping_testing_set.json"
+    tests = _read(test_file, "FCDB test annotations", list)
     crops = {}
-    for d in tests:
-        crops.setdefault(d["url"].rsplit("/", 1)[-1], Box.from_xywh(d["crop"]))
+    for i, d in enumerate(tests):
+        if not isinstance(d, dict):
+            raise DataError(f'must be an object with "url" and "crop"; got {type(d).__name__}', test_file, i)
+        if not isinstance(d.get("url"), str) or not d["url"].strip("/"):
+            raise DataError('no "url" naming the photo', test_file, i)
+        if "crop" not in d:
+            raise DataError('no "crop"', test_file, i)
+        name = d["url"].rstrip("/").rsplit("/", 1)[-1]
+        crops.setdefault(name, annotation_box(d["crop"], "xywh", test_file, i))
     image_dir = folder / "data" if (folder / "data").is_dir() else folder / "images"
     if all_images:
         entries = [(n, [b], None) for n, b in crops.items()]
         desc = "FCDB official test set (all photos)"
     else:
-        humans = _read(folder / "human_bboxes.json", "FCDB person boxes")
-        entries = [(n, [crops[n]], _xyxy(humans[n])) for n in sorted(humans) if n in crops]
+        human_file = folder / "human_bboxes.json"
+        humans = _read(human_file, "FCDB person boxes")
+        entries = [(n, [crops[n]], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
+                   for n in sorted(humans) if n in crops]
         desc = "FCDB human-centric (official test set)"
     return _collect(folder, image_dir, entries, "fcdb", desc)
 
@@ -231,13 +275,22 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
 def load_flms(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
     """FLMS: about ten expert crops per photo (``[x1, y1, x2, y2]``); the best-matching one is scored."""
     folder = _find_folder(Path(data_root), ("FLMS", "flms"), "image_crop.json")
-    crops = _read(folder / "image_crop.json", "FLMS crops")
+    crop_file, human_file = folder / "image_crop.json", folder / "human_bboxes.json"
+    crops = _read(crop_file, "FLMS crops")
+
+    def gts(n):
+        boxes = crops[n]
+        if not isinstance(boxes, list) or not boxes:
+            raise DataError(f"must be a non-empty list of [x1, y1, x2, y2] crops; got {boxes!r:.60}", crop_file, n)
+        return [annotation_box(b, "xyxy", crop_file, n) for b in boxes]
+
     if all_images:
-        entries = [(n, [_xyxy(b) for b in crops[n]], None) for n in sorted(crops)]
+        entries = [(n, gts(n), None) for n in sorted(crops)]
         desc = "FLMS (all photos)"
     else:
-        humans = _read(folder / "human_bboxes.json", "FLMS person boxes")
-        entries = [(n, [_xyxy(b) for b in crops[n]], _xyxy(humans[n])) for n in sorted(humans) if n in crops]
+        humans = _read(human_file, "FLMS person boxes")
+        entries = [(n, gts(n), annotation_box(humans[n], "xyxy", human_file, n, "person box"))
+                   for n in sorted(humans) if n in crops]
         desc = "FLMS human-centric"
     return _collect(folder, folder / "image", entries, "flms", desc)
 
@@ -245,40 +298,53 @@ def load_flms(data_root: str | os.PathLike, all_images: bool = False) -> Benchma
 def load_gaicd(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
     """GAICD test split; every annotated crop (sorted by score) is a ground truth."""
     folder = _find_folder(Path(data_root), ("GAICD", "gaicd"), "image_crop.json")
-    crops = _read(folder / "image_crop.json", "GAICD crops")
+    crop_file, human_file = folder / "image_crop.json", folder / "human_bboxes.json"
+    crops = _read(crop_file, "GAICD crops")
+    split_file = folder / ("original_data_split.json" if all_images else "human_data_split.json")
+    split = _read(split_file, "GAICD split")
     if all_images:
-        split = _read(folder / "original_data_split.json", "GAICD split")
         humans = {}
         desc = "GAICD test split (all photos)"
     else:
-        split = _read(folder / "human_data_split.json", "GAICD human-centric split")
-        humans = _read(folder / "human_bboxes.json", "GAICD person boxes")
+        humans = _read(human_file, "GAICD person boxes")
         desc = "GAICD human-centric test split"
     entries = []
-    for n in split["test"]:
-        if n not in crops or (not all_images and n not in humans):
+    for n in _entry(split, "test", split_file, "GAICD split"):
+        if not isinstance(n, str) or n not in crops or (not all_images and n not in humans):
             continue
-        gts = [_xyxy(b) for b in crops[n]["bbox"]]
-        entries.append((n, gts, _xyxy(humans[n]) if n in humans else None))
+        rec = crops[n]
+        boxes = rec.get("bbox") if isinstance(rec, dict) else None
+        if not isinstance(boxes, list) or not boxes:
+            raise DataError('must be an object with a non-empty "bbox" list of [x1, y1, x2, y2]', crop_file, n)
+        gts = [annotation_box(b, "xyxy", crop_file, n) for b in boxes]
+        subject = annotation_box(humans[n], "xyxy", human_file, n, "person box") if n in humans else None
+        entries.append((n, gts, subject))
     return _collect(folder, folder / "images", entries, "gaicd", desc)
 
 
 def load_cpc(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
     """CPC: the first (best-ranked) crop of each photo is the ground truth."""
     folder = _find_folder(Path(data_root), ("CPCDataset", "CPC", "cpc"), "image_crop.json")
-    crops = _read(folder / "image_crop.json", "CPC crops")
+    crop_file, human_file = folder / "image_crop.json", folder / "human_bboxes.json"
+    crops = _read(crop_file, "CPC crops")
 
     def first(n):
         d = crops[n]
         boxes = d.get("bboxes", d.get("bbox")) if isinstance(d, dict) else d
-        return [_xyxy(boxes[0])]
+        if not isinstance(boxes, list) or not boxes:
+            raise DataError("must hold a non-empty list of [x1, y1, x2, y2] crops", crop_file, n)
+        return [annotation_box(boxes[0], "xyxy", crop_file, n)]
+
+    def person(n):
+        d = humans[n]
+        return annotation_box(d.get("bbox") if isinstance(d, dict) else d, "xyxy", human_file, n, "person box")
 
     if all_images:
         entries = [(n, first(n), None) for n in sorted(crops)]
         desc = "CPC (all photos)"
     else:
-        humans = _read(folder / "human_bboxes.json", "CPC person boxes")
-        entries = [(n, first(n), _xyxy(humans[n]["bbox"])) for n in sorted(humans) if n in crops]
+        humans = _read(human_file, "CPC person boxes")
+        entries = [(n, first(n), person(n)) for n in sorted(humans) if n in crops]
         desc = "CPC human-centric"
     return _collect(folder, folder / "images", entries, "cpc", desc)
 
@@ -286,16 +352,17 @@ def load_cpc(data_root: str | os.PathLike, all_images: bool = False) -> Benchmar
 def load_flms_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Benchmark:
     """FLMS and FCDB together, as one figure (photo names prefixed by their benchmark)."""
     parts = [load_flms(data_root, all_images), load_fcdb(data_root, all_images)]
-    photos, missing = [], []
+    photos, missing, skipped = [], [], []
     for b in parts:
         prefix = b.name.upper() + "/"
         for p in b.photos:
             p.name = prefix + p.name
             photos.append(p)
         missing += [prefix + m for m in b.missing]
+        skipped += [(prefix + n, why) for n, why in b.skipped]
     return Benchmark("flms+fcdb", Path(data_root), photos, missing,
                      " + ".join(b.description for b in parts),
-                     detection_dirs=[d for b in parts for d in b.detection_dirs])
+                     detection_dirs=[d for b in parts for d in b.detection_dirs], skipped=skipped)
 
 
 # ----------------------------------------------------------------------------
@@ -314,27 +381,43 @@ def load_sacd(data_root: str | os.PathLike) -> Benchmark:
     ``images-sym/`` (``gencrop sacd-links`` makes it).
     """
     folder = _find_folder(Path(data_root), ("SACD", "sacd"), "test.json")
-    split = _read(folder / "test.json", "SACD test split")
+    split_file = folder / "test.json"
+    split = _read(split_file, "SACD test split")
     image_dir = folder / "images-sym"
     if not image_dir.is_dir():
         raise BenchmarkError(f"{image_dir}: missing; make it with `gencrop sacd-links {folder}`")
     photos, missing = [], []
-    for annot in split["jsons"]:
-        data = _read(folder / annot, "SACD annotation")
+    for i, annot in enumerate(_entry(split, "jsons", split_file, "SACD test split")):
+        if not isinstance(annot, str):
+            raise DataError(f"jsons entry {i} must be a file name; got {annot!r:.60}", split_file)
+        annot_file = folder / annot
+        data = _read(annot_file, "SACD annotation")
         name = sacd_example_name(annot)
-        subject = data["mask_box"]
-        subject = json.loads(subject) if isinstance(subject, str) else subject
-        gts = [_xyxy(data["best_box"][0])] + [_xyxy(b) for b in data["crop_box"]]
+        subject = _entry(data, "mask_box", annot_file, "SACD annotation", (str, list))
+        if isinstance(subject, str):
+            try:
+                subject = json.loads(subject)
+            except ValueError:
+                raise DataError(f"mask_box is not a JSON [x, y, w, h]: {subject!r:.60}", annot_file) from None
+        best = _entry(data, "best_box", annot_file, "SACD annotation")
+        if not best:
+            raise DataError("best_box is empty", annot_file)
+        gts = [annotation_box(b, "xyxy", annot_file, f"best_box {k}")
+               for k, b in enumerate(best[:1])]
+        gts += [annotation_box(b, "xyxy", annot_file, f"crop_box {k}")
+                for k, b in enumerate(_entry(data, "crop_box", annot_file, "SACD annotation"))]
+        subject = annotation_box(subject, "xywh", annot_file, "mask_box", "subject")
         path = image_dir / name
         if not path.exists():
             missing.append(name)
             continue
         mask = folder / "masks" / (os.path.splitext(name)[0] + ".jpg")
-        photo = BenchmarkPhoto(name, path, gts, Box.from_xywh(subject))
+        photo = BenchmarkPhoto(name, path, gts, subject)
         if mask.is_file():
             photo.mask_file, photo.mask_source = mask, "file"
         photos.append(photo)
-    return Benchmark("sacd", folder, photos, missing, "SACD test split")
+    photos, skipped = _drop_impossible_crops(photos)
+    return Benchmark("sacd", folder, photos, missing, "SACD test split", skipped=skipped)
 
 
 # ----------------------------------------------------------------------------
@@ -349,13 +432,19 @@ def load_unsplash(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike)
     the subject mask is the PNG stored with the labels.
     """
     dataset_dir, images_dir = Path(dataset_dir), Path(images_dir)
-    labels = _read(dataset_dir / "testeval_sha256.json.gz", "Unsplash test labels")
+    label_file = dataset_dir / "testeval_sha256.json.gz"
+    labels = _read(label_file, "Unsplash test labels")
     split_file = dataset_dir / "test.json"
     if not split_file.is_file():
         raise BenchmarkError(f"{split_file}: missing; make it with "
                              f"`gencrop unsplash prepare HASH_DIR UNSPLASH_DATASET_DIR -o ...`")
-    hash_to_id = {d["hash_id"]: d["id"] for d in read_json(split_file) if d.get("id") is not None}
-    photos, missing = [], []
+    hash_to_id = {}
+    for i, d in enumerate(_read(split_file, "Unsplash test split", list)):
+        if not isinstance(d, dict) or not isinstance(d.get("hash_id"), str):
+            raise DataError('must be an object with "hash_id" and "id"', split_file, i)
+        if d.get("id") is not None:
+            hash_to_id[d["hash_id"]] = str(d["id"])
+    photos, missing, skipped = [], [], []
     for hash_id in sorted(labels):
         img_id = hash_to_id.get(hash_id)
         if img_id is None:
@@ -365,20 +454,29 @@ def load_unsplash(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike)
         if not path.is_file():
             missing.append(path.name)
             continue
-        W, H = photo_size(path)
         rec = labels[hash_id]
+        if not isinstance(rec, dict) or "crop_xywh" not in rec:
+            raise DataError('must be an object with "crop_xywh"', label_file, hash_id)
         crops = rec["crop_xywh"]
-        crops = crops if crops and isinstance(crops[0], (list, tuple)) else [crops]
-        gts = [Box(x * W, y * H, w * W, h * H) for x, y, w, h in crops]
-        subject = None
+        crops = crops if isinstance(crops, list) and crops and isinstance(crops[0], (list, tuple)) else [crops]
+        unit = [annotation_box(c, "xywh", label_file, hash_id) for c in crops]
+        subject_unit = None
         if rec.get("subject_xywh") is not None:
-            sx, sy, sw, sh = rec["subject_xywh"]
-            subject = Box(sx * W, sy * H, sw * W, sh * H)
+            subject_unit = annotation_box(rec["subject_xywh"], "xywh", label_file, hash_id, "subject_xywh")
+        try:
+            W, H = image_size(path)
+        except ImageReadError as e:
+            skipped.append((path.name, str(e)))
+            continue
+        gts = [b.scale(W, H) for b in unit]
+        subject = None if subject_unit is None else subject_unit.scale(W, H)
         photo = BenchmarkPhoto(path.name, path, gts, subject)
         if rec.get("subject_mask"):
             photo.mask_png, photo.mask_source = base64.b64decode(rec["subject_mask"]), "png"
         photos.append(photo)
-    return Benchmark("unsplash", dataset_dir, photos, missing, f"Unsplash {dataset_dir.name} test set")
+    photos, impossible = _drop_impossible_crops(photos)
+    return Benchmark("unsplash", dataset_dir, photos, missing, f"Unsplash {dataset_dir.name} test set",
+                     skipped=skipped + impossible)
 
 
 # ----------------------------------------------------------------------------
@@ -423,12 +521,16 @@ def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "
     The photo's variation and the view are drawn from a generator seeded by
     ``seed`` and the photo id, so a rerun (or another model) scores the same
     views. The ground truth is the original frame inside the view; the subject
-    is the matched detection, with its polygon.
+    is the matched detection, with its polygon. A photo whose subject is
+    ``null`` gets the rule training uses: the whole view is its subject, with
+    an empty mask channel. Photos of the split without a usable canvas are
+    listed in ``skipped``; a photo also in another split is an error.
     """
-    from .outpaint import read_outpaint_set
+    from .outpaint import read_outpaint_set, read_split_files
 
     outpaint_dir = Path(outpaint_dir)
     try:
+        read_split_files(outpaint_dir.parent, ("train", "val", "test"))
         data = read_outpaint_set(outpaint_dir, split)
     except FileNotFoundError as e:
         raise BenchmarkError(str(e)) from None
@@ -444,9 +546,13 @@ def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "
             poly = data.polygons.get(str(v.subject_mask_id))
             if poly is not None:
                 photo.mask_polygon, photo.mask_source = poly, "detection"
+        else:
+            photo.subject, photo.mask_source = Box(0, 0, view.w, view.h), WHOLE_VIEW
         photos.append(photo)
+    skipped = [(f"id {pid}", why) for pid, why in data.dropped_photos.items()]
     return Benchmark("own", outpaint_dir, photos, [],
-                     f"{outpaint_dir.parent.name} {split} split ({data.summary()})")
+                     f"{outpaint_dir.parent.name} {split} split ({data.summary()})", skipped=skipped,
+                     warnings=list(data.warnings))
 
 
 # ----------------------------------------------------------------------------
@@ -457,13 +563,30 @@ def detection_files(folder: Path) -> tuple[Path, Path]:
 
 
 def segment_command(bench: Benchmark) -> str:
-    """The command that writes the missing detection files of a benchmark."""
+    """The command that writes the missing detection files of a benchmark (offline backend)."""
     cmds = []
     for folder in bench.detection_dirs:
         image_dirs = {p.path.parent for p in bench.photos if p.path.parent.parent == folder}
         image_dir = next(iter(image_dirs), folder / "images")
-        cmds.append(f"gencrop segment {image_dir} -o {folder}")
+        cmds.append(f"gencrop segment {image_dir} -o {folder} --backend yolov7")
     return " && ".join(cmds)
+
+
+def unsegmented(bench: Benchmark) -> dict[tuple[Path, Path], list[str]]:
+    """Photos with a subject that no ``detect.json.gz`` covers yet: ``{(image folder, detection folder): stems}``.
+
+    A folder's detections may have been made for some of its photos only
+    (``gencrop eval --segment --limit N``); the others are found here.
+    """
+    todo: dict[tuple[Path, Path], list[str]] = {}
+    for folder in bench.detection_dirs:
+        det_file, _ = detection_files(folder)
+        done = set(read_json(det_file)) if det_file.is_file() else set()
+        for photo in bench.photos:
+            stem = Path(photo.path.name).stem
+            if photo.subject is not None and photo.path.parent.parent == folder and stem not in done:
+                todo.setdefault((photo.path.parent, folder), []).append(stem)
+    return todo
 
 
 def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
@@ -480,7 +603,7 @@ def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
         if not (det_file.is_file() and mask_file.is_file()):
             missing += [f for f in (det_file, mask_file) if not f.is_file()]
             continue
-        dets = read_json(det_file)
+        dets = read_detections(det_file)
         polygons = None
         for photo in bench.photos:
             if photo.subject is None or photo.path.parent.parent != folder:
@@ -494,8 +617,8 @@ def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
                 unmatched += 1
                 continue
             if polygons is None:
-                polygons = load_npz(mask_file)
-            poly = polygons.get(str(best["mask_id"]))
+                polygons = read_masks(mask_file)
+            poly = polygons.get(str(best.get("mask_id")))
             if poly is None:
                 unmatched += 1
                 continue
@@ -527,7 +650,10 @@ def attach_found_subjects(bench: Benchmark, finder=None, progress: bool = False,
     found = 0
     todo = [p for p in bench.photos if p.subject is None and p.view is None]
     for photo in tqdm(todo, desc="subjects", unit="photo", disable=not progress, file=sys.stderr):
-        img, size = load_image(photo.path, min_side=512)
+        try:
+            img, size = load_image(photo.path, min_side=512)
+        except ImageReadError:
+            continue  # the runner reports the photo as failed
         detections = None
         if detector is not None:
             detections = photo.detections = detector.seg([img], sizes=[size])[0]

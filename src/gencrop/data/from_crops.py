@@ -36,12 +36,12 @@ from ..engine.runner import MAX_ASPECT, MIN_SIDE, Summary, outpaint_name, progre
 from ..engine.segment import DETECT_FILE, PARTS_DIR, _record, merge_parts, read_segmentation
 from ..geometry import Box
 from ..io import ImageReadError, atomic_path, load_image, read_json, write_json
+from ..validation import DataError, box_problem, outside_photo, read_split
 from .outpaint import load_outpaint_split
 
 __all__ = ["read_crop_annotations", "split_ids", "from_crops", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
-EDGE_TOLERANCE = 2.0  # px an annotated crop may overshoot the photo (rounding in annotation tools)
 
 
 def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list[tuple[str, str]]]:
@@ -52,26 +52,34 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
     entries that could not be used, with one-line reasons.
     """
     data = read_json(path)
+    bad: list[tuple[str, str]] = []
     if isinstance(data, dict):
         items = list(data.items())
     elif isinstance(data, list):
         items = []
         for i, entry in enumerate(data):
-            if not isinstance(entry, dict) or "crop" not in entry:
-                items.append((f"entry {i}", None))
+            where = f"{path} entry {i}"
+            if not isinstance(entry, dict):
+                bad.append((where, f'must be an object with "url" and "crop"; got {type(entry).__name__}'))
                 continue
-            name = str(entry.get("url") or entry.get("file") or entry.get("name") or "").rstrip("/").split("/")[-1]
-            items.append((name or f"entry {i}", entry["crop"]))
+            raw = entry.get("url") or entry.get("file") or entry.get("name")
+            name = str(raw).rstrip("/").split("/")[-1] if isinstance(raw, str) else ""
+            if not name:
+                bad.append((where, 'no "url" (or "file") naming the photo'))
+            elif "crop" not in entry:
+                bad.append((f"{name} ({where})", 'no "crop"'))
+            else:
+                items.append((name, entry["crop"]))
     else:
-        raise ValueError(f"{path}: expected a list of {{'url', 'crop'}} or a {{file: [x, y, w, h]}} map")
+        raise DataError(f'expected a list of {{"url", "crop"}} or a {{file: [x, y, w, h]}} map; '
+                        f"got {type(data).__name__}", path)
     crops: dict[str, Box] = {}
-    bad: list[tuple[str, str]] = []
     for name, crop in items:
-        try:
-            box = Box.from_xywh(crop)
-        except (TypeError, ValueError):
-            bad.append((name, f"crop must be [x, y, w, h]; got {crop!r}"))
+        msg = box_problem(crop, "crop")
+        if msg:
+            bad.append((name, msg))
             continue
+        box = Box.from_xywh(crop)
         if box.is_empty():
             bad.append((name, f"empty crop {list(box.xywh)}"))
         elif name in crops:
@@ -234,9 +242,10 @@ def from_crops(annotations: str | os.PathLike, img_dir: str | os.PathLike, out_d
             t0 = time.perf_counter()
             try:
                 img, size = _load_photo(src, finder.det_size)
+                outside = outside_photo(frame, *size)
+                if outside:
+                    raise ValueError(outside)
                 inside = frame.clamp(*size)
-                if inside.area < frame.area - EDGE_TOLERANCE * (frame.w + frame.h) or inside.is_empty():
-                    raise ValueError(f"crop {[int(v) for v in frame.xywh]} is outside the {size[0]}x{size[1]} photo")
                 dets = finder.detector.seg([img], sizes=[size])[0] if finder.detector is not None else []
                 dets = [d for d in dets if cls == "any" or d.cls == cls]
                 subject = finder.find(img, size, cls, frame=inside, detections=dets)
@@ -273,7 +282,7 @@ def _finish(out_dir: Path, outpaint: Path, stems: list[str], splits: dict[str, s
     for s in SPLITS:
         p = out_dir / f"{s}.json"
         if p.is_file():
-            for d in read_json(p):
+            for d in read_split(p):
                 entries[d["id"]] = (s, d)
     for pid, rel in subjects.items():
         entries[pid] = (splits.get(pid, entries.get(pid, ("train",))[0]), {"id": pid, "subject_xywh": rel})
@@ -284,7 +293,7 @@ def _finish(out_dir: Path, outpaint: Path, stems: list[str], splits: dict[str, s
     for s in SPLITS:
         write_json(out_dir / f"{s}.json", by_split[s], indent=None)
     done, _ = _read_progress(outpaint)
-    if not merge_parts(outpaint, [st for st in stems if st in done]):
+    if not merge_parts(outpaint, [st for st in stems if st in done]) and (outpaint / PARTS_DIR).is_dir():
         summary.notes.append("detections not merged yet (parts kept for the next run)")
     summary.notes.append("split files: " + ", ".join(f"{len(by_split[s])} {s}" for s in SPLITS) + f" in {out_dir}")
     if (outpaint / DETECT_FILE).exists():

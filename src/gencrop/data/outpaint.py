@@ -21,14 +21,14 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 
 from ..geometry import Box
-from ..io import list_images, load_npz, read_json
+from ..io import ImageReadError, image_size, list_images, read_json
+from ..validation import DataError, check_disjoint_splits, read_detections, read_masks, read_split
 
 __all__ = [
     "SUBJECT_MATCH_IOU",
@@ -38,6 +38,8 @@ __all__ = [
     "load_outpaint_split",
     "group_variations",
     "OutpaintSet",
+    "read_bad_list",
+    "read_split_files",
     "read_outpaint_set",
 ]
 
@@ -170,6 +172,8 @@ class OutpaintSet:
     groups: "OrderedDict[str, list[Variation]]"
     polygons: dict            # mask_id (as stored in detect.json) -> N x 2 float32 polygon
     stats: dict               # counts of files read and dropped, by reason
+    warnings: list[str] = field(default_factory=list)   # one line each: skipped canvases, missing masks
+    dropped_photos: dict[str, str] = field(default_factory=dict)  # split ids without a usable canvas -> why
 
     @property
     def num_photos(self) -> int:
@@ -182,19 +186,28 @@ class OutpaintSet:
     def summary(self) -> str:
         s = self.stats
         return (f"{self.num_photos} photos, {self.num_variations} variations kept of {s['files']} canvases "
-                f"(dropped: {s['not_in_split']} not in split, {s['bad']} bad, "
+                f"(dropped: {s['not_in_split']} not in split, {s['bad']} bad, {s['unreadable']} unreadable, "
                 f"{s['no_subject_match']} no subject match, {s['heuristic']} heuristic filter)")
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """Upright size from the header alone (PIL decodes lazily)."""
-    from PIL import Image
+def read_bad_list(path: Path) -> set[str]:
+    """``bad.json``: the canvas file names the quality filter rejected (a JSON list of names)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise DataError(f"must be a JSON list of file names; got {type(data).__name__}", path)
+    for i, name in enumerate(data):
+        if not isinstance(name, str):
+            raise DataError(f"must be a file name; got {type(name).__name__} {name!r:.60}", path, i)
+    return {os.path.basename(f) for f in data}
 
-    with Image.open(path) as im:
-        w, h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return w, h
+
+def read_split_files(dataset_dir: str | os.PathLike, splits: Sequence[str]) -> dict[str, list[dict]]:
+    """The checked entries of the given split files that exist; a photo in two of them is an error."""
+    dataset_dir = Path(dataset_dir)
+    found = {s: dataset_dir / f"{s}.json" for s in splits if (dataset_dir / f"{s}.json").is_file()}
+    entries = {s: read_split(p) for s, p in found.items()}
+    check_disjoint_splits({found[s]: e for s, e in entries.items()})
+    return entries
 
 
 def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, bad_filter: bool = True,
@@ -203,7 +216,9 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
 
     ``canvas_size`` fixes the size of every canvas (the outpainter's 512 x 512);
     by default each file's header is read, which real-context canvases (whole
-    photos of any size) need.
+    photos of any size) need. A malformed split, detection, mask or bad-list
+    file raises :class:`~gencrop.validation.DataError`; a canvas whose header
+    cannot be read is dropped, counted as unreadable and listed in ``warnings``.
     """
     outpaint_dir = Path(outpaint_dir)
     image_dir = outpaint_dir / "images"
@@ -212,17 +227,17 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
         raise FileNotFoundError(f"{image_dir}: no such folder (expected <dataset>/outpaint/images)")
     if not split_file.is_file():
         raise FileNotFoundError(f"{split_file}: no such split file")
-    split_data = read_json(split_file)
+    split_data = read_split(split_file)
     files = [p.name for p in list_images(image_dir)]
     files = [f for f in files if f.startswith("img")]
     bad: set[str] = set()
     bad_file = outpaint_dir / "bad.json"
     if bad_filter and bad_file.is_file():
-        bad = {os.path.basename(f) for f in read_json(bad_file)}
+        bad = read_bad_list(bad_file)
     det_file = outpaint_dir / "detect.json.gz"
     if not det_file.is_file() and (outpaint_dir / "detect.json").is_file():
         det_file = outpaint_dir / "detect.json"
-    det_dict = read_json(det_file) if det_file.is_file() else None
+    det_dict = read_detections(det_file) if det_file.is_file() else None
 
     ids = {d["id"] for d in split_data}
     in_split = []
@@ -238,22 +253,33 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
         raise FileNotFoundError(f"{outpaint_dir}/detect.json.gz is missing but the split has subjects "
                                 "(run `gencrop segment` first)")
 
-    def size_of(f: str) -> tuple[int, int]:
-        return canvas_size if canvas_size else _image_size(image_dir / f)
+    # Canvas sizes up front: one unreadable canvas is dropped and reported, never fatal.
+    warnings: list[str] = []
+    sizes: dict[str, tuple[int, int]] = {}
+    unreadable: list[str] = []
+    for f in good:
+        try:
+            sizes[f] = canvas_size if canvas_size else image_size(image_dir / f)
+        except ImageReadError as e:
+            unreadable.append(str(e))
+    readable = [f for f in good if f in sizes]
+    if unreadable:
+        warnings.append(f"{len(unreadable)} unreadable canvases skipped, e.g. {unreadable[0]}")
 
     def run(heuristics: bool) -> list[Variation]:
-        return list(load_outpaint_split(split_data, good, det_dict, heuristics, size_of))
+        return list(load_outpaint_split(split_data, readable, det_dict, heuristics, sizes.__getitem__))
 
     kept = run(heuristic_filter)
     if heuristic_filter:
-        matched = len(list(load_outpaint_split(split_data, good, det_dict, False, lambda _f: (0, 0))))
+        matched = len(list(load_outpaint_split(split_data, readable, det_dict, False, lambda _f: (0, 0))))
     else:
         matched = len(kept)
     stats = {
         "files": len(files),
         "not_in_split": len(files) - len(in_split),
         "bad": len(in_split) - len(good),
-        "no_subject_match": len(good) - matched,
+        "unreadable": len(unreadable),
+        "no_subject_match": len(readable) - matched,
         "heuristic": matched - len(kept),
         "kept": len(kept),
     }
@@ -261,6 +287,16 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
     mask_file = outpaint_dir / "mask.npz"
     wanted = {str(v.subject_mask_id) for v in kept if v.subject_mask_id is not None}
     if wanted and mask_file.is_file():
-        polygons = {k: np.asarray(a, np.float32).reshape(-1, 2) for k, a in load_npz(mask_file).items()
-                    if k in wanted}
-    return OutpaintSet(image_dir, group_variations(kept), polygons, stats)
+        polygons = read_masks(mask_file, wanted)
+    with_subject = [v for v in kept if v.subject is not None]
+    boxed = [v for v in with_subject if v.subject_mask_id is None or str(v.subject_mask_id) not in polygons]
+    if boxed:
+        why = f"{mask_file} missing" if not mask_file.is_file() else f"no polygon in {mask_file}"
+        warnings.append(f"{len(boxed)} of {len(with_subject)} subjects have no mask ({why}, e.g. {boxed[0].img_file}); "
+                        "their detection box is used as the mask")
+    groups = group_variations(kept)
+    has_canvas = {parse_outpaint_name(f)[0] for f in in_split}
+    dropped = {d["id"]: ("every canvas was dropped (bad, unreadable, no subject match or heuristic filter)"
+                         if d["id"] in has_canvas else f"no canvas img{d['id']}_X_Y_W_H.* in {image_dir}")
+               for d in split_data if d["id"] not in groups}
+    return OutpaintSet(image_dir, groups, polygons, stats, warnings, dropped)

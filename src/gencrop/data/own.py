@@ -9,17 +9,16 @@ like command-line flags).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import list_images, read_json
+from ..io import ImageReadError, image_size, list_images, read_json
+from ..validation import split_entry_problems
 
 __all__ = ["SPLITS", "Problem", "CheckReport", "check_dataset", "LinkReport", "link_photos", "photo_file"]
 
 SPLITS = ("train", "val", "test")
-TOL = 1e-6
 
 
 def photo_file(photo_id: str) -> str:
@@ -53,32 +52,6 @@ class CheckReport:
         self.problems.append(Problem(level, where, message))
 
 
-def _check_box(value) -> str | None:
-    """What is wrong with a ``subject_xywh`` value (``None`` if nothing)."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or len(value) != 4:
-        return f"subject_xywh must be [x, y, w, h] or null; got {value!r}"
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return f"subject_xywh values must be numbers; got {value!r}"
-    x, y, w, h = (float(v) for v in value)
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-        return f"subject_xywh values must be finite; got {value!r}"
-    if w <= 0 or h <= 0:
-        return f"subject_xywh width and height must be positive; got w={w:g}, h={h:g}"
-    bad = []
-    if x < -TOL or y < -TOL:
-        bad.append(f"x={x:g}, y={y:g} below 0")
-    if x + w > 1 + TOL:
-        bad.append(f"x+w={x + w:g} > 1")
-    if y + h > 1 + TOL:
-        bad.append(f"y+h={y + h:g} > 1")
-    if bad:
-        return ("subject_xywh must be in 0-1 coordinates of the photo (" + "; ".join(bad) + ")"
-                + (" - looks like pixels" if max(x + w, y + h) > 2 else ""))
-    return None
-
-
 def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike | None = None) -> CheckReport:
     """Check the split files of a dataset folder (and, with ``images_dir``, that every photo exists)."""
     dataset_dir = Path(dataset_dir)
@@ -94,7 +67,7 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
         try:
             data = read_json(path)
         except (OSError, ValueError) as e:
-            report.add("error", name, f"not valid JSON ({e})")
+            report.add("error", name, getattr(e, "reason", str(e)))
             continue
         if not isinstance(data, list):
             report.add("error", name, f"must be a JSON list of entries; got {type(data).__name__}")
@@ -105,27 +78,13 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
         seen: dict[str, int] = {}
         ids = []
         for i, entry in enumerate(data):
-            where = f"{name}[{i}]"
-            if not isinstance(entry, dict):
-                report.add("error", where, f"must be an object with id and subject_xywh; got {entry!r:.60}")
-                continue
-            pid = entry.get("id")
+            pid, problems = split_entry_problems(entry)
+            eid = entry.get("id") if isinstance(entry, dict) else None
+            where = f"{name}[{i}]" if eid is None else f"{name}[{i}] (id {eid!r})"
+            for msg in problems:
+                report.add("error", where, msg)
             if pid is None:
-                report.add("error", where, "no \"id\"")
                 continue
-            where = f"{name}[{i}] (id {pid!r})"
-            if not isinstance(pid, str):
-                report.add("error", where, f"id must be a string (photos are img<ID>.jpg); got {type(pid).__name__}")
-                continue
-            if not pid or "/" in pid or os.sep in pid:
-                report.add("error", where, "id must be a non-empty file-name part (no slashes)")
-                continue
-            if "subject_xywh" not in entry:
-                report.add("error", where, "no \"subject_xywh\" (use null for a photo without a subject)")
-            else:
-                msg = _check_box(entry["subject_xywh"])
-                if msg:
-                    report.add("error", where, msg)
             if pid in seen:
                 report.add("error", where, f"duplicate id (also entry {seen[pid]})")
                 continue
@@ -137,20 +96,46 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
                 first_split[pid] = split
         all_ids[split] = ids
 
+    if images_dir is None and (dataset_dir / "outpaint" / "images").is_dir():
+        images_dir = dataset_dir / "outpaint" / "images"   # a `gencrop data from-crops` dataset
     if images_dir is not None:
         images_dir = Path(images_dir)
         if not images_dir.is_dir():
             report.add("error", str(images_dir), "no such folder")
         else:
-            present = {p.name for p in images_dir.iterdir()}
-            for split, ids in all_ids.items():
-                missing = [pid for pid in ids if photo_file(pid) not in present]
-                for pid in missing[:20]:
-                    report.add("error", f"{split}.json (id {pid!r})", f"photo {images_dir / photo_file(pid)} missing")
-                if len(missing) > 20:
-                    report.add("error", f"{split}.json", f"... and {len(missing) - 20} more photos missing "
-                                                         f"({len(missing)} of {len(ids)})")
+            _check_photos(report, images_dir, all_ids)
     return report
+
+
+def _check_photos(report: CheckReport, images_dir: Path, all_ids: dict[str, list[str]]) -> None:
+    """Every id needs a readable photo: ``img<ID>.<ext>``, or canvases ``img<ID>_X_Y_W_H.<ext>``."""
+    from ..engine.runner import parse_outpaint_name
+
+    files: dict[str, list[Path]] = {}
+    for p in list_images(images_dir):
+        parsed = parse_outpaint_name(p.name)
+        if parsed is not None:
+            files.setdefault(parsed[0], []).append(p)
+        if p.stem.startswith("img"):
+            files.setdefault(p.stem[3:], []).append(p)
+    for split, ids in all_ids.items():
+        missing = [pid for pid in ids if pid not in files]
+        for pid in missing[:20]:
+            report.add("error", f"{split}.json (id {pid!r})", f"photo {images_dir / photo_file(pid)} missing")
+        if len(missing) > 20:
+            report.add("error", f"{split}.json", f"... and {len(missing) - 20} more photos missing "
+                                                 f"({len(missing)} of {len(ids)})")
+        unreadable = []
+        for pid in ids:
+            for path in files.get(pid, []):
+                try:
+                    image_size(path)
+                except ImageReadError as e:
+                    unreadable.append((pid, str(e)))
+        for pid, msg in unreadable[:20]:
+            report.add("error", f"{split}.json (id {pid!r})", msg)
+        if len(unreadable) > 20:
+            report.add("error", f"{split}.json", f"... and {len(unreadable) - 20} more unreadable photos")
 
 
 @dataclass

@@ -16,6 +16,7 @@ which worker (or process) loads it, and a resumed run sees the same data.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,8 @@ import torch
 from PIL import Image
 
 from ..geometry import Box
-from ..io import load_image, polygon_to_mask
+from ..io import ImageReadError, load_image, polygon_to_mask
+from ..validation import DataError
 from .composite import canvas_size, paint_tile, place_tiles, tile_count
 from .letterbox import Letterbox, box_mask, letterbox_image
 from .outpaint import OutpaintSet, Variation
@@ -68,6 +70,7 @@ class TrainingSet(torch.utils.data.Dataset):
             raise ValueError(f"composite_prob must be in [0, 1]; got {composite_prob}")
         self.composite_prob = float(composite_prob)
         self._photos = list(data.groups)
+        self._unreadable: set[str] = set()   # canvases already reported by this process
         self.epoch = -1
         self.set_epoch(0)
 
@@ -96,12 +99,30 @@ class TrainingSet(torch.utils.data.Dataset):
 
     # -- items -----------------------------------------------------------------
     def __getitem__(self, index: int) -> dict:
-        choice = self._items[index]
-        rng = np.random.default_rng((self.seed, self.epoch if self.augment else 0, choice.photo_index))
-        if (self.composite_prob > 0 and choice.variation.subject is not None and len(self._photos) > 1
-                and rng.random() < self.composite_prob):
-            return self.render_composite(choice, rng)
-        return self.render(choice.variation, rng)
+        """The item, or, when its canvas cannot be read, the next readable one (flagged ``replaced``).
+
+        One bad canvas must not abort an epoch: the failure is printed once
+        per canvas and process, and counted by the loop through ``replaced``.
+        """
+        n = len(self._items)
+        for step in range(n):
+            choice = self._items[(index + step) % n]
+            rng = np.random.default_rng((self.seed, self.epoch if self.augment else 0, choice.photo_index))
+            try:
+                if (self.composite_prob > 0 and choice.variation.subject is not None and len(self._photos) > 1
+                        and rng.random() < self.composite_prob):
+                    item = self.render_composite(choice, rng)
+                else:
+                    item = self.render(choice.variation, rng)
+            except (ImageReadError, OSError) as e:
+                if choice.variation.img_file not in self._unreadable:
+                    self._unreadable.add(choice.variation.img_file)
+                    print(f"gencrop train: warning: {e}; another example is used in its place",
+                          file=sys.stderr, flush=True)
+                continue
+            item["replaced"] = torch.tensor(float(step > 0))
+            return item
+        raise DataError("no canvas of the set can be read", self.data.image_dir)
 
     def render(self, v: Variation, rng: np.random.Generator) -> dict:
         dim = self.dim

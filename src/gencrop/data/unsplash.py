@@ -26,6 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..io import atomic_path, read_json, write_json
+from ..validation import DataError
 
 __all__ = [
     "CATEGORIES",
@@ -100,8 +101,12 @@ def prepare(hash_dir: str | os.PathLike, dataset_dir: str | os.PathLike, out_dir
                 cat_report[split] = {"absent": True}
                 continue
             entries = read_json(path)
+            if not isinstance(entries, list):
+                raise DataError(f'must be a JSON list of {{"hash_id", ...}}; got {type(entries).__name__}', path)
             found, missing = [], 0
-            for entry in entries:
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict) or not isinstance(entry.get("hash_id"), str):
+                    raise DataError('must be an object with a "hash_id" string', path, i)
                 photo_id = hash_to_id.get(entry["hash_id"])
                 if photo_id is None:
                     missing += 1
@@ -113,6 +118,8 @@ def prepare(hash_dir: str | os.PathLike, dataset_dir: str | os.PathLike, out_dir
         ids_file = src / "ids_sha256.json"
         if ids_file.is_file():
             hashes = read_json(ids_file)
+            if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+                raise DataError("must be a JSON list of SHA-256 strings", ids_file)
             ids = [hash_to_id[h] for h in hashes if h in hash_to_id]
             cat_report["images"] = {"total": len(hashes), "found": len(ids), "missing": len(hashes) - len(ids)}
         else:
@@ -202,7 +209,10 @@ def wanted_ids(data_dir: str | os.PathLike) -> set[str]:
         for sub in sorted(data_dir.iterdir()):
             f = sub / "images.json"
             if f.is_file():
-                ids.update(i for i in read_json(f) if i)
+                listed = read_json(f)
+                if not isinstance(listed, list):
+                    raise DataError(f"must be a JSON list of photo ids; got {type(listed).__name__}", f)
+                ids.update(str(i) for i in listed if i)
     return ids
 
 

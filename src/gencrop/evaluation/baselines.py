@@ -210,14 +210,15 @@ class ModelMethod:
         self.cropper = cropper
         self.name = name
         self.keep_subject = keep_subject
-        self.uses_mask = bool(cropper.model.config.use_subject_mask)
+        self.uses_mask = bool(cropper.network.info.use_subject_mask)
 
     def predict(self, image, size, subject, mask, shape=None) -> Prediction:
         from ..data.letterbox import Letterbox
 
         if subject is None and mask is not None and mask.any():
             subject, mask = mask, None
-        use_mask = self.uses_mask and mask is not None and mask.any() and subject is not None
+        # an empty mask with a subject is deliberate: a photo without a subject (the whole view, no mask)
+        use_mask = self.uses_mask and mask is not None and subject is not None
         res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None,
                                 aspect=shape.aspect if shape is not None else None,
                                 area=shape.area if shape is not None else None, keep_subject=self.keep_subject)

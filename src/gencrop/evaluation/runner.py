@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..data.benchmarks import Benchmark, BenchmarkPhoto
 from ..geometry import Box, clamp_prediction, score_against_ground_truths, summarize
-from ..io import ImageReadError, load_image
+from ..io import ImageReadError, image_size, load_image
 from ..shapes import Shape
 from .baselines import Method, Prediction
 
@@ -71,14 +71,7 @@ class EvalRun:
 def load_photo(photo: BenchmarkPhoto, decode: bool = True):
     """``(image or None, (W, H))`` of a benchmark photo; a view is cut out of its canvas."""
     if not decode and photo.view is None:
-        from ..data.benchmarks import photo_size
-
-        try:
-            return None, photo_size(photo.path)
-        except Exception as e:  # PIL raises many types for corrupt data
-            if not photo.path.exists():
-                raise ImageReadError(f"{photo.path}: no such file") from None
-            raise ImageReadError(f"{photo.path}: cannot read image ({type(e).__name__}: {e})") from None
+        return None, image_size(photo.path)
     img, size = load_image(photo.path)
     if photo.view is not None:
         v = photo.view.rounded()
@@ -126,8 +119,10 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
             image, (W, H) = load_photo(photo, decode)
             r.width, r.height = W, H
             mask = photo.subject_mask(W, H) if method.uses_mask else None
-            shape = aspect_of(photo.gts[0]) if ground_truth_aspect else None
-            pred = method.predict(image, (W, H), photo.subject, mask, shape)
+            if ground_truth_aspect:
+                pred = method.predict(image, (W, H), photo.subject, mask, aspect_of(photo.gts[0]))
+            else:  # methods written before shape requests take four arguments
+                pred = method.predict(image, (W, H), photo.subject, mask)
             r.raw = pred.box
             if pred.subject is not None:
                 r.subject = pred.subject

@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import re
 from pathlib import Path
 
 import torch
 
+from ..runtime.files import DEFAULT_MODEL_DIR, resolve_model_dir  # noqa: F401  (public here too)
 from .gencrop import CONFIG_NAME, WEIGHTS_NAME, GenCropConfig
 
 #: original key prefix -> gencrop key prefix
@@ -44,9 +44,6 @@ VARIANTS = {
     "gencrop": "gencrop.modeling.gencrop:GenCrop",
     "gencrop-c": "gencrop.modeling.conditioned:GenCropC",
 }
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
-
 
 def model_class(variant: str):
     if variant not in VARIANTS:
@@ -99,28 +96,8 @@ def is_original_layout(directory: Path) -> bool:
         and not (directory / WEIGHTS_NAME).exists()
 
 
-def resolve_model_dir(path: str | Path | None) -> Path:
-    """A local directory, the bundled default (``None``), or a Hugging Face hub id."""
-    if path is None:
-        if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).exists():
-            raise FileNotFoundError("no bundled default model in this installation; pass a model directory")
-        return DEFAULT_MODEL_DIR
-    p = Path(path)
-    if p.exists():
-        if not p.is_dir():
-            raise NotADirectoryError(f"{p}: a model is a directory (config.json + model.safetensors)")
-        return p
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not str(path).startswith("."):
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
-    raise FileNotFoundError(f"model directory not found: {p}")
-
-
-def load_model(cls, path: str | Path | None, epoch: int | None = None):
-    """Build the model described by a directory and load its weights (float32, CPU)."""
-    from safetensors.torch import load_file
-
+def locate_model(path: str | Path | None, epoch: int | None = None) -> tuple[GenCropConfig, Path]:
+    """The config and the weights file of a model, without reading the weights (a cheap check)."""
     directory = resolve_model_dir(path)
     if is_original_layout(directory):
         config = original_config(json.loads((directory / CONFIG_NAME).read_text()))
@@ -129,17 +106,28 @@ def load_model(cls, path: str | Path | None, epoch: int | None = None):
         weights = directory / f"model{epoch}.pt"
         if not weights.exists():
             raise FileNotFoundError(f"{weights}: no checkpoint for epoch {epoch}")
+        return config, weights
+    if epoch is not None:
+        sub = directory / f"epoch{epoch}"
+        if not (sub / WEIGHTS_NAME).exists():
+            raise FileNotFoundError(f"{sub}: no checkpoint for epoch {epoch}")
+        directory = sub
+    if not (directory / CONFIG_NAME).exists():
+        raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} (not a gencrop model directory)")
+    if not (directory / WEIGHTS_NAME).exists():
+        raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME} (not a gencrop model directory)")
+    return GenCropConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text())), directory / WEIGHTS_NAME
+
+
+def load_model(cls, path: str | Path | None, epoch: int | None = None):
+    """Build the model described by a directory and load its weights (float32, CPU)."""
+    from safetensors.torch import load_file
+
+    config, weights = locate_model(path, epoch)
+    if weights.suffix == ".pt":  # the original code's checkpoint
         state = convert_original_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     else:
-        if epoch is not None:
-            sub = directory / f"epoch{epoch}"
-            if not (sub / WEIGHTS_NAME).exists():
-                raise FileNotFoundError(f"{sub}: no checkpoint for epoch {epoch}")
-            directory = sub
-        if not (directory / CONFIG_NAME).exists():
-            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} (not a gencrop model directory)")
-        config = GenCropConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        state = load_file(str(weights))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     target = model_class(config.variant) if cls is None or config.variant != "gencrop" else cls
     model = target(config)

@@ -138,6 +138,7 @@ def plot_history(history: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -149,10 +150,13 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     lines, labels = ax.get_legend_handles_labels()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any(h.get("val_iou") is not None for h in history):
         ax2 = ax.twinx()
         ax2.plot(epochs, [h.get("val_iou") if h.get("val_iou") is not None else np.nan for h in history],
                  "s--", color="tab:green", label="val IoU")
+        ax2.plot(epochs, [h.get("val_iou_full_view") if h.get("val_iou_full_view") is not None else np.nan
+                          for h in history], ":", color="tab:gray", label="val IoU of the whole view (to beat)")
         ax2.set_ylabel("IoU")
         l2, lb2 = ax2.get_legend_handles_labels()
         lines, labels = lines + l2, labels + lb2
@@ -175,17 +179,19 @@ def _best(history: list[dict]) -> dict | None:
 
 
 def _load_datasets(opts: TrainOptions, log):
-    from ..data.outpaint import read_outpaint_set
+    from ..data.outpaint import read_outpaint_set, read_split_files
     from ..data.sampling import ViewSampler
     from ..data.training_set import TrainingSet
 
     data_dir = Path(opts.data)
     try:
+        read_split_files(data_dir.parent, ("train", "val"))  # a photo trained on must not be validated on
         train_set = read_outpaint_set(data_dir, "train", bad_filter=opts.bad_filter,
                                       heuristic_filter=opts.heuristic_filter)
     except FileNotFoundError as e:
         raise ValueError(str(e)) from None
     log(f"train: {train_set.summary()}")
+    _log_problems("train", train_set, log)
     if train_set.num_photos == 0:
         raise ValueError(f"{data_dir}: no usable training examples ({train_set.summary()})")
     train_ds = TrainingSet(train_set, opts.dim, use_subject=opts.use_subject, augment=opts.augment,
@@ -200,6 +206,7 @@ def _load_datasets(opts: TrainOptions, log):
         val_set = read_outpaint_set(data_dir, "val", bad_filter=opts.bad_filter,
                                     heuristic_filter=opts.heuristic_filter)
         log(f"val: {val_set.summary()}")
+        _log_problems("val", val_set, log)
         if val_set.num_photos:
             # the training views' distribution without augmentation, so the best epoch is the best
             # at what it was trained for (whole photos when --whole-view-prob is 1)
@@ -209,6 +216,16 @@ def _load_datasets(opts: TrainOptions, log):
     if val_ds is None:
         log("no validation examples: the best epoch is chosen by training loss")
     return train_ds, val_ds
+
+
+def _log_problems(split: str, data, log) -> None:
+    """Warnings of the reader (always shown: they change what is trained on) and photos left out."""
+    for w in data.warnings:
+        print(f"gencrop train: warning: {split}: {w}", file=sys.stderr, flush=True)
+    if data.dropped_photos:
+        pid, why = next(iter(data.dropped_photos.items()))
+        log(f"{split}: {len(data.dropped_photos)} photos of {split}.json have no usable canvas "
+            f"(e.g. {pid}: {why})")
 
 
 def _init_from(model, source: str) -> str:
@@ -243,7 +260,11 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
         if changed:
             raise ValueError("cannot resume with a different network: "
                              + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed))
-    return torch.load(state_file, map_location="cpu", weights_only=False)
+    state = torch.load(state_file, map_location="cpu", weights_only=False)
+    if state["epoch"] > opts.epochs:
+        raise ValueError(f"--epochs {opts.epochs} but {out} already holds {state['epoch']} epochs; "
+                         f"give --epochs {state['epoch']} or more to resume it")
+    return state
 
 
 def train(opts: TrainOptions) -> list[dict]:
@@ -326,7 +347,7 @@ def train(opts: TrainOptions) -> list[dict]:
         train_ds.set_epoch(epoch)
         loader = accelerator.prepare_data_loader(_loader(train_ds, opts.batch_size, opts.workers, pin))
         model.train()
-        total, count = 0.0, 0
+        total, count, replaced = 0.0, 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch}/{opts.epochs}", disable=not main or opts.quiet,
                    leave=False, dynamic_ncols=True)
         for batch in bar:
@@ -341,9 +362,13 @@ def train(opts: TrainOptions) -> list[dict]:
             n = batch["image"].shape[0]
             total += float(loss.detach()) * n
             count += n
+            replaced += float(batch["replaced"].sum())
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device),
-                                  reduction="sum")
+        sums = accelerator.reduce(torch.tensor([total, count, replaced], dtype=torch.float64,
+                                               device=accelerator.device), reduction="sum")
+        if sums[2] > 0 and main:
+            print(f"gencrop train: warning: epoch {epoch}: {int(sums[2])} examples had an unreadable canvas and "
+                  "were replaced by others", file=sys.stderr, flush=True)
         train_loss = float(sums[0] / max(sums[1], 1))
         train_seconds = time.time() - t0
         entry = {"epoch": epoch, "train_loss": train_loss, "val_loss": None, "val_iou": None,
