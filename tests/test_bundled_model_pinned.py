@@ -32,7 +32,7 @@ def pinned():
 def cropper(pinned):
     from gencrop.inference import Cropper
 
-    return Cropper.from_pretrained(device="cpu")
+    return Cropper.from_pretrained(device="cpu", runtime="torch")  # as pinned; onnx is compared to torch elsewhere
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from gencrop.evaluation.report import format_summary, summary_from_csv, write_re
 from gencrop.geometry import Box, boundary_displacement, iou, summarize
 from gencrop.inference import Cropper
 from gencrop.modeling import GenCrop, GenCropConfig
-from gencrop.modeling.gencrop import GenCropOutput, subject_cell_mask
+from gencrop.modeling.gencrop import subject_cell_mask
 
 # -- metrics ---------------------------------------------------------------------------
 
@@ -125,25 +125,21 @@ def test_restricted_weights_fall_on_the_subject_cells_of_the_picture():
 # -- the cropper ---------------------------------------------------------------------------
 
 
-class _FixedCropModel:
-    """Stands in for the network: records what it is given, answers one fixed crop."""
+class _FixedCropNetwork:
+    """Stands in for the network (any runtime): records what it is given, answers one fixed crop."""
 
-    def __init__(self, config: GenCropConfig, crop_xyxy_normalised):
-        self.config = config
-        self.crop = torch.tensor([crop_xyxy_normalised], dtype=torch.float32)
+    runtime = "torch"
+
+    def __init__(self, info, crop_xyxy_normalised):
+        self.info = info
+        self.crop = np.asarray([crop_xyxy_normalised], np.float32)
         self.calls = []
 
-    def __call__(self, x, subject_xyxy, **conditioning):
-        self.calls.append((x.clone(), subject_xyxy.clone()))
-        g = self.config.grid_size
-        b = x.shape[0]
-        weights = torch.full((b, g, g), 1.0 / (g * g))
-        return GenCropOutput(
-            crop=self.crop.expand(b, 4),
-            cell_crops=self.crop.expand(b, g * g, 4),
-            weights=weights,
-            logits=torch.zeros(b, g * g),
-        )
+    def __call__(self, images, subjects, shapes=None):
+        self.calls.append((images.copy(), subjects.copy()))
+        g = self.info.image_size // 16
+        b = images.shape[0]
+        return np.repeat(self.crop, b, 0), np.full((b, g, g), 1.0 / (g * g), np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -158,13 +154,13 @@ def test_cropper_gives_the_network_the_subject_as_input_xyxy_and_maps_the_crop_b
     cropper = Cropper.__new__(Cropper)
     cropper.__dict__.update(mask_cropper.__dict__)
     # the network answers input (16, 24)-(48, 40), which is photo (100, 50)-(300, 150)
-    fake = _FixedCropModel(mask_cropper.model.config, [16 / 64, 24 / 64, 48 / 64, 40 / 64])
-    cropper.model = fake
+    fake = _FixedCropNetwork(mask_cropper.network.info, [16 / 64, 24 / 64, 48 / 64, 40 / 64])
+    cropper.network = fake
     res = cropper.crop(Image.new("RGB", (400, 200), (90, 60, 30)), subject=(150, 25, 100, 125), keep_subject=False)
     x, subject = fake.calls[0]
     # subject photo (150, 25)-(250, 150) -> input x 150*0.16 = 24 .. 40, y 25*0.16+16 = 20 .. 40
     assert subject[0].tolist() == pytest.approx([24, 20, 40, 40])
-    channel = x[0, 3].numpy()
+    channel = x[0, 3]
     assert channel[20:40, 24:40].all() and channel.sum() == 16 * 20  # the mask channel marks the same box
     assert res.raw_box.xywh == pytest.approx((100, 50, 200, 100))
     assert res.box.xywh == pytest.approx((100, 50, 200, 100))

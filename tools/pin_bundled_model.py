@@ -76,7 +76,7 @@ def compute() -> dict:
     from gencrop.inference import Cropper
     from gencrop.modeling.checkpoints import DEFAULT_MODEL_DIR
 
-    cropper = Cropper.from_pretrained(device="cpu")
+    cropper = Cropper.from_pretrained(device="cpu", runtime="torch")  # the ONNX runtime is checked against it
     cases = []
     for name, region, subjects in CASES:
         photo = case_photo(region)
