@@ -31,10 +31,13 @@ gencrop train "$DATA/fcdb_train/outpaint" -o "$RUNS/default-stage1" "${COMMON[@]
 gencrop train "$DATA/fcdb_train/outpaint" -o "$RUNS/default" "${COMMON[@]}" \
     --init "$RUNS/default-stage1/epoch20" --whole-view-prob 1.0 --epochs 6 --lr 5e-5 --warmup 30 --seed 1 --resume
 
-# 4. Ship: fp16 safetensors of the best epoch (stage 2), with the framing of a given subject
-#    chosen on the validation photos (subject_pull 0.3; see docs/model-card.md).
+# 4. Framing of a given subject: how far the crop moves toward it, chosen on the validation
+#    photos (the smallest pull whose crops move >= 0.15 between mirrored subjects: 0.3).
+python benchmarks/framing_study.py "$DATA/fcdb_train" --model "$RUNS/default"
+
+# 5. Ship: fp16 safetensors of the best epoch (stage 2) with that framing (see docs/model-card.md).
 python -c "import sys, torch; from gencrop.modeling import GenCrop; m = GenCrop.from_pretrained(sys.argv[1]); m.config.subject_pull = 0.3; m.save_pretrained(sys.argv[2], dtype=torch.float16)" "$RUNS/default" src/gencrop/weights/default
 
-# 5. The ONNX twin for the light runtime (onnxruntime, no torch): rebuilt from the files just
+# 6. The ONNX twin for the light runtime (onnxruntime, no torch): rebuilt from the files just
 #    shipped; tests/test_runtime.py fails while it is stale.
 gencrop export default

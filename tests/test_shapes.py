@@ -107,6 +107,6 @@ def test_pull_toward_moves_the_centre_part_of_the_way_and_stays_inside():
     assert (moved.w, moved.h) == (200, 100)
     assert moved.center == pytest.approx((200 + 0.25 * 190, 150))
     assert pull_toward(box, Box(380, 140, 20, 20), 0.0, 1000, 800) == box
-    # near the edge the move stops at the photo's border
-    edge = pull_toward(Box(700, 0, 300, 100), Box(990, 0, 10, 10), 1.0, 1000, 800)
-    assert edge.x2 == 1000 and edge.w == 300
+    # near the border, what moves past it is cut off: the crop tightens on the subject
+    edge = pull_toward(Box(700, 0, 300, 100), Box(990, 0, 10, 10), 0.5, 1000, 800)
+    assert edge.x == 700 + 0.5 * (995 - 850) and edge.x2 == 1000 and edge.w < 300

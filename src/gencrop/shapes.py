@@ -156,14 +156,15 @@ def _pixel_span(box: Box | None, width: int, height: int) -> tuple[tuple[int, in
 
 
 def pull_toward(box: Box, subject: Box, amount: float, width: int, height: int) -> Box:
-    """``box`` moved ``amount`` (0-1) of the way from its centre toward the subject's centre, same size,
-    slid back inside the photo: the crop follows the subject it is given."""
+    """``box`` moved ``amount`` (0-1) of the way from its centre toward the subject's centre: the crop
+    follows the subject it is given. What the move takes past the photo's border is cut off, so a
+    crop drawn toward a subject near the border also tightens on it (sliding it back instead moves
+    large crops too little to follow; see benchmarks/framing_study.py)."""
     if amount <= 0:
         return box
     (cx, cy), (sx, sy) = box.center, subject.clamp(width, height).center
-    x = min(max(box.x + amount * (sx - cx), 0.0), max(0.0, width - box.w))
-    y = min(max(box.y + amount * (sy - cy), 0.0), max(0.0, height - box.h))
-    return Box(x, y, box.w, box.h)
+    moved = box.translate(amount * (sx - cx), amount * (sy - cy)).clamp(width, height)
+    return box if moved.is_empty() else moved
 
 
 def keep_subject(box: Box, subject: Box, width: int, height: int) -> Box:
