@@ -14,7 +14,6 @@ neither. During training the request is read off the true frame.
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
