@@ -39,5 +39,5 @@ def test_docs_show_exactly_the_recorded_figures():
 def test_bundled_model_still_scores_the_documented_fcdb_figures(shared_data):
     if not (shared_data / "fcdb" / "images").is_dir():
         pytest.skip("no FCDB photos in the shared data")
-    out = _tool("check", "--data-root", str(shared_data))
+    out = _tool("--data-root", str(shared_data), "check")
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]

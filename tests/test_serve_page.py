@@ -84,7 +84,7 @@ def test_page_upload_square_redraw_download(browser, example_photo):
     pytest.importorskip("gencrop.shapes")
     pytest.importorskip("gencrop.subject")
     cropper = bundled_cropper()
-    with LiveServer(create_app(cropper, ServeSettings())) as server:
+    with LiveServer(create_app(cropper, ServeSettings(timeout=180))) as server:
         browser.get(server.url + "/")
         browser.find_element(By.ID, "files").send_keys(str(example_photo))
         card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "article.card"), what="the photo card")[0]
