@@ -129,6 +129,7 @@ def bench_photo(path: Path, cropper, finder, sc, repeats: int, out_dir: Path | N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="model directory (default: the model bundled with gencrop)")
+    ap.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto", help="what runs the network")
     ap.add_argument("--photo", type=Path, help=f"FCDB-size photo (default: FCDB {DEFAULT_PHOTO})")
     ap.add_argument("--big", default="4000x2906", help="size of the upscaled photo (default: 4000x2906)")
     ap.add_argument("--repeats", type=int, default=5)
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
     photo = args.photo or default_photo()
     big_size = tuple(int(v) for v in args.big.lower().split("x"))
     t = time.perf_counter()
-    cropper = Cropper.from_pretrained(args.model, device="cpu")
+    cropper = Cropper.from_pretrained(args.model, device="cpu", runtime=args.runtime)
     load_model_s = time.perf_counter() - t
     finder = default_finder()
     t = time.perf_counter()
@@ -163,10 +164,10 @@ def main(argv=None) -> int:
         big = make_big(photo, big_size, tmp)
         rows = [bench_photo(p, cropper, finder, sc, args.repeats, out_dir) for p in (photo, big)]
 
-    report = {"threads": args.threads, "repeats": args.repeats, "model": args.model or "bundled",
+    report = {"runtime": cropper.runtime, "threads": args.threads, "repeats": args.repeats, "model": args.model or "bundled",
               "write": args.write, "load_model_s": round(load_model_s, 3),
               "load_subject_finder_s": round(load_finder_s, 3), "photos": rows}
-    print(f"model load {load_model_s:.2f} s, subject finder load {load_finder_s:.2f} s, "
+    print(f"runtime {cropper.runtime}, model load {load_model_s:.2f} s, subject finder load {load_finder_s:.2f} s, "
           f"torch threads {args.threads}, median of {args.repeats}, write={args.write}")
     cols = ("decode_s", "subject_s", "gencrop_given_s", "gencrop_auto_s", "smartcrop_s", "smartcrop_fullres_s")
     print(f"{'photo':>12} " + " ".join(f"{c[:-2]:>17}" for c in cols) + "  subject")

@@ -83,11 +83,11 @@ def test_missing_path_is_a_usage_error_before_any_loading(photos, capsys, no_mod
     assert "Traceback" not in err
 
 
-def test_requested_shape_with_a_plain_model_fails_once_before_loading(photos, model_dir, capsys, no_model_load):
-    code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--aspect", "4:5")
-    assert code == 2 and err.count("error:") == 1 and "--aspect" in err and "gencrop-c" in err
+def test_bad_shape_or_model_fails_once_before_loading(photos, model_dir, capsys, no_model_load):
     code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--area", "1.5")
-    assert code == 2 and "--area" in err
+    assert code == 2 and err.count("error:") == 1 and "--area" in err
+    code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "1,1,5,5", "--aspect", "4:x")
+    assert code == 2 and "--aspect" in err
     code, _, err = _run(capsys, photos, "--model", photos / "nomodel", "--subject", "1,1,5,5")
     assert code == 2 and "not found" in err
 
@@ -148,8 +148,7 @@ def test_cropper_repr_says_what_model_it_holds(model_dir):
     from gencrop.inference import Cropper
 
     text = repr(Cropper.from_pretrained(model_dir, device="cpu"))
-    assert text == ("Cropper(arch='mobilenetv2_050', variant='gencrop', image_size=64, subject_mask=False, "
-                    "subject_weighting='original', device='cpu')")
+    assert text.startswith("Cropper(") and "variant='gencrop'" in text and "image_size=64" in text
 
 
 def test_visualization_carries_its_legend():

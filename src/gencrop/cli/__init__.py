@@ -23,6 +23,8 @@ from .. import __version__
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.export",
+    "gencrop.cli.serve",
     "gencrop.cli.train",
     "gencrop.cli.engine",
     "gencrop.cli.data",
@@ -54,6 +56,8 @@ def writable(path, kind: str = "folder"):
         return check_writable(path, kind)
     except OutputError as e:
         raise CommandError(str(e)) from None
+
+
 def require_path(path: str, kind: str = "folder") -> None:
     """A path the user gave must exist as a ``kind`` ("file" or "folder"): checked before anything loads."""
     p = Path(path)

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Without --model the model bundled with gencrop is used; without "
                                    "--subject/--subjects the subject is found automatically.")
     p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photo files and/or folders of photos")
-    p.add_argument("--model", help="model directory (config.json + model.safetensors), original-code "
-                                   "run directory, or hub id; default: the bundled model")
+    p.add_argument("--model", help="model directory (config.json + model.safetensors [+ model.onnx]), "
+                                   "exported .onnx file, original-code run directory, or hub id; "
+                                   "default: the bundled model")
     p.add_argument("--epoch", type=int, help="epoch to load from a training run / original-code directory")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--subject", metavar="X,Y,W,H", help="subject box in photo pixels (one photo or all)")
@@ -44,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visualize", action="store_true",
                    help="also write <name>_vis.jpg: heatmap, subject and crop drawn on the photo")
     p.add_argument("--no-write", action="store_true", help="only predict; do not write cropped photos")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the CPU for onnx, else the best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
+                        "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -187,15 +191,19 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
 
 
 def check_model(args) -> None:
-    """Find the model, reading its config only (no weights): a wrong --model fails before any work."""
-    from ..modeling.checkpoints import locate_model
+    """Find the model before any work: no weights read, no torch imported (a light install has none)."""
+    from ..runtime.files import CONFIG_NAME, resolve_model_dir
 
+    if args.model and str(args.model).endswith(".onnx"):
+        if not Path(args.model).is_file():
+            raise CommandError(f"no such ONNX file: {args.model}")
+        return
     try:
-        locate_model(args.model, epoch=args.epoch)
-    except FileNotFoundError as e:
+        directory = resolve_model_dir(args.model)
+    except (FileNotFoundError, NotADirectoryError) as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
-    except (OSError, ValueError, KeyError) as e:
-        raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
+    if not (directory / CONFIG_NAME).is_file():
+        raise CommandError(f"{directory}: no {CONFIG_NAME} (not a gencrop model directory)")
 
 
 def run(args) -> int:
@@ -219,9 +227,12 @@ def run(args) -> int:
 
     from ..inference import Cropper
     from ..io import ImageReadError, save_image
+    from ..runtime import MissingExtra
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except MissingExtra as e:
+        raise CommandError(str(e)) from None
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
     except (ValueError, KeyError, RuntimeError) as e:

@@ -75,6 +75,9 @@ def _register_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
+                        "model.onnx and no GPU is asked for)")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -95,15 +98,23 @@ def _make_method(args):
     from ..inference import Cropper
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
-    except (OSError, ValueError, KeyError) as e:
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+    except (OSError, ValueError, KeyError, ImportError) as e:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
     name = Path(args.model).name if args.model else "gencrop (bundled)"
     if args.epoch is not None:
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
+    if args.allow_subject_cut:
+        keep = False
+    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
+        from ..inference import KEEP_FOUND_SUBJECT
+
+        keep = KEEP_FOUND_SUBJECT
+    else:
+        keep = None
+    return ModelMethod(cropper, name, keep_subject=keep)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -111,7 +122,7 @@ def _own_dataset(args, method) -> str | None:
     if args.dataset:
         return args.dataset
     cropper = getattr(method, "cropper", None)
-    extra = getattr(getattr(getattr(cropper, "model", None), "config", None), "extra", None) or {}
+    extra = cropper.network.info.extra if cropper is not None else {}
     return (extra.get("training") or {}).get("data")
 
 
@@ -123,7 +134,7 @@ def segment_scored_photos(bench, backend: str, quiet: bool) -> None:
     for (image_dir, folder), stems in unsegmented(bench).items():
         try:
             summary = segment_folder(image_dir, folder, backend=backend, stems=stems, quiet=quiet)
-        except ImportError as e:
+        except ImportError as e:  # a backend whose packages are missing: one line, with the install command
             other = "" if backend == "yolov7" else " (or --segment-backend yolov7, which works offline)"
             raise CommandError(f"--segment: {e}{other}") from None
         except OSError as e:  # e.g. weights that could not be downloaded
@@ -168,6 +179,8 @@ def run_eval(args) -> int:
         return 0
     if args.limit is not None and args.limit <= 0:
         raise CommandError("--limit must be positive")
+    if args.find_subjects and args.subjects_in_crop:
+        raise CommandError("give --find-subjects or --subjects-in-crop, not both")
     writable(args.out_dir)
 
     def benchmark(dataset):
@@ -190,8 +203,6 @@ def run_eval(args) -> int:
     if args.limit is not None:  # only the photos that will be scored are segmented, given subjects, ...
         bench.photos = bench.photos[:args.limit]
     masks = _subject_masks(bench, method, args)
-    if args.find_subjects and args.subjects_in_crop:
-        raise CommandError("give --find-subjects or --subjects-in-crop, not both")
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
         from ..subject import SubjectNotFound, default_finder

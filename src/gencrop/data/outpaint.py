@@ -19,6 +19,7 @@ are checked against golden vectors.
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ SUBJECT_MATCH_IOU = 0.25
 HALLUCINATION_IOU = 0.01
 # The canvas size the paper's outpainter uses (and its reader assumes).
 DEFAULT_CANVAS = (512, 512)
+# X, Y, W, H of a canvas name: plain ASCII integers (int() alone would take "+5", " 5" or other digits).
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def parse_outpaint_name(name: str) -> tuple[str, int, int, int, int]:
     """``img<ID>_X_Y_W_H.<ext>`` -> ``(id, x, y, w, h)``.
 
     The id is everything between the ``img`` prefix and the last four
-    underscores, so ids may contain underscores or start with a dash.
+    underscores, so ids may contain underscores or start with a dash. This is
+    the one parser of canvas names (the engine's ``parse_outpaint_name`` wraps it).
     """
     base = os.path.basename(name)
     stem, ext = os.path.splitext(base)
@@ -92,10 +96,11 @@ def parse_outpaint_name(name: str) -> tuple[str, int, int, int, int]:
     parts = stem[3:].rsplit("_", 4)
     if len(parts) != 5 or not parts[0]:
         raise ValueError(f"{base}: not an outpainted canvas name (img<ID>_X_Y_W_H.<ext>)")
-    try:
-        x, y, w, h = (int(p) for p in parts[1:])
-    except ValueError:
-        raise ValueError(f"{base}: frame X_Y_W_H must be integers") from None
+    if not all(_INTEGER.fullmatch(p) for p in parts[1:]):
+        raise ValueError(f"{base}: frame X_Y_W_H must be integers")
+    x, y, w, h = (int(p) for p in parts[1:])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{base}: frame W and H must be positive")
     return parts[0], x, y, w, h
 
 

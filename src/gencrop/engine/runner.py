@@ -8,13 +8,13 @@ skipped because an earlier run had already done it.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
+from ..data.outpaint import parse_outpaint_name as parse_canvas_name
 from ..geometry import Box
 from ..io import ImageReadError, list_images, load_image, read_json, write_json
 from .sharding import Shard
@@ -22,8 +22,6 @@ from .sharding import Shard
 PHOTO_PREFIX = "img"
 MIN_SIDE = 32          # smaller photos carry too little to caption, outpaint or segment
 MAX_ASPECT = 8.0       # panoramas beyond 8:1 break the canvas placement and the detectors
-
-_OUTPAINT_NAME = re.compile(r"^img(?P<id>.+)_(?P<x>-?\d+)_(?P<y>-?\d+)_(?P<w>\d+)_(?P<h>\d+)$")
 
 
 # ----------------------------------------------------------------------------
@@ -44,11 +42,16 @@ def outpaint_name(pid: str, box: Box, ext: str = ".jpg") -> str:
 
 
 def parse_outpaint_name(name: str | Path) -> tuple[str, Box] | None:
-    """Inverse of :func:`outpaint_name`: split at the last four underscores (ids may contain ``_``)."""
-    m = _OUTPAINT_NAME.match(Path(name).stem)
-    if not m:
+    """Inverse of :func:`outpaint_name`: ``(id, frame)``, or None for a name that is not a canvas's.
+
+    The rule lives in :func:`gencrop.data.outpaint.parse_outpaint_name`, the one
+    parser of canvas names; this is its engine-side view (a ``Box``; no error).
+    """
+    try:
+        pid, x, y, w, h = parse_canvas_name(Path(name).name)
+    except ValueError:
         return None
-    return m["id"], Box(int(m["x"]), int(m["y"]), int(m["w"]), int(m["h"]))
+    return pid, Box(x, y, w, h)
 
 
 # ----------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def read_id_list(path: str | Path) -> list[str]:
 
 
 def find_photos(img_dir: str | Path, ids: Sequence[str] | None = None,
-                summary: "Summary | None" = None) -> dict[str, Path]:
+                summary: Summary | None = None) -> dict[str, Path]:
     """``{id: path}`` of the ``img<ID>.<ext>`` photos of a folder, optionally restricted to ``ids``.
 
     Files that are not named ``img<ID>``, duplicates of an id with another

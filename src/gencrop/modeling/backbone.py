@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .gencrop import GenCrop
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +35,11 @@ class Backbone(nn.Module):
         super().__init__()
         import timm
 
-        self.body = timm.create_model(arch, pretrained=False, features_only=True, in_chans=in_channels)
-        reductions = self.body.feature_info.reduction()
-        channels = self.body.feature_info.channels()
+        # timm's feature models are untyped (FeatureListNet, FeatureHooks, ...)
+        body: Any = timm.create_model(arch, pretrained=False, features_only=True, in_chans=in_channels)
+        self.body = body
+        reductions = body.feature_info.reduction()
+        channels = body.feature_info.channels()
         picked = []
         for stride in STRIDES:
             matches = [i for i, r in enumerate(reductions) if r == stride]
@@ -49,7 +55,7 @@ class Backbone(nn.Module):
         return [feats[i] for i in self.levels]
 
 
-def load_backbone_weights(model: nn.Module, spec: str | None) -> str:
+def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
     """Load ImageNet weights into ``model.backbone``; returns a line saying what was loaded.
 
     ``spec``: ``"none"``/``None`` (random init), ``"auto"`` (weights shipped in a
@@ -100,6 +106,8 @@ def _packaged_state_dict(module_name: str) -> dict:
     import importlib
 
     pkg = importlib.import_module(module_name)
+    if pkg.__file__ is None:
+        raise ImportError(f"{module_name} is not an installed package with files")
     root = Path(pkg.__file__).parent
     files = sorted(p for p in root.rglob("*") if p.suffix in (".pth", ".pt"))
     if not files:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import re
 from pathlib import Path
 
 import torch
 
+from ..runtime.files import DEFAULT_MODEL_DIR, resolve_model_dir  # noqa: F401  (public here too)
 from .gencrop import CONFIG_NAME, WEIGHTS_NAME, GenCropConfig
 
 #: original key prefix -> gencrop key prefix
@@ -44,9 +44,6 @@ VARIANTS = {
     "gencrop": "gencrop.modeling.gencrop:GenCrop",
     "gencrop-c": "gencrop.modeling.conditioned:GenCropC",
 }
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
-
 
 def model_class(variant: str):
     if variant not in VARIANTS:
@@ -97,24 +94,6 @@ def best_epoch(loss_file: Path) -> int:
 def is_original_layout(directory: Path) -> bool:
     return (directory / CONFIG_NAME).exists() and any(directory.glob("model*.pt")) \
         and not (directory / WEIGHTS_NAME).exists()
-
-
-def resolve_model_dir(path: str | Path | None) -> Path:
-    """A local directory, the bundled default (``None``), or a Hugging Face hub id."""
-    if path is None:
-        if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).exists():
-            raise FileNotFoundError("no bundled default model in this installation; pass a model directory")
-        return DEFAULT_MODEL_DIR
-    p = Path(path)
-    if p.exists():
-        if not p.is_dir():
-            raise NotADirectoryError(f"{p}: a model is a directory (config.json + model.safetensors)")
-        return p
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not str(path).startswith("."):
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
-    raise FileNotFoundError(f"model directory not found: {p}")
 
 
 def locate_model(path: str | Path | None, epoch: int | None = None) -> tuple[GenCropConfig, Path]:

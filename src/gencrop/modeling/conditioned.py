@@ -14,11 +14,10 @@ neither. During training the request is read off the true frame.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from ..runtime.base import shape_request
 from .gencrop import GenCrop
 
 __all__ = ["GenCropC", "CONDITION_DIM", "crop_shape", "shape_condition", "training_condition"]
@@ -41,12 +40,7 @@ def crop_shape(crop_xyxy: Tensor, valid_xyxy: Tensor) -> Tensor:
 def shape_condition(batch_size: int, area: float | None = None, aspect: float | None = None,
                     device=None) -> Tensor:
     """The request for a user's shape: ``area`` in (0, 1], ``aspect`` = width / height; None = any."""
-    if area is not None and not 0 < area <= 1:
-        raise ValueError(f"area must be a fraction of the photo in (0, 1]; got {area}")
-    if aspect is not None and not aspect > 0:
-        raise ValueError(f"aspect must be positive (width / height); got {aspect}")
-    row = [area or 0.0, math.log(aspect) if aspect else 0.0, float(area is not None), float(aspect is not None)]
-    return torch.tensor([row] * batch_size, dtype=torch.float32, device=device)
+    return torch.tensor([shape_request(area, aspect)] * batch_size, dtype=torch.float32, device=device)
 
 
 def training_condition(crop_xyxy: Tensor, valid_xyxy: Tensor, drop_prob: float = 0.25) -> Tensor:

@@ -9,8 +9,15 @@ convolution's output tensor), so no per-architecture table is needed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .gencrop import GenCrop
+
+ModelT = TypeVar("ModelT", bound="GenCrop")
 
 
 def _bn_replacement(bn: nn.BatchNorm2d) -> nn.Module:
@@ -32,7 +39,7 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> int:
     if module.training:
         raise ValueError("fold_batchnorm needs a module in eval mode")
     produced: dict[int, nn.Conv2d] = {}
-    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d, int]] = []
     uses: dict[int, int] = {}
     keep_alive: list[torch.Tensor] = []  # so that tensor ids are not reused during the pass
     hooks = []
@@ -63,13 +70,15 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> int:
     # A conv output that is used elsewhere too (not only by the BN) cannot be folded.
     parents = {id(child): (parent, name) for parent in module.modules() for name, child in parent.named_children()}
     folded = 0
-    seen = set()
+    seen: set[int] = set()
     for conv, bn, tensor_id in pairs:
-        if uses.get(tensor_id, 0) != 1 or id(bn) in seen or id(conv) in seen or not bn.track_running_stats:
+        mean, var = bn.running_mean, bn.running_var
+        if uses.get(tensor_id, 0) != 1 or id(bn) in seen or id(conv) in seen or mean is None or var is None:
             continue
         seen.update((id(bn), id(conv)))
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
-        shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
+        inv_std = 1 / torch.sqrt(var + bn.eps)
+        scale = bn.weight * inv_std if bn.affine else inv_std
+        shift = (bn.bias if bn.affine else 0) - mean * scale
         conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
         if conv.bias is None:
             conv.bias = nn.Parameter(shift.clone())
@@ -81,7 +90,7 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> int:
     return folded
 
 
-def optimize_for_inference(model: nn.Module, image_size: int, in_channels: int) -> nn.Module:
+def optimize_for_inference(model: ModelT, image_size: int, in_channels: int) -> ModelT:
     """Fold BatchNorms of the backbone and use channels-last memory (faster convolutions on CPU)."""
     model.eval()
     example = torch.zeros(1, in_channels, image_size, image_size, device=next(model.parameters()).device)

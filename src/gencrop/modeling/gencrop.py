@@ -34,14 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from ..runtime.files import CONFIG_NAME, WEIGHTS_NAME
 from .backbone import Backbone
-from .rod_align import rod_align_avg
+from .rod_align import rod_align_avg_per_image
 
 __all__ = ["GenCropConfig", "GenCropOutput", "GenCrop", "subject_cell_mask", "subject_softmax", "cell_anchors",
            "SUBJECT_WEIGHTINGS"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -63,6 +62,10 @@ class GenCropConfig:
     mask_epsilon: float = 1e-4
     transpose_anchors: bool = True   # original convention; see module docstring
     subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
+    # Framing of a given subject at inference (not used by the network): the crop's centre moves
+    # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
+    # validation photos for each shipped model.
+    subject_pull: float = 0.0
     extra: dict = field(default_factory=dict)  # free-form metadata (training recipe, ...)
 
     @property
@@ -115,26 +118,22 @@ def subject_cell_mask(subject_xyxy: Tensor, grid: int, stride: int = 16, eps: fl
     idx = torch.arange(grid, device=subject_xyxy.device, dtype=torch.float32)
     lo_c, hi_c = torch.floor(s[:, 0:1] / stride), torch.ceil(s[:, 2:3] / stride)
     lo_r, hi_r = torch.floor(s[:, 1:2] / stride), torch.ceil(s[:, 3:4] / stride)
-    cols = (idx[None] >= lo_c) & (idx[None] < hi_c)
-    rows = (idx[None] >= lo_r) & (idx[None] < hi_r)
-    # Python-slice semantics of the original: a negative start counts from the end.
-    cols = _negative_slice_fix(cols, lo_c, hi_c, grid)
-    rows = _negative_slice_fix(rows, lo_r, hi_r, grid)
+    cols, rows = _slice_selection(lo_c, hi_c, grid, idx), _slice_selection(lo_r, hi_r, grid, idx)
     mask = (rows[:, :, None] & cols[:, None, :]).reshape(b, -1).float()
     return mask / (mask.sum(dim=1, keepdim=True) + eps)
 
 
-def _negative_slice_fix(sel: Tensor, lo: Tensor, hi: Tensor, grid: int) -> Tensor:
-    """Apply ``a[lo:hi]`` semantics for negative bounds (rare: boxes left of/above the input)."""
-    if not bool(((lo < 0) | (hi < 0)).any()):
-        return sel
-    out = sel.clone()
-    for i in range(sel.shape[0]):
-        start, stop = int(lo[i]), int(hi[i])
-        row = torch.zeros(grid, dtype=torch.bool, device=sel.device)
-        row[slice(start, stop)] = True
-        out[i] = row
-    return out
+def _slice_selection(lo: Tensor, hi: Tensor, grid: int, idx: Tensor) -> Tensor:
+    """(B, grid) bool: the cells ``a[lo:hi]`` selects, Python-slice semantics included.
+
+    A negative bound counts from the end (rare: boxes left of/above the input),
+    as it did in the original code. Written without data-dependent branches so
+    that traced and exported graphs keep it.
+    """
+    def bound(v: Tensor) -> Tensor:
+        return torch.where(v < 0, (v + grid).clamp(min=0), v.clamp(max=grid))
+
+    return (idx[None] >= bound(lo)) & (idx[None] < bound(hi))
 
 
 SUBJECT_WEIGHTINGS = ("original", "restricted")
@@ -192,7 +191,7 @@ class CropScorer(nn.Module):
         rois = torch.cat([batch_index[:, None], pix.reshape(-1, 4)], dim=1)
         scale = features.shape[-1] / image_size
         inside = roi_align(features, rois, output_size=self.roi_size, spatial_scale=scale)
-        outside = rod_align_avg(features, rois, self.roi_size, spatial_scale=scale)
+        outside = rod_align_avg_per_image(features, pix, self.roi_size, spatial_scale=scale).flatten(0, 1)
         x = F.relu(self.conv(torch.cat([inside, outside], dim=1))).flatten(1)
         return self.fc2(F.relu(self.fc1(x))).view(b, n)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["rod_align", "rod_align_avg", "RoDAlign", "RoDAlignAvg"]
+__all__ = ["rod_align", "rod_align_avg", "rod_align_avg_per_image", "RoDAlign", "RoDAlignAvg"]
 
 
 def _sample_positions(length: int, count: int) -> Tensor:
@@ -65,9 +65,8 @@ def _pool_matrix(count: int) -> Tensor:
     return mat
 
 
-def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial_scale: float,
-               pool: bool) -> Tensor:
-    """Shared implementation; ``pool`` applies the 2 x 2 stride-1 average of the averaged form.
+class _Sampling:
+    """The box-independent part of RoD-align: the sampled grid of every image, and each box's masks.
 
     With ``G`` the sampled grid of an image, ``u``/``v`` the rows/columns of
     samples inside a box and ``P`` the (optional) pooling matrices, the output is
@@ -75,62 +74,93 @@ def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial
     second form needs no per-box copy of the grid and no scatter in the backward
     pass: two matrix products per image.
     """
-    ah, aw = samples
-    _, channels, height, width = features.shape
-    pos_y, pos_x = _sample_positions(height, ah), _sample_positions(width, aw)
-    dev, dt = features.device, features.dtype
-    # The grid is tiny (B*C*A*A values): compute it in float64 for float32 input
-    # (as the original kernel did), float32 for half types; MPS has no float64.
-    half = dt in (torch.float16, torch.bfloat16)
-    exact = torch.float32 if (half or dev.type == "mps") else torch.float64
-    work = torch.float32 if half else dt
 
-    wy = _interpolation_matrix(height, pos_y).to(dev, exact)
-    wx = _interpolation_matrix(width, pos_x).to(dev, exact)
-    grid = torch.matmul(torch.matmul(wy, features.to(exact)), wx.t()).to(work)   # (B, C, A_h, A_w)
+    def __init__(self, features: Tensor, boxes_xyxy: Tensor, samples: tuple[int, int], spatial_scale: float,
+                 pool: bool):
+        ah, aw = samples
+        _, self.channels, height, width = features.shape
+        pos_y, pos_x = _sample_positions(height, ah), _sample_positions(width, aw)
+        dev, self.dtype = features.device, features.dtype
+        # The grid is tiny (B*C*A*A values): compute it in float64 for float32 input
+        # (as the original kernel did), float32 for half types; MPS has no float64.
+        half = self.dtype in (torch.float16, torch.bfloat16)
+        exact = torch.float32 if (half or dev.type == "mps") else torch.float64
+        work = torch.float32 if half else self.dtype
 
-    py = (_pool_matrix(ah) if pool else torch.eye(ah, dtype=torch.float64)).to(dev, work)
-    px = (_pool_matrix(aw) if pool else torch.eye(aw, dtype=torch.float64)).to(dev, work)
-    oh, ow = py.shape[0], px.shape[0]
+        wy = _interpolation_matrix(height, pos_y).to(dev, exact)
+        wx = _interpolation_matrix(width, pos_x).to(dev, exact)
+        grid = torch.matmul(torch.matmul(wy, features.to(exact)), wx.t()).to(work)   # (B, C, A_h, A_w)
 
-    # Samples inside each scaled box (both ends inclusive): rows u (K, A_h), columns v (K, A_w).
-    boxes = rois[:, 1:].detach().to(torch.float64) * spatial_scale
-    sy, sx = pos_y.to(dev), pos_x.to(dev)
-    v = ((sx[None, :] >= boxes[:, 0:1]) & (sx[None, :] <= boxes[:, 2:3])).to(work)
-    u = ((sy[None, :] >= boxes[:, 1:2]) & (sy[None, :] <= boxes[:, 3:4])).to(work)
-    left = py[None] * u[:, None, :]    # (K, O_h, A_h) = P diag(u)
-    right = px[None] * v[:, None, :]   # (K, O_w, A_w) = P diag(v)
+        py = (_pool_matrix(ah) if pool else torch.eye(ah, dtype=torch.float64)).to(dev, work)
+        px = (_pool_matrix(aw) if pool else torch.eye(aw, dtype=torch.float64)).to(dev, work)
+        self.oh, self.ow, self.ah, self.aw = py.shape[0], px.shape[0], ah, aw
 
+        # Samples inside each scaled box (both ends inclusive): rows u (K, A_h), columns v (K, A_w).
+        boxes = boxes_xyxy.detach().to(torch.float64) * spatial_scale
+        sy, sx = pos_y.to(dev), pos_x.to(dev)
+        v = ((sx[None, :] >= boxes[:, 0:1]) & (sx[None, :] <= boxes[:, 2:3])).to(work)
+        u = ((sy[None, :] >= boxes[:, 1:2]) & (sy[None, :] <= boxes[:, 3:4])).to(work)
+        self.left = py[None] * u[:, None, :]    # (K, O_h, A_h) = P diag(u)
+        self.right = px[None] * v[:, None, :]   # (K, O_w, A_w) = P diag(v)
+        self.base = py @ grid @ px.t()                                       # (B, C, O_h, O_w)
+        # (A_h, C*A_w) layout of each image's grid, so one product serves all its boxes.
+        self.flat = grid.permute(0, 2, 1, 3).reshape(grid.shape[0], ah, self.channels * aw)
+
+    def grouped(self, per_image: int) -> Tensor:
+        """(B, n, C, O_h, O_w) when the boxes are ``per_image`` boxes of each image, in image order."""
+        c, oh, ow, ah, aw = self.channels, self.oh, self.ow, self.ah, self.aw
+        num_images = self.flat.shape[0]
+        t = torch.bmm(self.left.reshape(num_images, per_image * oh, ah), self.flat)   # (B, n*O_h, C*A_w)
+        t = torch.bmm(t.reshape(-1, oh * c, aw), self.right.transpose(1, 2))          # (K, O_h*C, O_w)
+        inside = t.reshape(num_images, per_image, oh, c, ow).permute(0, 1, 3, 2, 4)
+        return (self.base[:, None] - inside).to(self.dtype)
+
+    def indexed(self, batch_index: Tensor) -> Tensor:
+        """(K, C, O_h, O_w) for boxes of any images in any order."""
+        c, oh, ow, ah, aw = self.channels, self.oh, self.ow, self.ah, self.aw
+        k = batch_index.shape[0]
+        parts, rows = [], []
+        for b in range(self.flat.shape[0]):
+            sel = torch.nonzero(batch_index == b).flatten()
+            n = sel.numel()
+            if n == 0:
+                continue
+            t = self.left[sel].reshape(n * oh, ah) @ self.flat[b]                    # (n*O_h, C*A_w)
+            t = t.reshape(n, oh * c, aw) @ self.right[sel].transpose(1, 2)           # (n, O_h*C, O_w)
+            parts.append(self.base[b][None] - t.reshape(n, oh, c, ow).transpose(1, 2))
+            rows.append(sel)
+        if not parts:
+            return self.base.new_zeros(0, c, oh, ow).to(self.dtype)
+        out = torch.cat(parts)
+        position = torch.empty_like(batch_index)
+        position[torch.cat(rows)] = torch.arange(k, device=batch_index.device)
+        return out[position].to(self.dtype)
+
+
+def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial_scale: float,
+               pool: bool) -> Tensor:
+    """Shared implementation; ``pool`` applies the 2 x 2 stride-1 average of the averaged form."""
+    sampling = _Sampling(features, rois[:, 1:], samples, spatial_scale, pool)
     batch_index = rois[:, 0].detach().long()
-    num_images, k = grid.shape[0], rois.shape[0]
-    base = py @ grid @ px.t()                                           # (B, C, O_h, O_w)
-    # (A_h, C*A_w) layout of each image's grid, so one product serves all its boxes.
-    flat = grid.permute(0, 2, 1, 3).reshape(num_images, ah, channels * aw)
+    num_images, k = features.shape[0], rois.shape[0]
     per_image = k // max(num_images, 1)
     if k == per_image * num_images and torch.equal(
-            batch_index, torch.arange(num_images, device=dev).repeat_interleave(per_image)):
+            batch_index, torch.arange(num_images, device=features.device).repeat_interleave(per_image)):
         # The common case (the crop scorer): the same number of boxes per image, in image order.
-        t = torch.bmm(left.reshape(num_images, per_image * oh, ah), flat)            # (B, n*O_h, C*A_w)
-        t = torch.bmm(t.reshape(k, oh * channels, aw), right.transpose(1, 2))         # (K, O_h*C, O_w)
-        inside = t.reshape(num_images, per_image, oh, channels, ow).permute(0, 1, 3, 2, 4)
-        return (base[:, None] - inside).reshape(k, channels, oh, ow).to(dt)
+        return sampling.grouped(per_image).flatten(0, 1)
+    return sampling.indexed(batch_index)
 
-    parts, rows = [], []
-    for b in range(num_images):
-        sel = torch.nonzero(batch_index == b).flatten()
-        n = sel.numel()
-        if n == 0:
-            continue
-        t = left[sel].reshape(n * oh, ah) @ flat[b]                        # (n*O_h, C*A_w)
-        t = t.reshape(n, oh * channels, aw) @ right[sel].transpose(1, 2)    # (n, O_h*C, O_w)
-        parts.append(base[b][None] - t.reshape(n, oh, channels, ow).transpose(1, 2))
-        rows.append(sel)
-    if not parts:
-        return grid.new_zeros(0, channels, oh, ow).to(dt)
-    out = torch.cat(parts)
-    position = torch.empty_like(batch_index)
-    position[torch.cat(rows)] = torch.arange(k, device=dev)
-    return out[position].to(dt)
+
+def rod_align_avg_per_image(features: Tensor, boxes_xyxy: Tensor, output_size: int, spatial_scale: float) -> Tensor:
+    """Averaged RoD-align of ``n`` boxes per image: ``boxes_xyxy`` (B, n, 4) -> (B, n, C, A, A).
+
+    The crop scorer's case, with no test of the box layout: a traced or exported
+    graph has no data-dependent branch.
+    """
+    b, n, _ = boxes_xyxy.shape
+    sampling = _Sampling(features, boxes_xyxy.reshape(-1, 4), (output_size + 1, output_size + 1),
+                         spatial_scale, pool=True)
+    return sampling.grouped(n)
 
 
 def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int],

@@ -1,0 +1,253 @@
+"""The server's building blocks without a model: the batching queue, request limits, upload decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+pytest.importorskip("fastapi")
+
+from gencrop.serve.batching import BatchQueue, DeadlinePassed, QueueClosed, QueueFull  # noqa: E402
+from gencrop.serve.errors import ApiError  # noqa: E402
+from gencrop.serve.limits import RequestLimits  # noqa: E402
+from gencrop.serve.uploads import decode_photo  # noqa: E402
+
+from serve_support import jpeg_bytes, png_bomb, rotated_jpeg, sixteen_bit_png  # noqa: E402
+
+
+class Gate:
+    """A batch process that records its batches and can be held shut."""
+
+    def __init__(self, fail_on=None):
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+        self.batches: list[list] = []
+        self.fail_on = fail_on
+
+    def __call__(self, payloads):
+        self.entered.set()
+        self.open.wait(10)
+        self.batches.append(list(payloads))
+        return [ValueError(f"bad {p}") if p == self.fail_on else p * 10 for p in payloads]
+
+
+def test_queue_batches_waiting_items_and_answers_each_once():
+    gate = Gate()
+    gate.open.clear()
+    q = BatchQueue(gate, capacity=16, max_batch=4, max_wait=0.0)
+    try:
+        first = q.submit(0)
+        assert gate.entered.wait(5)            # the worker holds item 0; the rest pile up
+        futures = [q.submit(i) for i in range(1, 10)]
+        gate.open.set()
+        results = [f.result(10) for f in [first, *futures]]
+    finally:
+        q.close()
+    assert [r for r, _ in results] == [i * 10 for i in range(10)]
+    assert [len(b) for b in gate.batches] == [1, 4, 4, 1]
+    assert sorted(p for b in gate.batches for p in b) == list(range(10))   # each item run exactly once
+    assert results[2][1].batch_size == 4 and results[2][1].queued_s >= 0
+    assert q.stats.completed == 10 and q.stats.largest_batch == 4
+
+
+def test_queue_patience_gathers_a_batch_for_a_few_milliseconds():
+    gate = Gate()
+    q = BatchQueue(gate, capacity=16, max_batch=8, max_wait=0.5)
+    try:
+        futures = [q.submit(i) for i in range(3)]   # arrive within the first item's patience
+        for f in futures:
+            f.result(10)
+    finally:
+        q.close()
+    assert [len(b) for b in gate.batches] == [3]
+
+
+def test_full_queue_refuses_at_once_and_keeps_serving():
+    gate = Gate()
+    gate.open.clear()
+    q = BatchQueue(gate, capacity=2, max_batch=1, max_wait=0.0)
+    try:
+        running = q.submit(1)
+        assert gate.entered.wait(5)
+        waiting = [q.submit(2), q.submit(3)]
+        with pytest.raises(QueueFull):
+            q.submit(4)
+        assert q.stats.rejected == 1
+        gate.open.set()
+        assert [f.result(10)[0] for f in [running, *waiting]] == [10, 20, 30]
+        assert q.submit(5).result(10)[0] == 50
+    finally:
+        q.close()
+
+
+def test_one_bad_item_fails_alone_and_a_crashing_batch_fails_all_of_it():
+    gate = Gate(fail_on=2)
+    q = BatchQueue(gate, capacity=8, max_batch=8, max_wait=0.2)
+    try:
+        futures = [q.submit(i) for i in range(4)]
+        with pytest.raises(ValueError, match="bad 2"):
+            futures[2].result(10)
+        assert [futures[i].result(10)[0] for i in (0, 1, 3)] == [0, 10, 30]
+    finally:
+        q.close()
+
+    def crash(payloads):
+        raise RuntimeError("model exploded")
+
+    q = BatchQueue(crash, capacity=8, max_batch=8, max_wait=0.0)
+    try:
+        with pytest.raises(RuntimeError, match="exploded"):
+            q.submit(1).result(10)
+    finally:
+        q.close()
+
+
+def test_cancelled_and_expired_items_are_not_run():
+    gate = Gate()
+    gate.open.clear()
+    q = BatchQueue(gate, capacity=8, max_batch=8, max_wait=0.0)
+    try:
+        q.submit(0)
+        assert gate.entered.wait(5)
+        gone = q.submit(1)
+        expired = q.submit(2, deadline=time.monotonic() - 1)
+        kept = q.submit(3)
+        assert gone.cancel()
+        gate.open.set()
+        assert kept.result(10)[0] == 30
+        with pytest.raises(DeadlinePassed):
+            expired.result(10)
+    finally:
+        q.close()
+    assert all(1 not in b and 2 not in b for b in gate.batches)
+    with pytest.raises(QueueClosed):
+        q.submit(9)
+
+
+# -- request limits (ASGI middleware) ----------------------------------------------------
+def _call(app, path="/v1/crop", body=b"", headers=()):
+    """Run one ASGI request through ``app``; returns (status, headers, body)."""
+    sent = []
+    chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)] or [b""]
+
+    async def receive():
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": path, "method": "POST", "headers": list(headers)}
+    return scope, receive, send, sent
+
+
+def _status(sent):
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), json.loads(body) if body else None
+
+
+def test_request_limits_refuse_large_bodies_and_too_many_requests():
+    release = asyncio.Event
+
+    async def scenario():
+        hold = release()
+
+        async def inner(scope, receive, send):
+            while True:  # read the whole body, as a framework would
+                message = await receive()
+                if not message.get("more_body"):
+                    break
+            await hold.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        limits = RequestLimits(inner, max_body=5000, max_in_flight=1)
+
+        # declared too large: refused from the header, nothing read
+        scope, receive, send, sent = _call(limits, body=b"x" * 6000, headers=[(b"content-length", b"6000")])
+        await limits(scope, receive, send)
+        assert _status(sent)[0] == 413
+
+        # no Content-Length, body grows past the limit while read
+        scope, receive, send, sent = _call(limits, body=b"x" * 6000)
+        hold.set()
+        await limits(scope, receive, send)
+        status, _, body = _status(sent)
+        assert status == 413 and "MiB" in body["error"]
+
+        # one request in progress at most: the second one is told to come back
+        hold.clear()
+        s1, r1, snd1, sent1 = _call(limits, body=b"ok")
+        first = asyncio.ensure_future(limits(s1, r1, snd1))
+        await asyncio.sleep(0.05)
+        s2, r2, snd2, sent2 = _call(limits, body=b"ok")
+        await limits(s2, r2, snd2)
+        status, headers, body = _status(sent2)
+        assert status == 429 and headers[b"retry-after"] == b"1" and body["status"] == 429
+        hold.set()
+        await first
+        assert _status(sent1)[0] == 200 and limits.in_flight == 0
+
+        # the page and static files are not counted
+        hold.clear()
+        s3, r3, snd3, sent3 = _call(limits, path="/", body=b"x" * 6000, headers=[(b"content-length", b"6000")])
+        hold.set()
+        await limits(s3, r3, snd3)
+        assert _status(sent3)[0] == 200
+
+    asyncio.run(scenario())
+
+
+# -- decoding uploads -----------------------------------------------------------------------
+def test_decode_refuses_a_png_bomb_before_decoding(monkeypatch):
+    def no_decode(self):
+        raise AssertionError("the bomb's pixels were decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)
+    bomb = png_bomb()
+    assert len(bomb) < 200_000
+    with pytest.raises(ApiError) as e:
+        decode_photo(bomb, max_pixels=50_000_000)
+    assert e.value.status == 413 and "20000x20000" in e.value.message
+
+
+@pytest.mark.parametrize("data, status, words", [
+    (b"", 422, "empty"),
+    (b"just some text, not a photo\n" * 20, 415, "not a photo"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 415, "not a photo"),  # a PNG signature, no valid header
+])
+def test_decode_errors(data, status, words):
+    with pytest.raises(ApiError) as e:
+        decode_photo(data, max_pixels=10**7, min_side=16)
+    assert e.value.status == status and words in e.value.message
+
+
+def test_decode_converts_like_files(example_photo):
+    photo = Image.open(example_photo).convert("RGB")
+    deep = sixteen_bit_png(photo)
+    assert Image.open(io.BytesIO(deep)).mode == "I;16"
+    assert decode_photo(deep, max_pixels=10**7).mode == "RGB"
+    upright = decode_photo(rotated_jpeg(photo), max_pixels=10**7)
+    assert upright.size == photo.size
+    cmyk = decode_photo(jpeg_bytes(photo.convert("CMYK")), max_pixels=10**7)
+    assert cmyk.mode == "RGB" and cmyk.size == photo.size
+    with pytest.raises(ApiError) as e:
+        decode_photo(jpeg_bytes(photo.resize((1, 1))), max_pixels=10**7, min_side=16)
+    assert e.value.status == 422 and "1x1" in e.value.message
+
+
+def test_serve_command_refuses_bad_limits_before_loading_a_model(capsys):
+    from gencrop.cli import main
+
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "queue_size must be at least 1" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err

@@ -1,0 +1,237 @@
+"""Mutation check: do the tests catch the bugs that matter?
+
+Each mutation below is a realistic, one-line bug in a convention that users'
+crops or published figures depend on. For each, the script copies the tree
+to a temporary folder, applies the mutation there (never to the checkout),
+runs the tests that should catch it, once without the shared data folder and
+once with it, and prints caught / NOT CAUGHT with the first failing test.
+
+    python tools/mutation_check.py                 # all mutations
+    python tools/mutation_check.py --list          # their names
+    python tools/mutation_check.py cell-mask-swapped atomic-in-place
+    GENCROP_SHARED=/path/to/shared python tools/mutation_check.py   # the "with shared" runs use it
+
+A mutation whose text no longer occurs in the source is reported as
+"does not apply": update its ``old`` text here when the code moves. The
+unmutated tree is run first; if its tests fail, nothing else is meaningful.
+Exit code: 0 when every mutation is caught in every run, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # file inside the repository
+    old: str  # exact text to replace (must occur once)
+    new: str
+    tests: tuple  # test files that should fail
+    what: str  # the bug, in words
+
+
+MUTATIONS = [
+    Mutation(
+        "frac-at-0.5",
+        "src/gencrop/geometry.py",
+        "sum(1 for v in ious if v >= threshold)",
+        "sum(1 for v in ious if v >= 0.5)",
+        ("tests/test_conventions.py", "tests/test_geometry.py"),
+        "the 'IoU >= 0.75' fraction counted at IoU >= 0.5",
+    ),
+    Mutation(
+        "report-threshold-0.5",
+        "src/gencrop/evaluation/report.py",
+        "THRESHOLD = 0.75",
+        "THRESHOLD = 0.5",
+        ("tests/test_conventions.py", "tests/test_eval_report.py"),
+        "the report's threshold set to 0.5",
+    ),
+    Mutation(
+        "eval-ignores-mask",
+        "src/gencrop/evaluation/runner.py",
+        "mask = photo.subject_mask(W, H) if method.uses_mask else None",
+        "mask = None",
+        ("tests/test_conventions.py", "tests/test_eval_model.py"),
+        "evaluation never passes the subject mask to mask-channel models",
+    ),
+    Mutation(
+        "model-method-drops-mask",
+        "src/gencrop/evaluation/baselines.py",
+        "use_mask = self.uses_mask and mask is not None",
+        "use_mask = False and mask is not None",
+        ("tests/test_conventions.py", "tests/test_eval_model.py"),
+        "the model method crops with the box even when it has the mask",
+    ),
+    Mutation(
+        "landscape-view-from-height",
+        "src/gencrop/data/sampling.py",
+        "choices = [(r, False, self.max_scale * fw) for r in LANDSCAPE_RATIOS]",
+        "choices = [(r, False, self.max_scale * fh) for r in LANDSCAPE_RATIOS]",
+        ("tests/test_conventions.py", "tests/test_train_synth.py"),
+        "the largest landscape view computed from the frame's height instead of its width",
+    ),
+    Mutation(
+        "atomic-in-place",
+        "src/gencrop/io.py",
+        "    path.parent.mkdir(parents=True, exist_ok=True)\n    suffix = ",
+        "    path.parent.mkdir(parents=True, exist_ok=True)\n    yield path\n    return\n    suffix = ",
+        ("tests/test_atomic_writes.py",),
+        "atomic_path writes the file in place",
+    ),
+    Mutation(
+        "cropper-subject-xywh",
+        "src/gencrop/inference.py",
+        "[p.subject_input.xyxy for p in prepared]",
+        "[p.subject_input.xywh for p in prepared]",
+        ("tests/test_conventions.py", "tests/test_bundled_model_pinned.py", "tests/test_bundled_model.py"),
+        "Cropper gives the network the subject as x, y, w, h instead of x1, y1, x2, y2",
+    ),
+    Mutation(
+        "cell-mask-swapped",
+        "src/gencrop/modeling/gencrop.py",
+        "mask = (rows[:, :, None] & cols[:, None, :])",
+        "mask = (cols[:, :, None] & rows[:, None, :])",
+        ("tests/test_conventions.py", "tests/test_model.py"),
+        "the subject-cell mask with rows and columns swapped",
+    ),
+    Mutation(
+        "letterbox-shift-then-scale",
+        "src/gencrop/data/letterbox.py",
+        "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)",
+        "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)",
+        ("tests/test_conventions.py", "tests/test_inference.py"),
+        "photo -> input mapping shifts before it scales",
+    ),
+    Mutation(
+        "letterbox-both-reversed",
+        "src/gencrop/data/letterbox.py",
+        "return box.scale(rw / self.width, rh / self.height).translate(ox, oy)\n"
+        "\n    def to_photo(self, box: Box) -> Box:\n"
+        '        """Input pixels -> photo pixels."""\n'
+        "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
+        "        return box.translate(-ox, -oy).scale(self.width / rw, self.height / rh)",
+        "return box.translate(ox, oy).scale(rw / self.width, rh / self.height)\n"
+        "\n    def to_photo(self, box: Box) -> Box:\n"
+        '        """Input pixels -> photo pixels."""\n'
+        "        (ox, oy), (rw, rh) = self.offset, self.resized\n"
+        "        return box.scale(self.width / rw, self.height / rh).translate(-ox, -oy)",
+        ("tests/test_conventions.py", "tests/test_inference.py"),
+        "both letterbox mappings with scale and shift swapped (round trips still hold)",
+    ),
+]
+
+_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs", "out", "build", "dist"
+)
+
+
+def copy_tree(dest: Path) -> Path:
+    tree = dest / "tree"
+    tree.mkdir()
+    for name in ("src", "tests", "pyproject.toml"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, tree / name, ignore=_IGNORE, symlinks=True)
+        else:
+            shutil.copy2(src, tree / name)
+    return tree
+
+
+def run_tests(tree: Path, tests, shared: Path | None, timeout: float) -> tuple[int, str, float]:
+    """pytest on ``tests`` in ``tree`` (its own src first on the path); returns (rc, first failure, seconds)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree / "src")
+    env["GENCROP_SHARED"] = str(shared) if shared else str(tree.parent / "no-shared-data")
+    env.setdefault("YOLO_OFFLINE", "1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, "timed out", time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, flags=re.M)
+    first = failed[0] if failed else (out.strip().splitlines()[-1] if out.strip() else "")
+    return proc.returncode, first, time.perf_counter() - t0
+
+
+def verdict(rc: int) -> str:
+    return {0: "NOT CAUGHT", 1: "caught"}.get(rc, f"error (pytest exit {rc})")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Apply each listed bug to a copy of the tree and run the tests.")
+    ap.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=None,
+        help="shared data folder for the second run (default: $GENCROP_SHARED or ../shared)",
+    )
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    args = ap.parse_args(argv)
+
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:<28} {m.what}")
+        return 0
+    chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
+    unknown = set(args.names) - {m.name for m in MUTATIONS}
+    if unknown:
+        print(f"unknown mutation(s): {', '.join(sorted(unknown))} (see --list)", file=sys.stderr)
+        return 2
+    shared = args.shared or Path(os.environ.get("GENCROP_SHARED", REPO.parent / "shared"))
+    runs = [("no shared", None)] + ([("shared", shared.resolve())] if shared.is_dir() else [])
+    if len(runs) == 1:
+        print(f"(no shared data folder at {shared}: only the runs without it)")
+
+    all_caught = True
+    with tempfile.TemporaryDirectory(prefix="gencrop-mutation-") as tmp:
+        tree = copy_tree(Path(tmp))
+        every_test = sorted({t for m in chosen for t in m.tests})
+        for label, folder in runs:
+            rc, first, secs = run_tests(tree, every_test, folder, args.timeout)
+            print(
+                f"unmutated tree, {label}: {'tests pass' if rc == 0 else 'TESTS FAIL: ' + first} ({secs:.0f} s)",
+                flush=True,
+            )
+            if rc != 0:
+                return 1
+        print(f"{'mutation':<28} {'run':<10} {'result':<12} first failing test")
+        for m in chosen:
+            target = tree / m.path
+            original = target.read_text()
+            if original.count(m.old) != 1:
+                print(f"{m.name:<28} {'-':<10} {'does not apply':<12} (its text is not in {m.path} exactly once)")
+                all_caught = False
+                continue
+            target.write_text(original.replace(m.old, m.new))
+            try:
+                for label, folder in runs:
+                    rc, first, secs = run_tests(tree, m.tests, folder, args.timeout)
+                    all_caught &= rc == 1
+                    print(
+                        f"{m.name:<28} {label:<10} {verdict(rc):<12} {first if rc else ''} ({secs:.0f} s)", flush=True
+                    )
+            finally:
+                target.write_text(original)
+    return 0 if all_caught else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
