@@ -270,27 +270,25 @@ def outside_photo(box, width: int, height: int, tolerance: float = EDGE_TOLERANC
 # outputs
 # ----------------------------------------------------------------------------
 def check_writable(path: str | os.PathLike, kind: str = "folder") -> Path:
-    """Make sure ``path`` (a folder, or a file's folder with ``kind="file"``) can be written; create folders.
+    """Make sure ``path`` (a folder, or a file with ``kind="file"``) can be written, creating nothing.
 
-    Called before any work, so that a long job does not fail at its end.
+    Called before any work, so that a long job does not fail at its end: the
+    nearest existing folder on the way must be a folder one can write in.
     """
     path = Path(path)
-    if kind == "file":
-        if path.is_dir():
-            raise OutputError(f"{path}: is a folder (a file name is needed)")
-        folder = path.parent
-    else:
-        folder = path
-    for parent in [folder, *folder.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(f"{parent}: is a file, not a folder (cannot write {path})")
-        if parent.exists():
-            break
+    if kind == "file" and path.is_dir():
+        raise OutputError(f"{path}: is a folder (a file name is needed)")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, not a folder")
+    existing = path if kind == "folder" else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{existing}: is a file, not a folder (cannot write {path})")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".gencrop-write-test.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=".gencrop-write-test.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{folder}: cannot write there ({e.strerror or type(e).__name__})") from None
+        raise OutputError(f"{existing}: cannot write there ({e.strerror or type(e).__name__})") from None
     return path

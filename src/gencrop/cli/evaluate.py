@@ -461,7 +461,7 @@ def run_dataset_check(args) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
     verdict = "OK" if not report.errors else counted(len(report.errors), "error")
     print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {counted(len(report.warnings), 'warning')}"
-          + ("" if args.images else " (photos not checked: give --images IMG_DIR)"))
+          + ("" if report.photos_checked_in else " (photos not checked: give --images IMG_DIR)"))
     return 1 if report.errors else 0
 
 

@@ -39,6 +39,7 @@ class Problem:
 class CheckReport:
     counts: dict[str, int] = field(default_factory=dict)   # split -> entries
     problems: list[Problem] = field(default_factory=list)
+    photos_checked_in: Path | None = None                   # the folder the photos were checked against
 
     @property
     def errors(self) -> list[Problem]:
@@ -104,6 +105,7 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
             report.add("error", str(images_dir), "no such folder")
         else:
             _check_photos(report, images_dir, all_ids)
+            report.photos_checked_in = images_dir
     return report
 
 
