@@ -23,7 +23,7 @@ from PIL import Image
 
 from .data.letterbox import Letterbox, box_mask, letterbox_image, letterbox_mask
 from .geometry import Box
-from .io import load_image
+from .io import drafts_jpeg, load_image
 from .runtime import Network, load_network, shape_request
 from .shapes import Shape, fit_shape, pull_toward
 
@@ -283,7 +283,8 @@ class Cropper:
 
     def _beside_full_decode(self, image, crop):
         """``(crop(image), full decode)``; a file's full decode runs in a thread while ``crop`` works."""
-        if not isinstance(image, (str, os.PathLike)):  # in memory: convert once, crop that
+        if not isinstance(image, (str, os.PathLike)) or not drafts_jpeg(image, self.dim):
+            # in memory, or a file the network would see after a full decode anyway: decode once
             full = load_image(image)[0]
             return crop(full), full
         if self._decoder is None:

@@ -225,6 +225,18 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
 DRAFT_MIN_FACTOR = 4
 
 
+def drafts_jpeg(path: str | os.PathLike, min_side: int) -> bool:
+    """Whether :func:`load_image` decodes this file at reduced size for ``min_side`` (header read only).
+
+    When it does not, the full decode is what the network's input is made from, so a caller that
+    also needs the full-size photo can decode once."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "JPEG" and reduction_factor(im.size, min_side) >= DRAFT_MIN_FACTOR
+    except Exception:  # unreadable: let load_image say why
+        return False
+
+
 def _reduce(img: Image.Image, min_side: int | None) -> Image.Image:
     factor = reduction_factor(img.size, min_side) if min_side else 1
     return img.reduce(factor) if factor > 1 else img
