@@ -320,6 +320,7 @@ def run_sacd_links(args) -> int:
     if not annot_dir.is_dir():
         raise CommandError(f"{annot_dir}: no such folder (is {folder} the unzipped SACD?)")
     writable(out_dir)
+    out_dir.mkdir(exist_ok=True)
     made = existing = 0
     missing = []
     for annot in sorted(annot_dir.iterdir()):
