@@ -113,8 +113,12 @@ def bench_photo(path: Path, cropper, finder, sc, repeats: int, out_dir: Path | N
     dim = cropper.dim
     img, full = load_image(path, min_side=dim)
     subject = finder.find(img, full)
-    row = {"photo": path.name, "size": list(size), "decoded": list(img.size),
-           "subject": {"source": subject.source, "class": subject.cls, "box": [round(v) for v in subject.box.xywh]}}
+    row = {
+        "photo": path.name,
+        "size": list(size),
+        "decoded": list(img.size),
+        "subject": {"source": subject.source, "class": subject.cls, "box": [round(v) for v in subject.box.xywh]},
+    }
     row["decode_s"] = timed(lambda: load_image(path, min_side=dim), repeats)
     row["subject_s"] = timed(lambda: finder.find(img, full), repeats)
     row["gencrop_given_s"] = timed(lambda: gencrop_once(cropper, path, subject.box, out_dir), repeats)
@@ -164,21 +168,35 @@ def main(argv=None) -> int:
         big = make_big(photo, big_size, tmp)
         rows = [bench_photo(p, cropper, finder, sc, args.repeats, out_dir) for p in (photo, big)]
 
-    report = {"runtime": cropper.runtime, "threads": args.threads, "repeats": args.repeats, "model": args.model or "bundled",
-              "write": args.write, "load_model_s": round(load_model_s, 3),
-              "load_subject_finder_s": round(load_finder_s, 3), "photos": rows}
-    print(f"runtime {cropper.runtime}, model load {load_model_s:.2f} s, subject finder load {load_finder_s:.2f} s, "
-          f"torch threads {args.threads}, median of {args.repeats}, write={args.write}")
+    report = {
+        "runtime": cropper.runtime,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "model": args.model or "bundled",
+        "write": args.write,
+        "load_model_s": round(load_model_s, 3),
+        "load_subject_finder_s": round(load_finder_s, 3),
+        "photos": rows,
+    }
+    print(
+        f"runtime {cropper.runtime}, model load {load_model_s:.2f} s, subject finder load {load_finder_s:.2f} s, "
+        f"torch threads {args.threads}, median of {args.repeats}, write={args.write}"
+    )
     cols = ("decode_s", "subject_s", "gencrop_given_s", "gencrop_auto_s", "smartcrop_s", "smartcrop_fullres_s")
     print(f"{'photo':>12} " + " ".join(f"{c[:-2]:>17}" for c in cols) + "  subject")
     for r in rows:
-        print(f"{r['size'][0]:>5}x{r['size'][1]:<6} " + " ".join(f"{r[c]:>17.3f}" for c in cols)
-              + f"  {r['subject']['source']}:{r['subject']['class']}")
+        print(
+            f"{r['size'][0]:>5}x{r['size'][1]:<6} "
+            + " ".join(f"{r[c]:>17.3f}" for c in cols)
+            + f"  {r['subject']['source']}:{r['subject']['class']}"
+        )
     for r in rows:
         for sc_col in ("smartcrop_s", "smartcrop_fullres_s"):
-            print(f"{r['size'][0]}x{r['size'][1]}: {sc_col[:-2]} / gencrop(given) = "
-                  f"{r[sc_col] / r['gencrop_given_s']:.1f}x, {sc_col[:-2]} / gencrop(auto) = "
-                  f"{r[sc_col] / r['gencrop_auto_s']:.1f}x")
+            print(
+                f"{r['size'][0]}x{r['size'][1]}: {sc_col[:-2]} / gencrop(given) = "
+                f"{r[sc_col] / r['gencrop_given_s']:.1f}x, {sc_col[:-2]} / gencrop(auto) = "
+                f"{r[sc_col] / r['gencrop_auto_s']:.1f}x"
+            )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -24,7 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 def _photos(dest: Path, source: str | None, n: int) -> int:
     from gencrop.io import list_images
 
-    src = Path(source) if source else Path(os.environ.get("GENCROP_SHARED", REPO.parent / "shared")) / "data" / "gaicd" / "images"
+    src = (
+        Path(source)
+        if source
+        else Path(os.environ.get("GENCROP_SHARED", REPO.parent / "shared")) / "data" / "gaicd" / "images"
+    )
     files = list_images(src) if src.is_dir() else []
     files = files + [REPO / "src" / "gencrop" / "assets" / "astronaut.jpg"]
     dest.mkdir(parents=True)
@@ -59,14 +63,19 @@ def main(argv=None) -> int:
     from gencrop.engine.segment import make_segmenter, segment_folder
     from gencrop.io import list_images
 
-    print(f"device {args.device}, torch threads {args.threads}, python {sys.version.split()[0]}, torch {torch.__version__}")
+    print(
+        f"device {args.device}, torch threads {args.threads}, python {sys.version.split()[0]}, torch {torch.__version__}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         n = _photos(tmp / "photos", args.photos, args.n)
         print(f"{n} photos, sizes e.g. {Image.open(next((tmp / 'photos').iterdir())).size}")
 
-        _timed("outpaint --backend classical (512 px)", n,
-               lambda: outpaint_folder(tmp / "photos", tmp / "out", backend="classical", per_image=1, quiet=True))
+        _timed(
+            "outpaint --backend classical (512 px)",
+            n,
+            lambda: outpaint_folder(tmp / "photos", tmp / "out", backend="classical", per_image=1, quiet=True),
+        )
         canvases = len(list_images(tmp / "out"))
 
         for weights in ("yolov5s-seg", "yolov7-seg"):
@@ -76,18 +85,30 @@ def main(argv=None) -> int:
                 print(f"segment --backend yolov7 {weights}: skipped ({e})")
                 continue
             seg([Image.new("RGB", (64, 64))])  # warm-up
-            _timed(f"caption --captioner labels ({weights})", n,
-                   lambda: caption_folder(tmp / "photos", tmp / f"cap-{weights}", captioner=LabelCaptioner(seg),
-                                          quiet=True))
-            _timed(f"segment --backend yolov7 ({weights})", canvases,
-                   lambda: segment_folder(tmp / "out", tmp / f"seg-{weights}", segmenter=seg, quiet=True))
+            _timed(
+                f"caption --captioner labels ({weights})",
+                n,
+                lambda: caption_folder(
+                    tmp / "photos", tmp / f"cap-{weights}", captioner=LabelCaptioner(seg), quiet=True
+                ),
+            )
+            _timed(
+                f"segment --backend yolov7 ({weights})",
+                canvases,
+                lambda: segment_folder(tmp / "out", tmp / f"seg-{weights}", segmenter=seg, quiet=True),
+            )
 
         model_dir = tmp / "qmodel"
         save_model(build_model(QualityConfig()), model_dir)  # timing only: random weights
-        _timed("quality (tf_efficientnet_lite0, 128 px)", canvases,
-               lambda: quality_folder(tmp / "out", model_dir, tmp / "bad.json", device=args.device, quiet=True))
-    print("caption --captioner blip2, outpaint --backend diffusion, segment --backend ultralytics: skipped "
-          "(their weights are not available offline here)")
+        _timed(
+            "quality (tf_efficientnet_lite0, 128 px)",
+            canvases,
+            lambda: quality_folder(tmp / "out", model_dir, tmp / "bad.json", device=args.device, quiet=True),
+        )
+    print(
+        "caption --captioner blip2, outpaint --backend diffusion, segment --backend ultralytics: skipped "
+        "(their weights are not available offline here)"
+    )
     return 0
 
 

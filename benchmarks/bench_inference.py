@@ -76,8 +76,10 @@ def main():
         b8 = bench_network(arch, args.dim, 8, args.repeats)
         print(f"{arch:<24}{b1:>18.1f}{b8:>18.1f}")
     ms = bench_rod_align(args.repeats)
-    print(f"RoD-align avg 5x5, features 8x32x16x16, 2048 boxes, forward+backward: {ms:.2f} ms "
-          f"({167 / ms:.0f}x faster than the original kernel's 167 ms)")
+    print(
+        f"RoD-align avg 5x5, features 8x32x16x16, 2048 boxes, forward+backward: {ms:.2f} ms "
+        f"({167 / ms:.0f}x faster than the original kernel's 167 ms)"
+    )
     if torch.cuda.is_available():
         print(f"RoD-align on CUDA: {bench_rod_align(args.repeats, 'cuda'):.2f} ms")
 

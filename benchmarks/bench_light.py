@@ -39,11 +39,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = "6356033521_b93c3cf5d6_b.jpg"  # an FCDB test photo of 1024 x 744
-_MEASURE = ("import resource, subprocess, sys, time\n"
-            "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-            "stderr=subprocess.PIPE, text=True)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc.returncode)\n"
-            "sys.stderr.write(rc.stderr)")
+_MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.PIPE, text=True)\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc.returncode)\n"
+    "sys.stderr.write(rc.stderr)"
+)
 
 
 def shared_root() -> Path:
@@ -54,8 +56,12 @@ def whole_process(cmd: list[str], repeats: int) -> dict:
     """Median wall seconds and peak MiB of a command, each run in its own measuring process."""
     runs = []
     for i in range(repeats + 1):
-        out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        out = subprocess.run(
+            [sys.executable, "-c", _MEASURE, *cmd],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
         seconds, rss_kb, rc = out.stdout.split()
         if int(rc) != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr.strip()[-500:]}")
@@ -130,8 +136,15 @@ def main() -> int:
     args = ap.parse_args()
 
     fcdb = shared_root() / "data" / "fcdb" / "images"
-    photo = Path(args.photo) if args.photo else (fcdb / DEFAULT_PHOTO if (fcdb / DEFAULT_PHOTO).is_file()
-                                                 else REPO / "src" / "gencrop" / "assets" / "astronaut.jpg")
+    photo = (
+        Path(args.photo)
+        if args.photo
+        else (
+            fcdb / DEFAULT_PHOTO
+            if (fcdb / DEFAULT_PHOTO).is_file()
+            else REPO / "src" / "gencrop" / "assets" / "astronaut.jpg"
+        )
+    )
     from PIL import Image
 
     w, h = Image.open(photo).size
@@ -144,12 +157,20 @@ def main() -> int:
     runs = {
         "onnx, given subject": light + ["crop", str(photo), "--subject", subject, "--runtime", "onnx", "-o", out, "-q"],
         "onnx, automatic subject": light + ["crop", str(photo), "--runtime", "onnx", "-o", out, "-q"],
-        "torch, given subject": full + ["crop", str(photo), "--subject", subject, "--runtime", "torch", "-o", out, "-q"],
+        "torch, given subject": full
+        + ["crop", str(photo), "--subject", subject, "--runtime", "torch", "-o", out, "-q"],
         "torch, automatic subject": full + ["crop", str(photo), "--runtime", "torch", "-o", out, "-q"],
     }
     if smartcroppy.exists():
-        runs["smartcroppy"] = [str(smartcroppy), "--width", str(w // 2), "--height", str(h // 2), str(photo),
-                               os.path.join(out, "smartcrop.jpg")]
+        runs["smartcroppy"] = [
+            str(smartcroppy),
+            "--width",
+            str(w // 2),
+            "--height",
+            str(h // 2),
+            str(photo),
+            os.path.join(out, "smartcrop.jpg"),
+        ]
     print(f"whole process, one {w}x{h} photo (median of {args.repeats}):")
     report["whole_process"] = {}
     for name, cmd in runs.items():
@@ -161,7 +182,7 @@ def main() -> int:
         report["whole_process"][name] = r
         print(f"  {name:26s} {r['wall_s']:6.2f} s  {r['peak_mib']:6.0f} MiB")
 
-    photos = sorted(fcdb.glob("*.jpg"))[:args.folder_size] if fcdb.is_dir() else []
+    photos = sorted(fcdb.glob("*.jpg"))[: args.folder_size] if fcdb.is_dir() else []
     if photos:
         sizes = [Image.open(p).size for p in photos]
         subjects = [(pw / 4, ph / 4, pw / 2, ph / 2) for pw, ph in sizes]
@@ -174,8 +195,11 @@ def main() -> int:
 
     print("install size (distributions and their dependencies, as installed here):")
     report["install_mb"] = {}
-    for label, extras in (("light (pip install gencrop)", set()), ("light + saliency", {"saliency"}),
-                          ("with the torch runtime", {"torch"})):
+    for label, extras in (
+        ("light (pip install gencrop)", set()),
+        ("light + saliency", {"saliency"}),
+        ("with the torch runtime", {"torch"}),
+    ):
         mb, dists = install_size(extras)
         report["install_mb"][label] = mb
         print(f"  {label:30s} {mb:7.0f} MB  ({len(dists)} distributions)")

@@ -103,8 +103,11 @@ def load(url: str, bodies: list[tuple[bytes, str]], clients: int, requests: int,
                     return
                 data, subject = bodies[i % len(bodies)]
                 t = time.perf_counter()
-                r = c.post("/v1/crop", params={"subject": subject, "output": output},
-                           files={"photo": ("p.jpg", data, "image/jpeg")})
+                r = c.post(
+                    "/v1/crop",
+                    params={"subject": subject, "output": output},
+                    files={"photo": ("p.jpg", data, "image/jpeg")},
+                )
                 dt = time.perf_counter() - t
                 with lock:
                     latencies.append(dt)
@@ -118,9 +121,16 @@ def load(url: str, bodies: list[tuple[bytes, str]], clients: int, requests: int,
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "requests": requests, "answered": len(latencies), "failed": len(failures),
-            "failures": failures[:5], "throughput": len(latencies) / wall,
-            "p50_ms": percentile(latencies, 0.5) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000}
+    return {
+        "clients": clients,
+        "requests": requests,
+        "answered": len(latencies),
+        "failed": len(failures),
+        "failures": failures[:5],
+        "throughput": len(latencies) / wall,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+    }
 
 
 def main() -> int:
@@ -145,9 +155,25 @@ def main() -> int:
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = subprocess.Popen([sys.executable, "-m", "gencrop", "serve", "--port", str(port), "--log-level",
-                               "warning", "--batch-size", str(args.batch_size), "--queue-size", "256",
-                               "--max-in-flight", "512"], env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gencrop",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--batch-size",
+            str(args.batch_size),
+            "--queue-size",
+            "256",
+            "--max-in-flight",
+            "512",
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     figures = {"photos": len(photos), "crop_many_photos_per_s": reference, "levels": []}
     try:
@@ -169,18 +195,28 @@ def main() -> int:
             r = load(url, bodies, clients, args.requests, args.output)
             r["share_of_crop_many"] = r["throughput"] / reference
             figures["levels"].append(r)
-            print(f"{clients:>7} {r['throughput']:>9.1f} {r['share_of_crop_many']:>11.0%} {r['p50_ms']:>8.1f} "
-                  f"{r['p95_ms']:>8.1f} {r['failed']:>6}", flush=True)
+            print(
+                f"{clients:>7} {r['throughput']:>9.1f} {r['share_of_crop_many']:>11.0%} {r['p50_ms']:>8.1f} "
+                f"{r['p95_ms']:>8.1f} {r['failed']:>6}",
+                flush=True,
+            )
             for f in r["failures"]:
                 print(f"        failure: {f}")
         if args.memory_requests:
             before = rss_mib(server.pid)
             r = load(url, bodies, max(args.clients), args.memory_requests, args.output)
             after = rss_mib(server.pid)
-            figures["memory"] = {"requests": args.memory_requests, "rss_before_mib": before,
-                                 "rss_after_mib": after, "failed": r["failed"]}
-            print(f"memory: {args.memory_requests} more requests ({r['failed']} failed): server RSS "
-                  f"{before:.0f} MiB -> {after:.0f} MiB", flush=True)
+            figures["memory"] = {
+                "requests": args.memory_requests,
+                "rss_before_mib": before,
+                "rss_after_mib": after,
+                "failed": r["failed"],
+            }
+            print(
+                f"memory: {args.memory_requests} more requests ({r['failed']} failed): server RSS "
+                f"{before:.0f} MiB -> {after:.0f} MiB",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait(30)

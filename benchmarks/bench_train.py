@@ -92,8 +92,12 @@ def full_rate(model, dataset, batch_size: int, workers: int, steps: int, dim: in
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="a dataset's outpaint folder (default: a synthetic one of 512 px canvases)")
-    ap.add_argument("--archs", nargs="*", default=["tf_efficientnet_lite0", "resnet50"],
-                    help="architectures to time (none: the loader only)")
+    ap.add_argument(
+        "--archs",
+        nargs="*",
+        default=["tf_efficientnet_lite0", "resnet50"],
+        help="architectures to time (none: the loader only)",
+    )
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
@@ -112,8 +116,10 @@ def main() -> int:
         data = Path(args.data) if args.data else synthetic_data(Path(tmp), 4 * args.batch_size, 512)
         ds = TrainingSet(read_outpaint_set(data, "train"), args.dim, use_subject=args.use_subject, seed=0)
         n_batches = max(1, min(len(ds) // args.batch_size, 4 * args.steps))
-        print(f"data: {data} ({len(ds)} photos/epoch), dim {args.dim}, batch {args.batch_size}, "
-              f"{args.workers} workers, {args.threads} torch threads")
+        print(
+            f"data: {data} ({len(ds)} photos/epoch), dim {args.dim}, batch {args.batch_size}, "
+            f"{args.workers} workers, {args.threads} torch threads"
+        )
         rate0 = loader_rate(ds, args.batch_size, 0, n_batches)
         rate_w = loader_rate(ds, args.batch_size, args.workers, n_batches) if args.workers else rate0
         print(f"loader alone: {rate0:.1f} samples/s in-process, {rate_w:.1f} samples/s with {args.workers} workers")

@@ -29,8 +29,9 @@ from gencrop.shapes import keep_subject, pull_toward, round_box
 
 def framed(box: Box, subject: Box, width: int, height: int, amount: float) -> Box:
     """The crop a user gets for a kept subject (free shape): pulled toward it, on whole pixels, containing it."""
-    return keep_subject(round_box(pull_toward(box, subject, amount, width, height), width, height),
-                        subject, width, height)
+    return keep_subject(
+        round_box(pull_toward(box, subject, amount, width, height), width, height), subject, width, height
+    )
 
 
 def dist(p, q) -> float:
@@ -63,11 +64,24 @@ def main() -> None:
 
         found = find_subject(img, size=size).box
         rf = cropper.crop(f, subject=found, keep_subject=False)
-        rows.append((Box(x, y, w, h), a, b, ra.raw_box.clamp(W, H), rb and rb.raw_box.clamp(W, H),
-                     found, rf.raw_box.clamp(W, H), W, H))
-    print(f"{len(rows)} {args.split} photos; the network's crop alone: IoU "
-          f"{np.mean([r[3].iou(r[0]) for r in rows]):.4f} (given subject), "
-          f"{np.mean([r[6].iou(r[0]) for r in rows]):.4f} (found subject)")
+        rows.append(
+            (
+                Box(x, y, w, h),
+                a,
+                b,
+                ra.raw_box.clamp(W, H),
+                rb and rb.raw_box.clamp(W, H),
+                found,
+                rf.raw_box.clamp(W, H),
+                W,
+                H,
+            )
+        )
+    print(
+        f"{len(rows)} {args.split} photos; the network's crop alone: IoU "
+        f"{np.mean([r[3].iou(r[0]) for r in rows]):.4f} (given subject), "
+        f"{np.mean([r[6].iou(r[0]) for r in rows]):.4f} (found subject)"
+    )
     print(f"{'lambda':>6} {'IoU given':>10} {'IoU found':>10} {'pairs':>6} {'follow':>7} {'move':>6}")
     for lam in args.lambdas:
         ious, ious_found, follow, move = [], [], [], []
@@ -79,8 +93,10 @@ def main() -> None:
                 fb = framed(cb, b, W, H, lam)
                 follow.append(dist(fb.center, b.center) < dist(fa.center, b.center))
                 move.append(1 - fa.iou(fb))
-        print(f"{lam:>6g} {np.mean(ious):>10.4f} {np.mean(ious_found):>10.4f} {len(follow):>6} "
-              f"{np.mean(follow):>7.3f} {np.mean(move):>6.3f}")
+        print(
+            f"{lam:>6g} {np.mean(ious):>10.4f} {np.mean(ious_found):>10.4f} {len(follow):>6} "
+            f"{np.mean(follow):>7.3f} {np.mean(move):>6.3f}"
+        )
 
 
 if __name__ == "__main__":

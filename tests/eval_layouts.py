@@ -82,8 +82,10 @@ def cpc_root(shared_data: Path, root: Path) -> list[str]:
     for i, n in enumerate(names):
         W, H = humans[n]["weight"], humans[n]["height"]
         synth_photo(folder / "images" / n, (W, H), seed=i)
-        crops[n] = {"bboxes": [[W // 10, H // 10, W - W // 10, H - H // 8], [0, 0, W // 2, H // 2]],
-                    "scores": [4.0, 2.0]}
+        crops[n] = {
+            "bboxes": [[W // 10, H // 10, W - W // 10, H - H // 8], [0, 0, W // 2, H // 2]],
+            "scores": [4.0, 2.0],
+        }
     (folder / "image_crop.json").write_text(json.dumps(crops))
     (folder / "human_bboxes.json").write_text(json.dumps({n: humans[n] for n in names}))
     return names
@@ -94,9 +96,11 @@ def sacd_root(root: Path) -> Path:
     folder = root / "SACD"
     synth_photo(folder / "images" / "p01.jpg", (320, 240), 1)
     synth_photo(folder / "images" / "p02.jpg", (200, 300), 2)
-    examples = {"p01_0": ([40, 60, 80, 120], [[20, 30, 250, 220]], [[10, 10, 300, 230], [30, 40, 200, 200]]),
-                "p01_1": ([200, 50, 60, 90], [[150, 20, 320, 200]], [[120, 0, 320, 240]]),
-                "p02_0": ([50, 100, 100, 150], [[20, 60, 180, 280]], [])}
+    examples = {
+        "p01_0": ([40, 60, 80, 120], [[20, 30, 250, 220]], [[10, 10, 300, 230], [30, 40, 200, 200]]),
+        "p01_1": ([200, 50, 60, 90], [[150, 20, 320, 200]], [[120, 0, 320, 240]]),
+        "p02_0": ([50, 100, 100, 150], [[20, 60, 180, 280]], []),
+    }
     jsons = []
     for name, (subject, best, crops) in examples.items():
         rel = f"annotations/{name}.json"
@@ -107,7 +111,7 @@ def sacd_root(root: Path) -> Path:
         W, H = Image.open(photo).size
         m = np.zeros((H, W), np.uint8)
         x, y, w, h = subject
-        m[y:y + h, x:x + w // 2] = 255   # half the box: the mask is not the box
+        m[y : y + h, x : x + w // 2] = 255  # half the box: the mask is not the box
         (folder / "masks").mkdir(exist_ok=True)
         Image.fromarray(m).save(folder / "masks" / f"{name}.jpg", quality=95)
     (folder / "test.json").write_text(json.dumps({"jsons": jsons}))
@@ -122,7 +126,7 @@ def unsplash_layout(shared_data: Path, root: Path, category: str = "horse", n: i
     ds.mkdir(parents=True)
     test, new_labels = [], {}
     for i, h in enumerate(picked):
-        pid = f"-fake{i}_x"                       # ids may start with a dash and hold underscores
+        pid = f"-fake{i}_x"  # ids may start with a dash and hold underscores
         new_hash = sha256_id(pid)
         rec = labels[h]
         new_labels[new_hash] = rec

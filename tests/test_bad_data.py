@@ -31,8 +31,7 @@ from gencrop.validation import DataError
 from eval_layouts import synth_photo
 from test_train_synth import make_dataset
 
-TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--batch-size", "4",
-        "--workers", "0", "-q"]
+TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--batch-size", "4", "--workers", "0", "-q"]
 
 
 # ----------------------------------------------------------------------------
@@ -40,12 +39,14 @@ TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--b
 # ----------------------------------------------------------------------------
 def bomb_png(path: Path, side: int = 40000) -> None:
     """A PNG whose header claims side x side pixels (a decompression bomb); its data is tiny."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def truncate(path: Path, keep: float = 0.5) -> None:
@@ -57,8 +58,7 @@ def truncate(path: Path, keep: float = 0.5) -> None:
 def valid(tmp_path_factory) -> Path:
     """A valid dataset (6 photos: 4 train, 1 val, 1 test; one canvas each); copy it before breaking it."""
     root = tmp_path_factory.mktemp("valid")
-    make_dataset(root, n_photos=6, per_photo=1, canvas=96,
-                 splits=(("train", 4 / 6), ("val", 1 / 6), ("test", 1 / 6)))
+    make_dataset(root, n_photos=6, per_photo=1, canvas=96, splits=(("train", 4 / 6), ("val", 1 / 6), ("test", 1 / 6)))
     return root
 
 
@@ -96,6 +96,7 @@ def _entry1(change):
         entries = _split(ds)
         entries[1] = change(entries[1])
         _write_split(ds, entries)
+
     return apply
 
 
@@ -103,6 +104,7 @@ def _detect(change):
     def apply(ds: Path) -> None:
         path = ds / "outpaint" / "detect.json.gz"
         change(path)
+
     return apply
 
 
@@ -116,19 +118,24 @@ SPLIT_CASES = {
     "subject negative": (_entry1(lambda e: dict(e, subject_xywh=[-0.5, 0.1, 0.2, 0.2])), "below 0"),
     "subject NaN": (_entry1(lambda e: dict(e, subject_xywh=[math.nan, 0.1, 0.2, 0.2])), "must be finite"),
     "subject boolean": (_entry1(lambda e: dict(e, subject_xywh=[True, 0.1, 0.2, 0.2])), "must be numbers"),
-    "id in train and val": (lambda ds: _write_split(ds, _split(ds) + _split(ds, "val")[:1]),
-                            "val.json: entry 0 (id \"p004\"): id also in train.json"),
+    "id in train and val": (
+        lambda ds: _write_split(ds, _split(ds) + _split(ds, "val")[:1]),
+        'val.json: entry 0 (id "p004"): id also in train.json',
+    ),
     "malformed JSON": (lambda ds: (ds / "train.json").write_text('[{"id": "p000", '), "train.json: not valid JSON"),
     "detect truncated": (_detect(truncate), "detect.json.gz: truncated or corrupt gzip"),
     "detect plain JSON": (_detect(lambda p: p.write_text(json.dumps(read_json(p)))), "detect.json.gz: not gzip"),
     "detect garbage": (_detect(lambda p: p.write_bytes(b"\x1f\x8bgarbage" * 10)), "detect.json.gz: truncated"),
-    "detect is a list": (_detect(lambda p: write_json(p, list(read_json(p).values()))),
-                         "detect.json.gz: must map image names"),
-    "detect without xywh": (_detect(lambda p: write_json(p, {k: [{"score": 1}] for k in read_json(p)})),
-                            'no "xywh"'),
+    "detect is a list": (
+        _detect(lambda p: write_json(p, list(read_json(p).values()))),
+        "detect.json.gz: must map image names",
+    ),
+    "detect without xywh": (_detect(lambda p: write_json(p, {k: [{"score": 1}] for k in read_json(p)})), 'no "xywh"'),
     "mask truncated": (lambda ds: truncate(ds / "outpaint" / "mask.npz", 0.6), "mask.npz: not a readable .npz"),
-    "mask garbage": (lambda ds: (ds / "outpaint" / "mask.npz").write_bytes(b"PK\x03\x04" + b"x" * 200),
-                     "mask.npz: not a readable .npz"),
+    "mask garbage": (
+        lambda ds: (ds / "outpaint" / "mask.npz").write_bytes(b"PK\x03\x04" + b"x" * 200),
+        "mask.npz: not a readable .npz",
+    ),
 }
 
 
@@ -196,7 +203,7 @@ def test_train_skips_unreadable_canvases_and_reports_missing_masks(ds, tmp_path,
 def test_resume_with_fewer_epochs_than_done_is_refused(ds, tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    torch.save({"epoch": 3}, run_dir / "training_state.pt")   # what a run of 3 epochs leaves (its epoch count)
+    torch.save({"epoch": 3}, run_dir / "training_state.pt")  # what a run of 3 epochs leaves (its epoch count)
     code, _, err = run(["train", ds / "outpaint", "-o", run_dir, "--epochs", "2", "--resume", *TINY], capsys)
     assert code == 2 and "--epochs 2 but" in one_error_line(err, "train") and "already holds 3 epochs" in err
 
@@ -252,8 +259,9 @@ def test_benchmark_annotations_name_the_entry(fcdb, case, capsys):
     entries = json.loads(path.read_text())
     change(entries)
     path.write_text(json.dumps(entries))
-    code, _, err = run(["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent,
-                        "--all-images", "-q"], capsys)
+    code, _, err = run(
+        ["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent, "--all-images", "-q"], capsys
+    )
     line = one_error_line(err, "eval")
     assert code == 1 and "cropping_testing_set.json" in line and expected in line, line
 
@@ -262,19 +270,22 @@ def test_benchmark_top_level_dict_and_crops_outside_the_photo(fcdb, capsys):
     path = fcdb / "cropping_testing_set.json"
     entries = json.loads(path.read_text())
     path.write_text(json.dumps({"entries": entries}))
-    code, _, err = run(["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent,
-                        "--all-images", "-q"], capsys)
+    code, _, err = run(
+        ["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent, "--all-images", "-q"], capsys
+    )
     assert code == 1 and "cropping_testing_set.json: must be a JSON list" in one_error_line(err, "eval")
 
     entries[1]["crop"] = [5000, 5000, 100, 100]
-    entries[2]["crop"] = [-1, 0, 81, 61]   # a pixel of rounding overshoot is kept, as the published tools do
+    entries[2]["crop"] = [-1, 0, 81, 61]  # a pixel of rounding overshoot is kept, as the published tools do
     path.write_text(json.dumps(entries))
     report = fcdb.parent / "report"
-    code, out, err = run(["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent,
-                          "--all-images", "-q", "-o", report], capsys)
+    code, out, err = run(
+        ["eval", "--method", "identity", "-b", "fcdb", "--data-root", fcdb.parent, "--all-images", "-q", "-o", report],
+        capsys,
+    )
     assert code == 0 and "1 annotated photos are not scored" in err
     assert "skipped p1.jpg: ground truth crop [5000.0, 5000.0, 100.0, 100.0]" in err and "outside the 80x60" in err
-    assert "identity, 2 photos" in out   # the good photos are scored, the impossible one is not
+    assert "identity, 2 photos" in out  # the good photos are scored, the impossible one is not
     summary = json.loads((report / "summary.json").read_text())
     assert summary["num_images"] == 2 and summary["info"]["not_scored"][0].startswith("p1.jpg: ground truth")
 
@@ -298,8 +309,10 @@ def seg_dir(tmp_path) -> tuple[Path, Path]:
 
 SEGMENT_CASES = {
     "detect truncated": (lambda d: truncate(d / "detect.json.gz"), "detect.json.gz: truncated or corrupt gzip"),
-    "detect plain JSON": (lambda d: (d / "detect.json.gz").write_text(json.dumps(read_json(d / "detect.json.gz"))),
-                          "detect.json.gz: not gzip-compressed"),
+    "detect plain JSON": (
+        lambda d: (d / "detect.json.gz").write_text(json.dumps(read_json(d / "detect.json.gz"))),
+        "detect.json.gz: not gzip-compressed",
+    ),
     "mask truncated": (lambda d: truncate(d / "mask.npz", 0.6), "mask.npz: not a readable .npz"),
     "mask missing": (lambda d: (d / "mask.npz").unlink(), "mask.npz: detect.json.gz is there but mask.npz is missing"),
 }
@@ -321,8 +334,9 @@ def test_outpaint_isolates_a_decompression_bomb(tmp_path, capsys):
         synth_photo(photos / f"img{pid}.jpg", (80, 60))
     bomb_png(photos / "imgbomb.png")
     out = tmp_path / "out"
-    code, stdout, _ = run(["outpaint", photos, "-o", out, "--backend", "classical", "--per-image", "1",
-                           "--canvas", "64"], capsys)
+    code, stdout, _ = run(
+        ["outpaint", photos, "-o", out, "--backend", "classical", "--per-image", "1", "--canvas", "64"], capsys
+    )
     assert code == 0 and "2 done" in stdout and "failed bomb:" in stdout and "decompression bomb" in stdout
     assert sorted(p.name.split("_")[0] for p in out.iterdir()) == ["imga", "imgb"]
 
@@ -346,7 +360,7 @@ def test_dataset_check_reads_the_photos_and_from_crops_datasets(ds, tmp_path, ca
     images = ds / "outpaint" / "images"
     test_id = _split(ds, "test")[0]["id"]
     next(images.glob(f"img{test_id}_*")).write_bytes(b"")
-    code, out, _ = run(["dataset", "check", ds], capsys)   # canvases found in outpaint/images
+    code, out, _ = run(["dataset", "check", ds], capsys)  # canvases found in outpaint/images
     assert code == 1 and f"test.json (id '{test_id}')" in out and "empty file" in out
     assert "1 error," in out and "photos not checked" not in out
 
@@ -370,8 +384,9 @@ def _commands(ds: Path, tmp_path: Path, out: Path) -> dict[str, list]:
     }
 
 
-@pytest.mark.parametrize("command", ["crop", "train", "view-train", "eval", "segment", "outpaint", "caption",
-                                     "data", "quality"])
+@pytest.mark.parametrize(
+    "command", ["crop", "train", "view-train", "eval", "segment", "outpaint", "caption", "data", "quality"]
+)
 def test_unwritable_output_is_refused_before_any_work(ds, tmp_path, command, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
@@ -382,8 +397,7 @@ def test_unwritable_output_is_refused_before_any_work(ds, tmp_path, command, cap
     assert code == 2 and f"{blocker}: is a file, not a folder" in line, line
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
-                    reason="root writes into read-only folders")
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes into read-only folders")
 def test_read_only_output_is_refused(ds, tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -428,7 +442,7 @@ def test_fuzzed_split_and_detection_files_never_crash(valid, tmp_path, seed, cap
         shutil.copytree(valid, root)
         target = ["train.json", "test.json", "outpaint/detect.json.gz"][int(rng.integers(3))]
         path = root / target
-        if rng.random() < 0.2:   # cut the file short
+        if rng.random() < 0.2:  # cut the file short
             truncate(path, float(rng.uniform(0.1, 0.9)))
         else:
             data = read_json(path)

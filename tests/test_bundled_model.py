@@ -23,7 +23,9 @@ def test_bundled_model_is_small_half_precision(bundled):
     path = DEFAULT_MODEL_DIR / "model.safetensors"
     assert path.stat().st_size < 10 * 2**20
     with safe_open(str(path), "pt") as f:
-        assert {str(f.get_tensor(k).dtype) for k in f.keys() if f.get_tensor(k).is_floating_point()} == {"torch.float16"}
+        assert {str(f.get_tensor(k).dtype) for k in f.keys() if f.get_tensor(k).is_floating_point()} == {
+            "torch.float16"
+        }
     assert json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["arch"] == "tf_efficientnet_lite0"
     assert bundled.runtime == "onnx"  # the bundled model ships its ONNX twin: no torch needed to crop
 
@@ -31,7 +33,7 @@ def test_bundled_model_is_small_half_precision(bundled):
 def test_bundled_model_crops_the_example_around_the_given_subject(bundled, example_photo):
     res = bundled.crop(example_photo, subject=(150, 30, 200, 300))
     assert Box(0, 0, 512, 512).contains(res.box)
-    assert res.box.area > 0.2 * 512 * 512           # a crop, not a sliver
+    assert res.box.area > 0.2 * 512 * 512  # a crop, not a sliver
     assert res.box.intersection(Box(150, 30, 200, 300)) > 0.5 * 200 * 300  # keeps most of the subject
 
 
@@ -58,7 +60,7 @@ def test_the_crop_follows_the_subject_on_the_example(bundled, example_photo):
         assert c.x <= s.x and c.y <= s.y and c.x2 >= s.x2 and c.y2 >= s.y2, (name, c)
     names = list(crops)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert crops[a].iou(crops[b]) < 0.95, (a, b, crops[a], crops[b])
     # left to right: the flag's crop sits left of the astronaut's, the rocket's right of it
     assert crops["flag"].center[0] < crops["astronaut"].center[0] < crops["rocket"].center[0]

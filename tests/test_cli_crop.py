@@ -97,14 +97,24 @@ def test_subjects_file_mismatches_are_reported(photos, model_dir, tmp_path, caps
     subjects.write_text(json.dumps({"a.jpg": [10, 10, 30, 30], "zzz.jpg": [1, 1, 5, 5]}))
     code, out, err = _run(capsys, photos, "--model", model_dir, "--subjects", subjects, "--json", "--no-write", "-q")
     assert code == 1
-    assert "1 entry of" in err and "zzz.jpg" in err        # a key naming no photo
+    assert "1 entry of" in err and "zzz.jpg" in err  # a key naming no photo
     assert "1 photo without an entry" in err and "--find-missing-subjects" in err
     records = {Path(r["photo"]).name: r for r in map(json.loads, out.splitlines())}
     assert records["a.jpg"]["subject"] == [10, 10, 30, 30]
-    assert "no entry in" in records["b.png"]["error"]      # not silently given an automatic subject
+    assert "no entry in" in records["b.png"]["error"]  # not silently given an automatic subject
 
-    code, out, err = _run(capsys, photos, "--model", model_dir, "--subjects", subjects, "--json", "--no-write",
-                          "-q", "--find-missing-subjects")
+    code, out, err = _run(
+        capsys,
+        photos,
+        "--model",
+        model_dir,
+        "--subjects",
+        subjects,
+        "--json",
+        "--no-write",
+        "-q",
+        "--find-missing-subjects",
+    )
     assert code == 0, err
     records = {Path(r["photo"]).name: r for r in map(json.loads, out.splitlines())}
     assert records["a.jpg"]["subject_source"] == "given"
@@ -131,14 +141,15 @@ def test_folder_run_counts_what_it_skips_and_recurses_on_request(photos, model_d
     code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "5,5,40,40", "-o", out_dir, "-r")
     assert code == 0, err
     assert "3 of 3 photos cropped" in err and "sub-folder" not in err
-    assert (out_dir / "sub" / "c_crop.jpg").is_file()   # the folder's layout is kept under -o
+    assert (out_dir / "sub" / "c_crop.jpg").is_file()  # the folder's layout is kept under -o
 
 
 def test_subjects_file_keys_may_be_paths_inside_the_folder(photos, model_dir, tmp_path, capsys):
     subjects = tmp_path / "s.json"
     subjects.write_text(json.dumps({"a.jpg": [1, 1, 20, 20], "b.png": [1, 1, 20, 20], "sub/c.jpg": [2, 3, 20, 20]}))
-    code, out, err = _run(capsys, photos, "-r", "--model", model_dir, "--subjects", subjects, "--json",
-                          "--no-write", "-q")
+    code, out, err = _run(
+        capsys, photos, "-r", "--model", model_dir, "--subjects", subjects, "--json", "--no-write", "-q"
+    )
     assert code == 0, err
     assert json.loads(out.splitlines()[-1])["subject"] == [2, 3, 20, 20]
     assert "warning" not in err
@@ -156,12 +167,18 @@ def test_visualization_carries_its_legend():
     from gencrop.visualize import CROP_COLOR, SUBJECT_COLOR, crop_visualization
 
     photo = Image.new("RGB", (120, 90), (128, 128, 128))
-    result = CropResult(box=Box(10, 10, 80, 60), raw_box=Box(10, 10, 80, 60), subject=Box(30, 20, 20, 30),
-                        heatmap=np.full((4, 4), 1 / 16), size=(120, 90), subject_source="saliency")
+    result = CropResult(
+        box=Box(10, 10, 80, 60),
+        raw_box=Box(10, 10, 80, 60),
+        subject=Box(30, 20, 20, 30),
+        heatmap=np.full((4, 4), 1 / 16),
+        size=(120, 90),
+        subject_source="saliency",
+    )
     pic = np.asarray(crop_visualization(photo, result, dim=64))
-    panels_height = 360                                   # side_by_side's height
+    panels_height = 360  # side_by_side's height
     assert pic.shape[0] > panels_height
     key = pic[panels_height:].reshape(-1, 3)
     for color in (CROP_COLOR, SUBJECT_COLOR):
         assert (np.abs(key.astype(int) - color).sum(axis=1) < 30).any(), color
-    assert key.min() < 50                                 # the labels' text
+    assert key.min() < 50  # the labels' text

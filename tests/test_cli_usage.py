@@ -31,10 +31,13 @@ print(json.dumps({"results": results, "heavy": sorted(m for m in ("torch", "timm
 
 
 def test_missing_paths_are_usage_errors_before_anything_heavy(tmp_path):
-    commands = [([a.replace("MISSING", str(tmp_path / "nosuch")).replace("OUT", str(tmp_path / "out"))
-                  for a in argv], message) for argv, message in COMMANDS]
-    r = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands)], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path)
+    commands = [
+        ([a.replace("MISSING", str(tmp_path / "nosuch")).replace("OUT", str(tmp_path / "out")) for a in argv], message)
+        for argv, message in COMMANDS
+    ]
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(commands)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout.splitlines()[-1])
     for (argv, message), (code, err) in zip(commands, report["results"]):

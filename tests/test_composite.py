@@ -50,7 +50,7 @@ def test_guillotine_layout_tiles_the_canvas_without_overlap():
         assert sum(c.area for c in cells) == pytest.approx(300 * 200)
         for i, a in enumerate(cells):
             assert a.x >= 0 and a.y >= 0 and a.x2 <= 300 + 1e-9 and a.y2 <= 200 + 1e-9
-            assert all(a.intersection(b) == 0 for b in cells[i + 1:])
+            assert all(a.intersection(b) == 0 for b in cells[i + 1 :])
 
 
 def test_tiles_keep_the_photo_aspect_and_stay_in_their_cell():
@@ -65,8 +65,9 @@ def test_tiles_keep_the_photo_aspect_and_stay_in_their_cell():
 
 def test_composite_items_target_the_subjects_photo(synth):
     data = read_outpaint_set(synth, "train")
-    plain = TrainingSet(data, dim=128, use_subject=True, augment=False, seed=3,
-                        sampler=ViewSampler(whole_canvas_prob=1.0))
+    plain = TrainingSet(
+        data, dim=128, use_subject=True, augment=False, seed=3, sampler=ViewSampler(whole_canvas_prob=1.0)
+    )
     comp = TrainingSet(data, dim=128, use_subject=True, augment=False, seed=3, composite_prob=1.0)
     smaller = 0
     for i in range(len(comp)):

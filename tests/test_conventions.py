@@ -174,8 +174,9 @@ def test_evaluation_feeds_the_subject_mask_to_mask_channel_models(mask_cropper, 
     Image.fromarray(rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)).save(path)
     box = Box(20, 10, 120, 90)
     triangle = np.array([[20, 100], [140, 100], [20, 10]], np.float32)  # the lower-left half of the box
-    photo = BenchmarkPhoto("photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle,
-                           mask_source="detection")
+    photo = BenchmarkPhoto(
+        "photo", path, [Box(10, 5, 150, 100)], subject=box, mask_polygon=triangle, mask_source="detection"
+    )
     calls = []
     crop = mask_cropper.crop
 

@@ -19,8 +19,15 @@ from gencrop.shapes import round_box
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("model")
-    GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=4, transpose_anchors=False,
-                          subject_weighting="restricted")).save_pretrained(d)
+    GenCrop(
+        GenCropConfig(
+            arch="mobilenetv2_100",
+            image_size=64,
+            in_channels=4,
+            transpose_anchors=False,
+            subject_weighting="restricted",
+        )
+    ).save_pretrained(d)
     return d
 
 
@@ -95,8 +102,26 @@ def test_file_and_memory_give_the_same_network_input(cropper, tmp_path):
 def test_cli_writes_every_shape_exactly(model_dir, example_photo, tmp_path, capsys):
     from gencrop.cli import main
 
-    rc = main(["crop", str(example_photo), "--model", str(model_dir), "--subject", "420,0,90,330",
-               "--aspect", "1:1", "--aspect", "16:9", "--size", "1200x630", "-o", str(tmp_path), "--json", "-q"])
+    rc = main(
+        [
+            "crop",
+            str(example_photo),
+            "--model",
+            str(model_dir),
+            "--subject",
+            "420,0,90,330",
+            "--aspect",
+            "1:1",
+            "--aspect",
+            "16:9",
+            "--size",
+            "1200x630",
+            "-o",
+            str(tmp_path),
+            "--json",
+            "-q",
+        ]
+    )
     assert rc == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["shape"] for r in records] == ["1x1", "16x9", "1200x630"]
@@ -112,10 +137,15 @@ def test_cli_writes_every_shape_exactly(model_dir, example_photo, tmp_path, caps
     assert (tmp_path / "astronaut_1x1.jpg").is_file() and (tmp_path / "astronaut_16x9.jpg").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--aspect", "wide"], "--aspect"), (["--size", "1200"], "--size"), (["--aspect", "1:1", "--aspect", "1:1"], "twice"),
-    (["--area", "2"], "--area"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--aspect", "wide"], "--aspect"),
+        (["--size", "1200"], "--size"),
+        (["--aspect", "1:1", "--aspect", "1:1"], "twice"),
+        (["--area", "2"], "--area"),
+    ],
+)
 def test_cli_bad_shape_requests_are_usage_errors(model_dir, example_photo, tmp_path, capsys, args, message):
     from gencrop.cli import main
 

@@ -70,8 +70,8 @@ def _gencrop_argv(command: list[str]) -> list[str] | None:
         return None if command[1:2] and command[1].endswith(":") else command[1:]
     if command[:2] == ["accelerate", "launch"] and "-m" in command:
         start = command.index("-m") + 1
-        if command[start:start + 1] == ["gencrop"]:
-            return command[start + 1:]
+        if command[start : start + 1] == ["gencrop"]:
+            return command[start + 1 :]
     return None
 
 
@@ -87,27 +87,30 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_the_extraction_reads_shell_blocks_as_a_shell_would():
-    block = ("pip install -e . && gencrop crop a.jpg --json   # a comment\n"
-             "gencrop unsplash prepare H U -o data [--categories portrait cat]\n"
-             "accelerate launch -m gencrop train d -o r ...\n"
-             "accelerate launch --num_processes 2 -m gencrop train d -o r\n"
-             'COMMON="--dim 64 --epochs 2"\n'
-             "gencrop eval r \\\n  --benchmark fcdb\n"
-             "gencrop train $DATA/d $COMMON\n"
-             "ARGS=(--seed 1 --resume)\n"
-             'gencrop train d "${ARGS[@]}" --lr 1\n')
-    assert gencrop_commands(block) == [["crop", "a.jpg", "--json"],
-                                       ["unsplash", "prepare", "H", "U", "-o", "data", "--categories", "portrait",
-                                        "cat"],
-                                       ["train", "d", "-o", "r"],
-                                       ["eval", "r", "--benchmark", "fcdb"],
-                                       ["train", "$DATA/d", "--dim", "64", "--epochs", "2"],
-                                       ["train", "d", "--seed", "1", "--resume", "--lr", "1"]]
+    block = (
+        "pip install -e . && gencrop crop a.jpg --json   # a comment\n"
+        "gencrop unsplash prepare H U -o data [--categories portrait cat]\n"
+        "accelerate launch -m gencrop train d -o r ...\n"
+        "accelerate launch --num_processes 2 -m gencrop train d -o r\n"
+        'COMMON="--dim 64 --epochs 2"\n'
+        "gencrop eval r \\\n  --benchmark fcdb\n"
+        "gencrop train $DATA/d $COMMON\n"
+        "ARGS=(--seed 1 --resume)\n"
+        'gencrop train d "${ARGS[@]}" --lr 1\n'
+    )
+    assert gencrop_commands(block) == [
+        ["crop", "a.jpg", "--json"],
+        ["unsplash", "prepare", "H", "U", "-o", "data", "--categories", "portrait", "cat"],
+        ["train", "d", "-o", "r"],
+        ["eval", "r", "--benchmark", "fcdb"],
+        ["train", "$DATA/d", "--dim", "64", "--epochs", "2"],
+        ["train", "d", "--seed", "1", "--resume", "--lr", "1"],
+    ]
 
 
 def test_every_documented_command_parses():
     commands = documented_commands()
-    assert len(commands) >= 20, commands       # the extraction found the docs' commands
+    assert len(commands) >= 20, commands  # the extraction found the docs' commands
     parser = build_parser()
     rejected = []
     for doc, argv in commands:

@@ -24,8 +24,7 @@ def _tool(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     src = str(Path(gencrop.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env,
-                          timeout=1200)
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, timeout=1200)
 
 
 def test_docs_show_exactly_the_recorded_figures():

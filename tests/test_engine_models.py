@@ -56,28 +56,63 @@ def _byte_chars() -> list[str]:
 
 def build_tiny_blip2(folder: Path, image_size: int = 32, num_query_tokens: int = 4) -> Path:
     import torch
-    from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, Blip2QFormerConfig,
-                              Blip2VisionConfig, BlipImageProcessor, GPT2TokenizerFast, OPTConfig)
+    from transformers import (
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        Blip2QFormerConfig,
+        Blip2VisionConfig,
+        BlipImageProcessor,
+        GPT2TokenizerFast,
+        OPTConfig,
+    )
 
     # Vocabulary: printable ASCII bytes and the space marker, so any generated text is ASCII.
     alphabet = _byte_chars()
     vocab = {"</s>": 0, "<pad>": 1}
     for b in list(range(33, 127)) + [32]:
         vocab.setdefault(alphabet[b], len(vocab))
-    tok = GPT2TokenizerFast(vocab=vocab, merges=[], bos_token="</s>", eos_token="</s>", pad_token="<pad>",
-                            unk_token="</s>")
-    proc = Blip2Processor(image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
-                          tokenizer=tok, num_query_tokens=num_query_tokens)
+    tok = GPT2TokenizerFast(
+        vocab=vocab, merges=[], bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="</s>"
+    )
+    proc = Blip2Processor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
+        tokenizer=tok,
+        num_query_tokens=num_query_tokens,
+    )
     n_vocab = len(proc.tokenizer)  # counts the <image> token the processor adds
     config = Blip2Config(
-        vision_config=Blip2VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=2, image_size=image_size, patch_size=8).to_dict(),
-        qformer_config=Blip2QFormerConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                          intermediate_size=64, encoder_hidden_size=32, vocab_size=n_vocab).to_dict(),
-        text_config=OPTConfig(vocab_size=n_vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                              ffn_dim=64, word_embed_proj_dim=32, max_position_embeddings=64, bos_token_id=0,
-                              eos_token_id=0, pad_token_id=1).to_dict(),
-        num_query_tokens=num_query_tokens, image_token_index=proc.tokenizer.convert_tokens_to_ids("<image>"))
+        vision_config=Blip2VisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+        ).to_dict(),
+        qformer_config=Blip2QFormerConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            encoder_hidden_size=32,
+            vocab_size=n_vocab,
+        ).to_dict(),
+        text_config=OPTConfig(
+            vocab_size=n_vocab,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            ffn_dim=64,
+            word_embed_proj_dim=32,
+            max_position_embeddings=64,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+        ).to_dict(),
+        num_query_tokens=num_query_tokens,
+        image_token_index=proc.tokenizer.convert_tokens_to_ids("<image>"),
+    )
     torch.manual_seed(0)
     Blip2ForConditionalGeneration(config).save_pretrained(folder)
     proc.save_pretrained(folder)
@@ -100,22 +135,59 @@ def build_tiny_sd_inpaint(folder: Path) -> Path:
     max_len = 16
     tokenizer = CLIPTokenizer(str(tokdir / "vocab.json"), str(tokdir / "merges.txt"), model_max_length=max_len)
     torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                                num_hidden_layers=1, num_attention_heads=2,
-                                                max_position_embeddings=max_len, bos_token_id=0, eos_token_id=1,
-                                                pad_token_id=1))
-    unet = UNet2DConditionModel(sample_size=32, in_channels=9, out_channels=4, block_out_channels=(32, 64),
-                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-                                norm_num_groups=32, attention_head_dim=8)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        norm_num_groups=32, sample_size=64)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                          scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                          requires_safety_checker=False)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=max_len,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=9,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32,
+        sample_size=64,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(folder)
     return folder
 
@@ -151,8 +223,26 @@ def test_sd_inpainting_outpaints_through_the_cli(photos, tmp_path, capsys):
     for pid in ["1", "-2", "x_y"]:
         (cap / f"blip{pid}.txt").write_text("a photo of a cat")
     out = tmp_path / "out"
-    args = ["outpaint", str(photos), "--captions", str(cap), "-o", str(out), "--model", str(model_dir),
-            "--steps", "2", "--canvas", "64", "--per-image", "2", "--batch-size", "4", "--device", "cpu"]
+    args = [
+        "outpaint",
+        str(photos),
+        "--captions",
+        str(cap),
+        "-o",
+        str(out),
+        "--model",
+        str(model_dir),
+        "--steps",
+        "2",
+        "--canvas",
+        "64",
+        "--per-image",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     assert gencrop_main(args) == 0
     assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out
     names = sorted(os.listdir(out))
@@ -201,9 +291,31 @@ def test_quality_train_then_filter(tmp_path, capsys):
         for i in range(5):
             _smooth_photo(data / label / f"{label}{i}.jpg", seed=i + (100 if frame else 0), frame=frame)
     model = tmp_path / "qmodel"
-    assert gencrop_main(["quality", "train", str(data), "-o", str(model), "--arch", "mobilenetv2_050",
-                         "--pretrained", "none", "--image-size", "64", "--epochs", "1", "--batch-size", "4",
-                         "--device", "cpu", "-q"]) == 0
+    assert (
+        gencrop_main(
+            [
+                "quality",
+                "train",
+                str(data),
+                "-o",
+                str(model),
+                "--arch",
+                "mobilenetv2_050",
+                "--pretrained",
+                "none",
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     config = read_json(model / "config.json")
     assert config["image_size"] == 64 and config["metrics"]["held_out_images"] == 2  # 20% of each class
     assert set(config["metrics"]["held_out"]) >= {"precision", "recall"}
@@ -213,14 +325,26 @@ def test_quality_train_then_filter(tmp_path, capsys):
     for i in range(4):
         _smooth_photo(imgs / f"img{i}_1_1_50_50.jpg", seed=200 + i, frame=bool(i % 2))
     (imgs / "img9_1_1_5_5.jpg").write_bytes(b"broken")
-    args = ["quality", str(imgs), "--model", str(model), "-o", str(tmp_path / "bad.json"),
-            "--sheet", str(tmp_path / "sheet.png"), "--device", "cpu", "-q"]
+    args = [
+        "quality",
+        str(imgs),
+        "--model",
+        str(model),
+        "-o",
+        str(tmp_path / "bad.json"),
+        "--sheet",
+        str(tmp_path / "sheet.png"),
+        "--device",
+        "cpu",
+        "-q",
+    ]
     assert gencrop_main(args) == 0
     assert "img9_1_1_5_5.jpg" in capsys.readouterr().err  # the broken file is reported
     scores = read_json(tmp_path / "bad.scores.json")["scores"]
     assert sorted(scores) == [f"img{i}_1_1_50_50.jpg" for i in range(4)]
-    assert read_json(tmp_path / "bad.json") == sorted((n for n, v in scores.items() if v > 0.5),
-                                                      key=lambda n: -scores[n])
+    assert read_json(tmp_path / "bad.json") == sorted(
+        (n for n, v in scores.items() if v > 0.5), key=lambda n: -scores[n]
+    )
     assert Image.open(tmp_path / "sheet.png").size[0] > 100
     (imgs / "img9_1_1_5_5.jpg").unlink()
     stamp = (tmp_path / "bad.scores.json").stat().st_mtime_ns
@@ -271,14 +395,35 @@ def test_engine_end_to_end_offline_and_rerun_does_nothing(example_photo, tmp_pat
         for i in range(4):
             _smooth_photo(labelled / label / f"{i}.jpg", seed=i + (50 if frame else 0), frame=frame)
     model = tmp_path / "qmodel"
-    assert gencrop_main(["quality", "train", str(labelled), "-o", str(model), "--arch", "mobilenetv2_050",
-                         "--pretrained", "none", "--image-size", "64", "--epochs", "1", "--batch-size", "4",
-                         "--device", "cpu", "-q"]) == 0
+    assert (
+        gencrop_main(
+            [
+                "quality",
+                "train",
+                str(labelled),
+                "-o",
+                str(model),
+                "--arch",
+                "mobilenetv2_050",
+                "--pretrained",
+                "none",
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
 
     commands = [
         ["caption", str(photos), "-o", str(cap), "--captioner", "labels", "--model", "yolov5s-seg"],
-        ["outpaint", str(photos), "--captions", str(cap), "-o", str(out), "--backend", "classical",
-         "--per-image", "2"],
+        ["outpaint", str(photos), "--captions", str(cap), "-o", str(out), "--backend", "classical", "--per-image", "2"],
         ["quality", str(out), "--model", str(model), "-o", str(tmp_path / "bad.json")],
         ["segment", str(out), "-o", str(seg), "--backend", "yolov7", "--model", "yolov5s-seg"],
     ]

@@ -83,8 +83,7 @@ class FakeSegmenter:
             w, h = im.size
             box = Box(w * 0.25, h * 0.25, w * 0.5, h * 0.5)
             poly = np.array([[box.x, box.y], [box.x2, box.y], [box.x2, box.y2], [box.x, box.y2]], np.float32)
-            out.append([Detection(Box(0, 0, 5, 5), 0.9, "dog", poly[:3] / 10),
-                        Detection(box, 0.8, "person", poly)])
+            out.append([Detection(Box(0, 0, 5, 5), 0.9, "dog", poly[:3] / 10), Detection(box, 0.8, "person", poly)])
         return out
 
 
@@ -129,9 +128,9 @@ def test_outpaint_classical_places_the_photo_and_tops_up(photos, tmp_path):
         pid, box = parse_outpaint_name(name)
         canvas = np.asarray(Image.open(out / name), np.float32)
         assert canvas.shape == (128, 128, 3)
-        assert box.x2 <= 128 and box.y2 <= 128 and 0.05 < box.area / 128 ** 2 < 0.55
+        assert box.x2 <= 128 and box.y2 <= 128 and 0.05 < box.area / 128**2 < 0.55
         photo = Image.open(photos / f"img{pid}.jpg").convert("RGB").resize((int(box.w), int(box.h)), Image.LANCZOS)
-        inside = canvas[int(box.y):int(box.y2), int(box.x):int(box.x2)]
+        inside = canvas[int(box.y) : int(box.y2), int(box.x) : int(box.x2)]
         assert np.abs(inside - np.asarray(photo, np.float32)).mean() < 4  # JPEG error only
 
     before = _mtimes(out)
@@ -165,8 +164,7 @@ def test_outpaint_diffusion_needs_captions_and_reports_missing_ones(photos, tmp_
         prompts.extend(texts)
         return ClassicalOutpainter()(canvases, masks, texts, seeds)
 
-    s = outpaint_folder(photos, tmp_path / "o", captions=cap, outpainter=painter, per_image=2, canvas=64,
-                        quiet=True)
+    s = outpaint_folder(photos, tmp_path / "o", captions=cap, outpainter=painter, per_image=2, canvas=64, quiet=True)
     assert s.done == ["1"] and prompts == ["a red square"] * 2
     assert {k for k, _ in s.failed} == {"-2x", "a_b"} and "no caption blip-2x.txt" in dict(s.failed)["-2x"]
 
@@ -285,10 +283,36 @@ def test_two_processes_under_accelerate_split_a_stage(photos, tmp_path):
     for i in range(3):
         _photo(photos / f"img{10 + i}.jpg", seed=10 + i)
     out, report = tmp_path / "out", tmp_path / "report.json"
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           "-m", "gencrop", "outpaint", str(photos), "-o", str(out), "--backend", "classical",
-           "--per-image", "2", "--canvas", "64", "-q", "--report", str(report)]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        "-m",
+        "gencrop",
+        "outpaint",
+        str(photos),
+        "-o",
+        str(out),
+        "--backend",
+        "classical",
+        "--per-image",
+        "2",
+        "--canvas",
+        "64",
+        "-q",
+        "--report",
+        str(report),
+    ]
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     parts = [read_json(tmp_path / f"report.part{k}-of-2.json") for k in range(2)]
@@ -302,8 +326,22 @@ def test_outpaint_killed_and_rerun_completes_the_set(photos, tmp_path):
     for i in range(9):
         _photo(photos / f"img{20 + i}.jpg", size=(400, 300), seed=20 + i)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "gencrop", "outpaint", str(photos), "-o", str(out), "--backend", "classical",
-           "--per-image", "4", "--batch-size", "1", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gencrop",
+        "outpaint",
+        str(photos),
+        "-o",
+        str(out),
+        "--backend",
+        "classical",
+        "--per-image",
+        "4",
+        "--batch-size",
+        "1",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("img*.jpg"))) < 3 and proc.poll() is None:

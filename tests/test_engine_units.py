@@ -70,7 +70,7 @@ def test_placement_covers_the_requested_area_inside_the_canvas():
         box = sample_placement(600, 400, rng, (0.1, 0.5), 512)
         assert 0 <= box.x and 0 <= box.y and box.x2 <= 512 and box.y2 <= 512
         assert abs(box.w / box.h - 1.5) < 0.02
-        fracs.append(box.area / 512 ** 2)
+        fracs.append(box.area / 512**2)
     fracs = np.array(fracs)
     # 3:2 photos reach a long side of 0.9*512 at ~0.54 of the area, so every draw is in range
     assert fracs.min() > 0.095 and fracs.max() < 0.505 and fracs.mean() == pytest.approx(0.3, abs=0.03)
@@ -123,8 +123,10 @@ def test_precision_recall_and_stratified_split(tmp_path):
 
 # -- inspect --------------------------------------------------------------------
 def test_inspect_describes_json_gz_and_npz(tmp_path):
-    write_json(tmp_path / "detect.json.gz", {"imgA_1_2_3_4": [{"xywh": [1, 2, 3, 4], "score": 0.9,
-                                                               "class": "person", "mask_id": 0}]})
+    write_json(
+        tmp_path / "detect.json.gz",
+        {"imgA_1_2_3_4": [{"xywh": [1, 2, 3, 4], "score": 0.9, "class": "person", "mask_id": 0}]},
+    )
     save_npz(tmp_path / "mask.npz", {"0": np.zeros((5, 2), np.float32)})
     text = inspect_file(tmp_path / "detect.json.gz")
     assert "dict with 1 keys" in text and "'mask_id': int 0" in text and "[1, 2, 3, 4]" in text

@@ -11,8 +11,9 @@ from eval_layouts import synth_photo
 
 
 @pytest.mark.parametrize("size", [(400, 300), (300, 500), (1000, 1000)])
-@pytest.mark.parametrize("subject", [Box(10, 20, 30, 40), Box(150, 100, 200, 150), Box(0, 0, 260, 290),
-                                     Box(-20, 250, 100, 400)])
+@pytest.mark.parametrize(
+    "subject", [Box(10, 20, 30, 40), Box(150, 100, 200, 150), Box(0, 0, 260, 290), Box(-20, 250, 100, 400)]
+)
 def test_subject_window_definition(size, subject):
     W, H = size
     win = subject_window(subject, W, H)
@@ -23,8 +24,12 @@ def test_subject_window_definition(size, subject):
     need = subject.expand(1.1).intersect(photo)
     assert win.contains(need, tol=1e-6)
     # smallest: either exactly half the photo, or the grown subject touches both sides in one direction
-    tight = win.area == pytest.approx(0.5 * W * H) or win.w == pytest.approx(need.w) \
-        or win.h == pytest.approx(need.h) or win.area == pytest.approx(W * H)
+    tight = (
+        win.area == pytest.approx(0.5 * W * H)
+        or win.w == pytest.approx(need.w)
+        or win.h == pytest.approx(need.h)
+        or win.area == pytest.approx(W * H)
+    )
     assert tight
 
 
@@ -58,7 +63,7 @@ def test_predictions_are_clamped_then_scored(tmp_path):
     synth_photo(path, (200, 100))
     gts = [Box(20, 10, 150, 80), Box(0, 0, 100, 100)]
     bench = Benchmark("t", tmp_path, [BenchmarkPhoto("a.jpg", path, gts)])
-    raw = Box(-30, 5, 200, 120)                         # spills out left and bottom
+    raw = Box(-30, 5, 200, 120)  # spills out left and bottom
     run = evaluate(bench, _Fixed(raw), progress=False)
     r = run.results[0]
     assert r.raw == raw and r.pred == Box.from_xyxy(0, 5, 170, 100)
@@ -75,7 +80,10 @@ def test_unreadable_photo_is_recorded_not_fatal(tmp_path):
     synth_photo(good, (120, 90))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
-    photos = [BenchmarkPhoto("bad.jpg", bad, [Box(0, 0, 10, 10)]), BenchmarkPhoto("good.jpg", good, [Box(0, 0, 60, 90)])]
+    photos = [
+        BenchmarkPhoto("bad.jpg", bad, [Box(0, 0, 10, 10)]),
+        BenchmarkPhoto("good.jpg", good, [Box(0, 0, 60, 90)]),
+    ]
     run = evaluate(Benchmark("t", tmp_path, photos), make_baseline("identity"), progress=False)
     assert [r.ok for r in run.results] == [False, True]
     assert "bad.jpg" in run.results[0].error and "\n" not in run.results[0].error

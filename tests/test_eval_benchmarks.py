@@ -8,10 +8,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval_layouts import (cpc_root, fcdb_root, flms_root, gaicd_root, sacd_root, synth_photo, unsplash_layout,
-                          write_detections)
-from gencrop.data.benchmarks import (BenchmarkError, attach_detection_masks, load_benchmark, load_own_test,
-                                     segment_command)
+from eval_layouts import (
+    cpc_root,
+    fcdb_root,
+    flms_root,
+    gaicd_root,
+    sacd_root,
+    synth_photo,
+    unsplash_layout,
+    write_detections,
+)
+from gencrop.data.benchmarks import (
+    BenchmarkError,
+    attach_detection_masks,
+    load_benchmark,
+    load_own_test,
+    segment_command,
+)
 from gencrop.geometry import Box
 
 
@@ -44,7 +57,7 @@ def test_fcdb_human_centric_subset(shared_data, tmp_path):
     humans = {n: [10, 20, 110, 220] for n in names[:2] + [train]}
     (folder / "human_bboxes.json").write_text(json.dumps(humans))
     b = load_benchmark("fcdb", tmp_path)
-    assert sorted(p.name for p in b.photos) == sorted(humans)   # train photos count too
+    assert sorted(p.name for p in b.photos) == sorted(humans)  # train photos count too
     assert all(p.subject == Box(10, 20, 100, 200) for p in b.photos)
 
 
@@ -110,11 +123,14 @@ def test_sacd_links_and_loader(tmp_path):
     b = load_benchmark("sacd", tmp_path)
     assert [p.name for p in b.photos] == ["p01_0.jpg", "p01_1.jpg", "p02_0.jpg"]
     p = b.photos[0]
-    assert p.subject == Box(40, 60, 80, 120)                        # mask_box is xywh
-    assert p.gts == [Box.from_xyxy(20, 30, 250, 220), Box.from_xyxy(10, 10, 300, 230),
-                     Box.from_xyxy(30, 40, 200, 200)]                # best_box first, then crop_box
+    assert p.subject == Box(40, 60, 80, 120)  # mask_box is xywh
+    assert p.gts == [
+        Box.from_xyxy(20, 30, 250, 220),
+        Box.from_xyxy(10, 10, 300, 230),
+        Box.from_xyxy(30, 40, 200, 200),
+    ]  # best_box first, then crop_box
     mask = p.subject_mask(320, 240)
-    assert mask[100, 50] and not mask[100, 110]                     # the mask image, not the box
+    assert mask[100, 50] and not mask[100, 110]  # the mask image, not the box
     assert len(b.photos[2].gts) == 1
 
 
@@ -133,7 +149,7 @@ def test_unsplash_loader(shared_data, tmp_path):
         assert p.subject.xywh == pytest.approx((sx * W, sy * H, sw * W, sh * H))
         m = p.subject_mask(W, H)
         assert m.shape == (H, W) and m.any()
-        ys, xs = np.nonzero(m)   # the stored mask agrees with the stored subject box
+        ys, xs = np.nonzero(m)  # the stored mask agrees with the stored subject box
         assert Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1).iou(p.subject) > 0.8
     with pytest.raises(BenchmarkError, match="--dataset"):
         load_benchmark("unsplash", dataset=ds)
@@ -152,8 +168,10 @@ def test_detection_masks_best_overlap_else_box(shared_data, tmp_path):
     near = [s.x + 5, s.y + 5, s.w - 10, s.h - 10]
     far = [0, 0, 30, 30]
     tri = [[near[0], near[1]], [near[0] + near[2], near[1]], [near[0], near[1] + near[3]]]
-    write_detections(folder, {"297406": [(far, [[0, 0], [30, 0], [0, 30]]), (near, tri)],
-                              "302166": [(far, [[0, 0], [30, 0], [0, 30]])]})
+    write_detections(
+        folder,
+        {"297406": [(far, [[0, 0], [30, 0], [0, 30]]), (near, tri)], "302166": [(far, [[0, 0], [30, 0], [0, 30]])]},
+    )
     b = load_benchmark("gaicd", tmp_path)
     assert attach_detection_masks(b)[:2] == (1, 1)
     p = next(p for p in b.photos if p.name == "297406.jpg")
@@ -190,7 +208,7 @@ def test_own_test_split_views_are_seeded(tmp_path):
     assert [p.view for p in a.photos] != [p.view for p in c.photos]
     for p in a.photos:
         gt = p.gts[0]
-        assert Box(0, 0, p.view.w, p.view.h).contains(gt)            # the frame is inside the view
+        assert Box(0, 0, p.view.w, p.view.h).contains(gt)  # the frame is inside the view
         assert Box(0, 0, 320, 280).contains(p.view)
         long_ratio = max(p.view.w, p.view.h) / max(gt.w, gt.h)
         assert 1.0 <= long_ratio <= 2.0 + 1e-6

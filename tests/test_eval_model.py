@@ -35,16 +35,17 @@ def test_model_on_gaicd_samples_with_heatmaps(shared_data, models, tmp_path, cap
     root = tmp_path / "root"
     gaicd_root(shared_data, root)
     report = tmp_path / "rep"
-    code, out, err = _eval(capsys, str(models / "rgb"), "--benchmark", "gaicd", "--data-root", str(root),
-                           "-o", str(report), "--baselines")
+    code, out, err = _eval(
+        capsys, str(models / "rgb"), "--benchmark", "gaicd", "--data-root", str(root), "-o", str(report), "--baselines"
+    )
     assert code == 0, err
     summary = json.loads((report / "summary.json").read_text())
     again = summary_from_csv(report)
     assert summary["method"] == "rgb" and summary["num_images"] == 2 == again["num_images"]
     assert (summary["mean_iou"], summary["mean_bde"]) == (again["mean_iou"], again["mean_bde"])
     assert set(summary["baselines"]) == {"identity", "center:0.8", "subject"}
-    with Image.open(report / "thumbs" / "00000.jpg") as im:   # photo panel + heatmap panel
-        assert im.width > 2.5 * im.height    # a 3:2 photo, twice
+    with Image.open(report / "thumbs" / "00000.jpg") as im:  # photo panel + heatmap panel
+        assert im.width > 2.5 * im.height  # a 3:2 photo, twice
 
 
 def test_mask_model_needs_segmentation_then_uses_it(shared_data, models, tmp_path, capsys):
@@ -58,8 +59,9 @@ def test_mask_model_needs_segmentation_then_uses_it(shared_data, models, tmp_pat
         s = p.subject
         dets[p.path.stem] = [(list(s.xywh), [[s.x, s.y], [s.x2, s.y], [s.x2, s.y2]])]
     write_detections(root / "GAICD", dets)
-    code, out, err = _eval(capsys, str(models / "mask"), "--benchmark", "gaicd", "--data-root", str(root),
-                           "-o", str(tmp_path / "rep"))
+    code, out, err = _eval(
+        capsys, str(models / "mask"), "--benchmark", "gaicd", "--data-root", str(root), "-o", str(tmp_path / "rep")
+    )
     assert code == 0, err
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["info"]["subject_masks"] == "detections (2 matched, 0 boxes)"
@@ -67,8 +69,9 @@ def test_mask_model_needs_segmentation_then_uses_it(shared_data, models, tmp_pat
 
 def test_epoch_and_own_test_split(models, tmp_path, capsys):
     out_dir = _own_dataset(tmp_path)
-    code, out, err = _eval(capsys, str(models / "run"), "--epoch", "2", "--dataset", str(out_dir),
-                           "-o", str(tmp_path / "rep"))
+    code, out, err = _eval(
+        capsys, str(models / "run"), "--epoch", "2", "--dataset", str(out_dir), "-o", str(tmp_path / "rep")
+    )
     assert code == 0, err
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["method"] == "run @ epoch 2" and summary["num_images"] == 4

@@ -23,12 +23,12 @@ def _check_report(report, n_photos):
     again = summary_from_csv(report)
     assert summary["num_images"] == again["num_images"] == n_photos
     for key in ("mean_iou", "mean_bde", FRAC_KEY):
-        assert summary[key] == again[key]                     # exactly: the CSV is the record
+        assert summary[key] == again[key]  # exactly: the CSV is the record
     assert summary["num_failed"] == again["num_failed"]
     assert summary["baselines"] == again["baselines"]
     with open(report / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    for r in rows:                                            # each row's score follows from its boxes
+    for r in rows:  # each row's score follows from its boxes
         pred = Box(*(float(r[f"pred_{k}"]) for k in "xywh"))
         gt = Box(*(float(r[f"gt_{k}"]) for k in "xywh"))
         W, H = float(r["width"]), float(r["height"])
@@ -44,8 +44,19 @@ def _check_report(report, n_photos):
 def test_fcdb_end_to_end_with_baselines(shared_data, tmp_path, capsys):
     names = fcdb_root(shared_data, tmp_path / "root", n_photos=5)
     report = tmp_path / "rep"
-    code, out, err = _eval(capsys, "--method", "center:0.9", "--benchmark", "fcdb", "--all-images",
-                           "--data-root", str(tmp_path / "root"), "-o", str(report), "--baselines")
+    code, out, err = _eval(
+        capsys,
+        "--method",
+        "center:0.9",
+        "--benchmark",
+        "fcdb",
+        "--all-images",
+        "--data-root",
+        str(tmp_path / "root"),
+        "-o",
+        str(report),
+        "--baselines",
+    )
     assert code == 0, err
     summary, rows = _check_report(report, 5)
     assert [r["name"] for r in rows] == names
@@ -59,25 +70,46 @@ def test_fcdb_end_to_end_with_baselines(shared_data, tmp_path, capsys):
 def test_gaicd_samples_end_to_end(shared_data, tmp_path, capsys):
     gaicd_root(shared_data, tmp_path / "root")
     report = tmp_path / "rep"
-    code, out, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd",
-                           "--data-root", str(tmp_path / "root"), "-o", str(report))
+    code, out, err = _eval(
+        capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", str(tmp_path / "root"), "-o", str(report)
+    )
     assert code == 0, err
     summary, rows = _check_report(report, 2)
-    assert "gencrop segment" in err                     # says how to make the masks it lacks
-    assert all(int(r["num_gts"]) > 50 for r in rows)      # every GAICD crop is a ground truth
+    assert "gencrop segment" in err  # says how to make the masks it lacks
+    assert all(int(r["num_gts"]) > 50 for r in rows)  # every GAICD crop is a ground truth
     assert summary["info"]["subject_masks"].startswith("boxes")
 
 
 def test_sacd_and_unsplash_end_to_end(shared_data, tmp_path, capsys):
     sacd_root(tmp_path)
     assert main(["sacd-links", str(tmp_path / "SACD")]) == 0
-    code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "sacd", "--data-root", str(tmp_path),
-                         "-o", str(tmp_path / "rep_sacd"))
+    code, _, err = _eval(
+        capsys,
+        "--method",
+        "subject",
+        "--benchmark",
+        "sacd",
+        "--data-root",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "rep_sacd"),
+    )
     assert code == 0, err
     _check_report(tmp_path / "rep_sacd", 3)
     ds, imgs, _ = unsplash_layout(shared_data, tmp_path)
-    code, _, err = _eval(capsys, "--method", "identity", "--benchmark", "unsplash", "--dataset", str(ds),
-                         "--images", str(imgs), "-o", str(tmp_path / "rep_u"))
+    code, _, err = _eval(
+        capsys,
+        "--method",
+        "identity",
+        "--benchmark",
+        "unsplash",
+        "--dataset",
+        str(ds),
+        "--images",
+        str(imgs),
+        "-o",
+        str(tmp_path / "rep_u"),
+    )
     assert code == 0, err
     _check_report(tmp_path / "rep_u", 2)
 
@@ -87,8 +119,18 @@ def test_compare_prints_one_table(shared_data, tmp_path, capsys):
     runs = []
     for m in ("identity", "center:0.8"):
         runs.append(str(tmp_path / m.replace(":", "_")))
-        code, _, err = _eval(capsys, "--method", m, "--benchmark", "fcdb", "--all-images",
-                             "--data-root", str(tmp_path / "root"), "-o", runs[-1])
+        code, _, err = _eval(
+            capsys,
+            "--method",
+            m,
+            "--benchmark",
+            "fcdb",
+            "--all-images",
+            "--data-root",
+            str(tmp_path / "root"),
+            "-o",
+            runs[-1],
+        )
         assert code == 0, err
     code, out, _ = _eval(capsys, "--compare", *runs)
     assert code == 0
@@ -102,12 +144,15 @@ def test_compare_prints_one_table(shared_data, tmp_path, capsys):
     assert main(["eval", "--compare", str(tmp_path / "nope")]) == 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--method", "identity", "--benchmark", "fcdb"], "--data-root"),
-    (["--method", "bogus", "--benchmark", "fcdb", "--data-root", "."], "unknown baseline"),
-    (["--method", "identity", "--epoch", "3", "--benchmark", "fcdb", "--data-root", "."], "--epoch"),
-    (["some_model", "--method", "identity"], "not both"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--method", "identity", "--benchmark", "fcdb"], "--data-root"),
+        (["--method", "bogus", "--benchmark", "fcdb", "--data-root", "."], "unknown baseline"),
+        (["--method", "identity", "--epoch", "3", "--benchmark", "fcdb", "--data-root", "."], "--epoch"),
+        (["some_model", "--method", "identity"], "not both"),
+    ],
+)
 def test_user_errors_are_one_line(capsys, argv, message):
     code, _, err = _eval(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
@@ -131,8 +176,18 @@ def test_segment_option_writes_and_uses_detections(shared_data, tmp_path, capsys
 
     monkeypatch.setattr(seg, "make_segmenter", lambda *a, **k: fake_segmenter)
     gaicd_root(shared_data, tmp_path / "root")
-    code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", str(tmp_path / "root"),
-                         "--segment", "-o", str(tmp_path / "rep"))
+    code, _, err = _eval(
+        capsys,
+        "--method",
+        "subject",
+        "--benchmark",
+        "gaicd",
+        "--data-root",
+        str(tmp_path / "root"),
+        "--segment",
+        "-o",
+        str(tmp_path / "rep"),
+    )
     assert code == 0, err
     assert (tmp_path / "root" / "GAICD" / "detect.json.gz").is_file()
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())

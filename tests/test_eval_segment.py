@@ -33,9 +33,18 @@ def recording_segmenter(monkeypatch):
     def make(backend="ultralytics", model=None, device=None, conf=0.25):
         def seg(images):
             seen.extend(images)
-            return [[Detection(segment.Box(10, 10, im.width / 2, im.height / 2), 0.9, "person",
-                               segment.np.array([[10, 10], [60, 10], [10, 60]], segment.np.float32))]
-                    for im in images]
+            return [
+                [
+                    Detection(
+                        segment.Box(10, 10, im.width / 2, im.height / 2),
+                        0.9,
+                        "person",
+                        segment.np.array([[10, 10], [60, 10], [10, 60]], segment.np.float32),
+                    )
+                ]
+                for im in images
+            ]
+
         return seg
 
     monkeypatch.setattr(segment, "make_segmenter", make)
@@ -43,7 +52,7 @@ def recording_segmenter(monkeypatch):
 
 
 def test_missing_ultralytics_is_one_line_with_the_install_and_the_offline_backend(gaicd, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ultralytics", None)   # as when it is not installed
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # as when it is not installed
     code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", gaicd, "--segment")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "pip install ultralytics" in err and "--segment-backend yolov7" in err
@@ -63,7 +72,7 @@ def test_segment_honours_limit_and_adds_the_rest_later(gaicd, tmp_path, capsys, 
 
     code, _, err = _eval(capsys, model, "--benchmark", "gaicd", "--data-root", gaicd, "--segment", "--limit", "1")
     assert code == 0, err
-    assert len(recording_segmenter) == 1                      # only the photo that is scored
+    assert len(recording_segmenter) == 1  # only the photo that is scored
     assert sum(map(len, unsegmented(load_benchmark("gaicd", gaicd)).values())) == n_photos - 1
 
     # the partial detections are not mistaken for complete ones
@@ -72,7 +81,7 @@ def test_segment_honours_limit_and_adds_the_rest_later(gaicd, tmp_path, capsys, 
 
     code, _, err = _eval(capsys, model, "--benchmark", "gaicd", "--data-root", gaicd, "--segment")
     assert code == 0, err
-    assert len(recording_segmenter) == n_photos              # the rest, once each
+    assert len(recording_segmenter) == n_photos  # the rest, once each
     assert unsegmented(load_benchmark("gaicd", gaicd)) == {}
 
 

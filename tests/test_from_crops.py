@@ -50,8 +50,10 @@ def photos(tmp_path):
     img_dir.mkdir()
     for i in range(4):
         Image.new("RGB", (400, 200), (30 * i, 80, 120)).save(img_dir / f"{1000 + i}_ab_c.jpg")
-    ann = [{"url": f"https://farm.example/x/{1000 + i}_ab_c.jpg", "flickr_photo_id": 1000 + i,
-            "crop": [40, 30, 200, 150]} for i in range(4)]
+    ann = [
+        {"url": f"https://farm.example/x/{1000 + i}_ab_c.jpg", "flickr_photo_id": 1000 + i, "crop": [40, 30, 200, 150]}
+        for i in range(4)
+    ]
     ann[3]["crop"] = [300, 100, 200, 150]  # runs far past the photo
     ann.append({"url": "https://farm.example/x/gone.jpg", "crop": [0, 0, 10, 10]})
     path = tmp_path / "ann.json"
@@ -61,8 +63,15 @@ def photos(tmp_path):
 
 def test_reads_fcdb_and_plain_annotations(tmp_path):
     fcdb = tmp_path / "a.json"
-    fcdb.write_text(json.dumps([{"url": "http://h/p/a_b.jpg", "crop": [1, 2, 3, 4]}, {"url": "http://h/c.jpg"},
-                                {"url": "http://h/d.jpg", "crop": [0, 0, 0, 5]}]))
+    fcdb.write_text(
+        json.dumps(
+            [
+                {"url": "http://h/p/a_b.jpg", "crop": [1, 2, 3, 4]},
+                {"url": "http://h/c.jpg"},
+                {"url": "http://h/d.jpg", "crop": [0, 0, 0, 5]},
+            ]
+        )
+    )
     crops, bad = read_crop_annotations(fcdb)
     assert crops == {"a_b.jpg": Box(1, 2, 3, 4)}
     assert len(bad) == 2 and "empty" in bad[1][1]
@@ -168,6 +177,8 @@ def test_salient_subject_is_written_as_a_detection(tmp_path):
 
 def test_cli_reports_user_errors(tmp_path, capsys):
     (tmp_path / "a.json").write_text("[]")
-    assert main(["data", "from-crops", str(tmp_path / "a.json"), str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
+    assert (
+        main(["data", "from-crops", str(tmp_path / "a.json"), str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
+    )
     assert "no such folder" in capsys.readouterr().err
     assert main(["data", "from-crops", str(tmp_path / "a.json"), str(tmp_path), "-o", "o", "--det-size", "100"]) == 2

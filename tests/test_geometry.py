@@ -5,8 +5,15 @@ import math
 
 import pytest
 
-from gencrop.geometry import (Box, boundary_displacement, clamp_prediction, iou,
-                              legacy_prediction_to_xywh, score_against_ground_truths, summarize)
+from gencrop.geometry import (
+    Box,
+    boundary_displacement,
+    clamp_prediction,
+    iou,
+    legacy_prediction_to_xywh,
+    score_against_ground_truths,
+    summarize,
+)
 
 
 def test_box_views_and_ops():
@@ -91,8 +98,9 @@ def test_golden_metrics_compute_iou_and_disp(golden_dir):
 def test_golden_metrics_clamp_prediction(golden_dir):
     data = json.loads((golden_dir / "metrics.json").read_text())
     for case in data["clamp_prediction_cases"]:
-        for pred, valid, want in zip(case["pred_xywh"]["values"], case["valid_xywh"]["values"],
-                                     case["output_xywh"]["values"]):
+        for pred, valid, want in zip(
+            case["pred_xywh"]["values"], case["valid_xywh"]["values"], case["output_xywh"]["values"]
+        ):
             got = clamp_prediction(Box(*pred), Box(*valid))
             assert got.xywh == pytest.approx(want, abs=1e-4), case["name"]
 

@@ -95,7 +95,7 @@ def test_crop_full_returns_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
     cut = res.cut(full)
     b = res.box.rounded()
     assert cut.size == (int(b.w), int(b.h))
-    assert np.array_equal(np.asarray(cut), np.asarray(full)[int(b.y):int(b.y2), int(b.x):int(b.x2)])
+    assert np.array_equal(np.asarray(cut), np.asarray(full)[int(b.y) : int(b.y2), int(b.x) : int(b.x2)])
     # in-memory photos take the same path without a thread
     res2, full2 = cropper.crop_full(arr, subject=subject)
     assert full2.size == (900, 600) and res2.cut(full2).size == (int(res2.box.rounded().w), int(res2.box.rounded().h))
@@ -142,7 +142,9 @@ def test_bad_subjects_are_clear_errors(cropper):
 
 def test_crop_many_matches_single_calls(cropper):
     rng = np.random.default_rng(2)
-    imgs = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in [(100, 60), (50, 90), (70, 70)]]
+    imgs = [
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in [(100, 60), (50, 90), (70, 70)]
+    ]
     subjects = [(10, 10, 30, 30), (5, 20, 20, 40), (0, 0, 70, 70)]
     many = cropper.crop_many(imgs, subjects, batch_size=2)
     for im, s, r in zip(imgs, subjects, many):
@@ -164,15 +166,28 @@ def test_subject_mask_channel_model(tmp_path):
 
 
 def _gencrop(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "gencrop", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gencrop", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_cli_crop_json_and_outputs(model_dir, example_photo, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
-    r = _gencrop("crop", example_photo, bad, "--model", model_dir,
-                 "--subject", "150,30,200,300", "--json", "--visualize", "-o", tmp_path / "out", "-q")
+    r = _gencrop(
+        "crop",
+        example_photo,
+        bad,
+        "--model",
+        model_dir,
+        "--subject",
+        "150,30,200,300",
+        "--json",
+        "--visualize",
+        "-o",
+        tmp_path / "out",
+        "-q",
+    )
     assert r.returncode == 1, r.stderr  # some photos failed
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 2
@@ -197,8 +212,9 @@ def _main(capsys, *args):
 def test_cli_crop_errors(model_dir, example_photo, tmp_path, capsys):
     code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subject", "1,2,3")
     assert code == 2 and "--subject" in err and "Traceback" not in err
-    code, _, err = _main(capsys, "crop", example_photo, "--model", model_dir, "--subject", "900,900,10,10",
-                         "--no-write")
+    code, _, err = _main(
+        capsys, "crop", example_photo, "--model", model_dir, "--subject", "900,900,10,10", "--no-write"
+    )
     assert code == 1 and "outside" in err
     code, _, err = _main(capsys, "crop", example_photo, "--model", tmp_path / "nomodel", "--subject", "1,2,3,4")
     assert code == 2 and "not found" in err
@@ -208,8 +224,9 @@ def test_cli_crop_errors(model_dir, example_photo, tmp_path, capsys):
     assert code == 2 and "no such file" in err
     subjects = tmp_path / "s.json"
     subjects.write_text(json.dumps({example_photo.name: [150, 30, 200, 300]}))
-    code, out, err = _main(capsys, "crop", example_photo.parent, "--model", model_dir, "--subjects", subjects,
-                           "--json", "--no-write")
+    code, out, err = _main(
+        capsys, "crop", example_photo.parent, "--model", model_dir, "--subjects", subjects, "--json", "--no-write"
+    )
     assert code == 0, err
     assert json.loads(out.splitlines()[0])["subject"] == [150, 30, 200, 300]
     subjects.write_text(json.dumps({example_photo.name: [150, 30, 200]}))
@@ -217,8 +234,9 @@ def test_cli_crop_errors(model_dir, example_photo, tmp_path, capsys):
     assert code == 2 and example_photo.name in err
 
 
-def test_cli_crop_without_subject_or_finder_says_how_to_give_one(model_dir, example_photo, tmp_path,
-                                                                 capsys, monkeypatch):
+def test_cli_crop_without_subject_or_finder_says_how_to_give_one(
+    model_dir, example_photo, tmp_path, capsys, monkeypatch
+):
     import gencrop.subject
 
     def unavailable(img, size=None, **kwargs):  # as when neither detector nor saliency model is installed

@@ -30,8 +30,13 @@ def test_golden_subject_boundary_loss(golden):
     assert cases
     for case in cases:
         a = case["args_positional"]
-        got = subject_boundary_loss(_t(a["subject_mask_xyxy"]), _t(a["crop_xyxy"]), _t(a["valid_xyxy"]),
-                                    _t(a["pred_xyxy"]), margin=case["margin"])
+        got = subject_boundary_loss(
+            _t(a["subject_mask_xyxy"]),
+            _t(a["crop_xyxy"]),
+            _t(a["valid_xyxy"]),
+            _t(a["pred_xyxy"]),
+            margin=case["margin"],
+        )
         assert float(got) == pytest.approx(case["value"], abs=1e-7), case["name"]
 
 
@@ -58,11 +63,13 @@ def test_loss_gradients_flow_and_vanish_at_truth():
     crop = torch.tensor([[0.1, 0.2, 0.8, 0.9]])
     pred = crop.clone().requires_grad_(True)
     cells = crop[:, None].repeat(1, 4, 1).requires_grad_(True)
-    total, _ = gencrop_loss(pred, cells, crop, torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
-                            torch.tensor([[0.4, 0.4, 0.6, 0.6]]))
+    total, _ = gencrop_loss(
+        pred, cells, crop, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), torch.tensor([[0.4, 0.4, 0.6, 0.6]])
+    )
     assert float(total.detach()) == 0.0
     moved = (crop + 0.05).requires_grad_(True)
-    total, _ = gencrop_loss(moved, cells, crop, torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
-                            torch.tensor([[0.4, 0.4, 0.6, 0.6]]))
+    total, _ = gencrop_loss(
+        moved, cells, crop, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), torch.tensor([[0.4, 0.4, 0.6, 0.6]])
+    )
     total.backward()
     assert moved.grad is not None and moved.grad.abs().sum() > 0

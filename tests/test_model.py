@@ -19,8 +19,7 @@ def _golden_state(golden_dir, in_channels):
 
 
 def _golden_model(golden_dir, in_channels):
-    config = GenCropConfig(arch="mobilenetv2_100", image_size=128, in_channels=in_channels,
-                           transpose_anchors=True)
+    config = GenCropConfig(arch="mobilenetv2_100", image_size=128, in_channels=in_channels, transpose_anchors=True)
     model = GenCrop(config)
     model.load_state_dict(convert_original_state_dict(_golden_state(golden_dir, in_channels)))
     return model.eval()
@@ -69,8 +68,11 @@ def test_golden_original_keys_all_mapped(golden_dir):
     mapped = convert_original_state_dict(state)
     model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=128, in_channels=4))
     assert set(mapped) == set(model.state_dict())
-    assert all(any(k.startswith(old) for old in ORIGINAL_KEY_MAP) for k in state
-               if k not in ("crop.pe.pe", "regress.all_anchors"))
+    assert all(
+        any(k.startswith(old) for old in ORIGINAL_KEY_MAP)
+        for k in state
+        if k not in ("crop.pe.pe", "regress.all_anchors")
+    )
 
 
 def test_golden_original_run_directory_picks_best_epoch(golden_dir, tmp_path):
@@ -79,11 +81,18 @@ def test_golden_original_run_directory_picks_best_epoch(golden_dir, tmp_path):
     torch.save(state, tmp_path / "model1.pt")
     other = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in state.items()}
     torch.save(other, tmp_path / "model2.pt")
-    (tmp_path / "config.json").write_text(json.dumps({"arch": "mobilenetv2_100", "img_dim": 128,
-                                                      "use_subject": False, "dataset": "x"}))
-    (tmp_path / "loss.json").write_text(json.dumps([{"epoch": 0, "train": 1.0, "val": float("nan")},
-                                                    {"epoch": 1, "train": 0.9, "val": 0.5},
-                                                    {"epoch": 2, "train": 0.8, "val": 0.6}]))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"arch": "mobilenetv2_100", "img_dim": 128, "use_subject": False, "dataset": "x"})
+    )
+    (tmp_path / "loss.json").write_text(
+        json.dumps(
+            [
+                {"epoch": 0, "train": 1.0, "val": float("nan")},
+                {"epoch": 1, "train": 0.9, "val": 0.5},
+                {"epoch": 2, "train": 0.8, "val": 0.6},
+            ]
+        )
+    )
     z = np.load(golden_dir / "model_io.npz")
     model = GenCrop.from_pretrained(tmp_path)
     with torch.no_grad():

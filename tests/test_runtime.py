@@ -22,11 +22,11 @@ SRC = REPO / "src"
 
 def _run(code: str, *args: str, block: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Python in a fresh process, with the modules in ``block`` made unimportable (as if not installed)."""
-    blocker = ("import sys\n"
-               f"for _m in {list(block)!r}: sys.modules[_m] = None\n")
+    blocker = f"import sys\nfor _m in {list(block)!r}: sys.modules[_m] = None\n"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-c", blocker + code, *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", blocker + code, *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 # -- the bundled model's ONNX file ----------------------------------------------------
@@ -37,12 +37,14 @@ def test_bundled_onnx_is_up_to_date_and_small():
     from gencrop.runtime.onnx_network import read_metadata
 
     meta = read_metadata(DEFAULT_MODEL_DIR / ONNX_NAME)
-    assert meta["gencrop_digest"] == weights_digest(DEFAULT_MODEL_DIR), \
+    assert meta["gencrop_digest"] == weights_digest(DEFAULT_MODEL_DIR), (
         "stale bundled model.onnx: run `python -m gencrop export default`"
+    )
     assert onnx_state(DEFAULT_MODEL_DIR) == "fresh"
     exported = json.loads(meta["gencrop_config"])  # the full config: fields left out of config.json at their defaults
-    assert {k: exported[k] for k in json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())} == \
-        json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert {k: exported[k] for k in json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())} == json.loads(
+        (DEFAULT_MODEL_DIR / "config.json").read_text()
+    )
     assert (DEFAULT_MODEL_DIR / ONNX_NAME).stat().st_size < 10 * 2**20
     assert int(meta["input_size"]) == 256 and json.loads(meta["mean"]) == pytest.approx([0.485, 0.456, 0.406])
 
@@ -54,8 +56,10 @@ def both_runtimes():
     pytest.importorskip("torch")
     from gencrop.inference import Cropper
 
-    return (Cropper.from_pretrained(runtime="onnx", subject_finder=_no_finder),
-            Cropper.from_pretrained(runtime="torch", device="cpu", subject_finder=_no_finder))
+    return (
+        Cropper.from_pretrained(runtime="onnx", subject_finder=_no_finder),
+        Cropper.from_pretrained(runtime="torch", device="cpu", subject_finder=_no_finder),
+    )
 
 
 def _no_finder(img, size):
@@ -107,8 +111,9 @@ def test_export_matches_pytorch(tmp_path, variant, weighting, channels, capsys):
     from gencrop.modeling.checkpoints import model_class
 
     torch.manual_seed(0)
-    config = GenCropConfig(arch="resnet10t", image_size=64, in_channels=channels, variant=variant,
-                           subject_weighting=weighting)
+    config = GenCropConfig(
+        arch="resnet10t", image_size=64, in_channels=channels, variant=variant, subject_weighting=weighting
+    )
     model_class(variant)(config).save_pretrained(tmp_path, dtype=torch.float16)
     assert main(["export", str(tmp_path), "-q"]) == 0
     assert "crops within" in capsys.readouterr().err
@@ -171,10 +176,12 @@ def test_crop_without_torch(example_photo, tmp_path):
     """The light install: the bundled model crops through onnxruntime, torch is never imported."""
     if not (DEFAULT_MODEL_DIR / ONNX_NAME).exists():
         pytest.skip("no bundled model in this checkout")
-    code = ("import sys, json\nfrom gencrop.cli import main\n"
-            "rc = main(['crop', sys.argv[1], '--subject', '150,30,200,300', '--visualize', '-o', sys.argv[2], "
-            "'--json', '-q'])\n"
-            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\nsys.exit(rc)")
+    code = (
+        "import sys, json\nfrom gencrop.cli import main\n"
+        "rc = main(['crop', sys.argv[1], '--subject', '150,30,200,300', '--visualize', '-o', sys.argv[2], "
+        "'--json', '-q'])\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\nsys.exit(rc)"
+    )
     r = _run(code, str(example_photo), str(tmp_path), block=TORCH_MODULES)
     assert r.returncode == 0, r.stderr
     record = json.loads(r.stdout.splitlines()[0])
@@ -184,8 +191,18 @@ def test_crop_without_torch(example_photo, tmp_path):
 
 def test_missing_extras_are_named_in_one_line(example_photo, tmp_path):
     code = "import sys\nfrom gencrop.cli import main\nsys.exit(main(sys.argv[1:]))"
-    r = _run(code, "crop", str(example_photo), "--subject", "1,1,50,50", "--runtime", "torch", "-o", str(tmp_path),
-             block=TORCH_MODULES)
+    r = _run(
+        code,
+        "crop",
+        str(example_photo),
+        "--subject",
+        "1,1,50,50",
+        "--runtime",
+        "torch",
+        "-o",
+        str(tmp_path),
+        block=TORCH_MODULES,
+    )
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "pip install 'gencrop[torch]'" in r.stderr
     r = _run(code, "export", "default", "-o", str(tmp_path / "m.onnx"), block=TORCH_MODULES)
@@ -195,12 +212,18 @@ def test_missing_extras_are_named_in_one_line(example_photo, tmp_path):
 
 
 def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
-    code = ("import sys\nfrom gencrop.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'timm', 'onnxruntime', 'cv2', 'safetensors') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
-    for args in (["--help"], ["crop", "--help"], ["crop", "x.jpg", "--subject", "1,2"],
-                 ["crop", str(tmp_path / "missing.jpg")]):
+    code = (
+        "import sys\nfrom gencrop.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'timm', 'onnxruntime', 'cv2', 'safetensors') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    for args in (
+        ["--help"],
+        ["crop", "--help"],
+        ["crop", "x.jpg", "--subject", "1,2"],
+        ["crop", str(tmp_path / "missing.jpg")],
+    ):
         r = _run(code, *args)
         assert "HEAVY []" in r.stdout, (args, r.stdout, r.stderr)
     r = _run("import sys\nfrom gencrop.cli import main\nsys.exit(main(sys.argv[1:]))", "crop", str(tmp_path / "no.jpg"))

@@ -18,8 +18,15 @@ from fastapi.testclient import TestClient  # noqa: E402
 from gencrop.serve import ServeSettings, create_app  # noqa: E402
 from gencrop.serve.model_info import describe_model  # noqa: E402
 
-from serve_support import (LiveServer, bundled_cropper, jpeg_bytes, png_bomb, png_bytes,  # noqa: E402
-                           rotated_jpeg, sixteen_bit_png)
+from serve_support import (  # noqa: E402
+    LiveServer,
+    bundled_cropper,
+    jpeg_bytes,
+    png_bomb,
+    png_bytes,
+    rotated_jpeg,
+    sixteen_bit_png,
+)
 
 FCDB_PHOTO = "6356033521_b93c3cf5d6_b.jpg"  # 1024 x 744
 SUBJECT = (300, 200, 300, 300)
@@ -34,8 +41,11 @@ def cropper():
 def client(cropper):
     from gencrop.modeling.checkpoints import resolve_model_dir
 
-    app = create_app(cropper, ServeSettings(max_upload_bytes=3 * 2**20),
-                     model_info=describe_model(resolve_model_dir(None), cropper.dim))
+    app = create_app(
+        cropper,
+        ServeSettings(max_upload_bytes=3 * 2**20),
+        model_info=describe_model(resolve_model_dir(None), cropper.dim),
+    )
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -114,15 +124,19 @@ def test_image_output_is_the_crop(client, photo, output, fmt):
 
 def test_shapes(client, fcdb_bytes):
     pytest.importorskip("gencrop.shapes")
-    r = post(client, fcdb_bytes, {"subject": subject_param(), "aspect": ["1:1", "16:9", "free"],
-                                  "heatmap": "true"})
+    r = post(client, fcdb_bytes, {"subject": subject_param(), "aspect": ["1:1", "16:9", "free"], "heatmap": "true"})
     assert r.status_code == 200, r.text
     crops = {c["shape"]: c for c in r.json()["crops"]}
     assert list(crops) == ["1x1", "16x9", "free"]
     for name, ratio in (("1x1", 1.0), ("16x9", 16 / 9)):
         x, y, w, h = crops[name]["box"]
         assert w / h == pytest.approx(ratio, abs=0.02)
-        assert x <= SUBJECT[0] and y <= SUBJECT[1] and x + w >= SUBJECT[0] + SUBJECT[2] and y + h >= SUBJECT[1] + SUBJECT[3]
+        assert (
+            x <= SUBJECT[0]
+            and y <= SUBJECT[1]
+            and x + w >= SUBJECT[0] + SUBJECT[2]
+            and y + h >= SUBJECT[1] + SUBJECT[3]
+        )
         assert 0 <= x and 0 <= y and x + w <= 1024 and y + h <= 744
     sized = post(client, fcdb_bytes, {"subject": subject_param(), "size": "300x200", "output": "jpeg"})
     assert sized.status_code == 200, sized.text
@@ -266,18 +280,22 @@ def test_busy_server_answers_503_with_retry_after(cropper, photo):
     settings = ServeSettings(queue_size=1, batch_size=1, batch_wait_ms=0, timeout=20)
     data = jpeg_bytes(photo)
     params = {"subject": "100,50,250,400"}
-    with LiveServer(create_app(held, settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c, \
-            ThreadPoolExecutor(2) as pool:
+    with (
+        LiveServer(create_app(held, settings)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+        ThreadPoolExecutor(2) as pool,
+    ):
+
         def send():
             return c.post("/v1/crop", params=params, files={"photo": ("a.jpg", data, "image/jpeg")})
 
         running = pool.submit(send)
-        assert held.entered.wait(20)          # the model holds the first photo
+        assert held.entered.wait(20)  # the model holds the first photo
         queued = pool.submit(send)
         deadline = time.monotonic() + 20
         while c.get("/v1/health").json()["queued"] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        refused = send()                      # the queue is full: refused at once
+        refused = send()  # the queue is full: refused at once
         assert_error(refused, 503)
         assert int(refused.headers["retry-after"]) >= 1
         held.gate.set()
@@ -285,8 +303,10 @@ def test_busy_server_answers_503_with_retry_after(cropper, photo):
         assert send().status_code == 200
 
     held = HeldCropper(cropper)
-    with LiveServer(create_app(held, ServeSettings(timeout=0.5))) as server, \
-            httpx.Client(base_url=server.url, timeout=30) as c:
+    with (
+        LiveServer(create_app(held, ServeSettings(timeout=0.5))) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
         r = c.post("/v1/crop", params=params, files={"photo": ("a.jpg", data, "image/jpeg")})
         assert "time limit" in assert_error(r, 503) and "retry-after" in r.headers
         held.gate.set()

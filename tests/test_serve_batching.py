@@ -44,7 +44,7 @@ def test_queue_batches_waiting_items_and_answers_each_once():
     q = BatchQueue(gate, capacity=16, max_batch=4, max_wait=0.0)
     try:
         first = q.submit(0)
-        assert gate.entered.wait(5)            # the worker holds item 0; the rest pile up
+        assert gate.entered.wait(5)  # the worker holds item 0; the rest pile up
         futures = [q.submit(i) for i in range(1, 10)]
         gate.open.set()
         results = [f.result(10) for f in [first, *futures]]
@@ -52,7 +52,7 @@ def test_queue_batches_waiting_items_and_answers_each_once():
         q.close()
     assert [r for r, _ in results] == [i * 10 for i in range(10)]
     assert [len(b) for b in gate.batches] == [1, 4, 4, 1]
-    assert sorted(p for b in gate.batches for p in b) == list(range(10))   # each item run exactly once
+    assert sorted(p for b in gate.batches for p in b) == list(range(10))  # each item run exactly once
     assert results[2][1].batch_size == 4 and results[2][1].queued_s >= 0
     assert q.stats.completed == 10 and q.stats.largest_batch == 4
 
@@ -61,7 +61,7 @@ def test_queue_patience_gathers_a_batch_for_a_few_milliseconds():
     gate = Gate()
     q = BatchQueue(gate, capacity=16, max_batch=8, max_wait=0.5)
     try:
-        futures = [q.submit(i) for i in range(3)]   # arrive within the first item's patience
+        futures = [q.submit(i) for i in range(3)]  # arrive within the first item's patience
         for f in futures:
             f.result(10)
     finally:
@@ -135,7 +135,7 @@ def test_cancelled_and_expired_items_are_not_run():
 def _call(app, path="/v1/crop", body=b"", headers=()):
     """Run one ASGI request through ``app``; returns (status, headers, body)."""
     sent = []
-    chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)] or [b""]
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)] or [b""]
 
     async def receive():
         chunk = chunks.pop(0) if chunks else b""
@@ -219,11 +219,14 @@ def test_decode_refuses_a_png_bomb_before_decoding(monkeypatch):
     assert e.value.status == 413 and "20000x20000" in e.value.message
 
 
-@pytest.mark.parametrize("data, status, words", [
-    (b"", 422, "empty"),
-    (b"just some text, not a photo\n" * 20, 415, "not a photo"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 415, "not a photo"),  # a PNG signature, no valid header
-])
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        (b"", 422, "empty"),
+        (b"just some text, not a photo\n" * 20, 415, "not a photo"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 415, "not a photo"),  # a PNG signature, no valid header
+    ],
+)
 def test_decode_errors(data, status, words):
     with pytest.raises(ApiError) as e:
         decode_photo(data, max_pixels=10**7, min_side=16)

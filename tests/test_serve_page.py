@@ -43,13 +43,21 @@ def browser(tmp_path):
         pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1100,1200", "--disable-extensions", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,1200",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         options.add_argument(arg)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
@@ -73,6 +81,7 @@ def downloaded(folder: Path, name_end: str) -> Path:
     def done():
         files = [p for p in folder.iterdir() if p.name.endswith(name_end)]
         return files[0] if files and not any(p.suffix == ".crdownload" for p in folder.iterdir()) else None
+
     return wait_for(done, 30, f"a download ending in {name_end}")
 
 
@@ -89,8 +98,11 @@ def test_page_upload_square_redraw_download(browser, example_photo):
         browser.find_element(By.ID, "files").send_keys(str(example_photo))
         card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "article.card"), what="the photo card")[0]
         requests = lambda: int(card.get_attribute("data-requests") or 0)  # noqa: E731
-        wait_for(lambda: requests() >= 1 or "error" in card.find_element(By.CLASS_NAME, "status").get_attribute("class"),
-                 120, "the first crop")
+        wait_for(
+            lambda: requests() >= 1 or "error" in card.find_element(By.CLASS_NAME, "status").get_attribute("class"),
+            120,
+            "the first crop",
+        )
         assert requests() == 1, card.find_element(By.CLASS_NAME, "status").text
         width, height = Image.open(example_photo).size
 
@@ -111,10 +123,15 @@ def test_page_upload_square_redraw_download(browser, example_photo):
         def offset(px, py):  # selenium offsets are from the element's centre, in CSS pixels
             return round(px * k - rect["width"] / 2), round(py * k - rect["height"] / 2)
 
-        (ActionChains(browser).move_to_element_with_offset(canvas, *offset(drawn[0], drawn[1])).click_and_hold()
-         .move_to_element_with_offset(canvas, *offset(drawn[0] + drawn[2] / 2, drawn[1] + drawn[3] / 2))
-         .move_to_element_with_offset(canvas, *offset(drawn[0] + drawn[2], drawn[1] + drawn[3]))
-         .release().perform())
+        (
+            ActionChains(browser)
+            .move_to_element_with_offset(canvas, *offset(drawn[0], drawn[1]))
+            .click_and_hold()
+            .move_to_element_with_offset(canvas, *offset(drawn[0] + drawn[2] / 2, drawn[1] + drawn[3] / 2))
+            .move_to_element_with_offset(canvas, *offset(drawn[0] + drawn[2], drawn[1] + drawn[3]))
+            .release()
+            .perform()
+        )
         wait_for(lambda: requests() > before, 60, "the crop of the redrawn subject")
         subject = box_of(card, "subject")
         assert subject == pytest.approx(list(drawn), abs=3 / k + 1)

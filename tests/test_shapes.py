@@ -11,10 +11,19 @@ from gencrop.geometry import Box
 from gencrop.shapes import Shape, fit_shape, keep_subject, pull_toward, round_box
 
 
-@pytest.mark.parametrize("text, ratio, size", [
-    ("1:1", (1, 1), None), ("16:9", (16, 9), None), ("4:5", (4, 5), None), ("0.8", (4, 5), None),
-    ("1200x630", (40, 21), (1200, 630)), ("3:2", (3, 2), None), ("1.5", (3, 2), None), ("free", None, None),
-])
+@pytest.mark.parametrize(
+    "text, ratio, size",
+    [
+        ("1:1", (1, 1), None),
+        ("16:9", (16, 9), None),
+        ("4:5", (4, 5), None),
+        ("0.8", (4, 5), None),
+        ("1200x630", (40, 21), (1200, 630)),
+        ("3:2", (3, 2), None),
+        ("1.5", (3, 2), None),
+        ("free", None, None),
+    ],
+)
 def test_parse(text, ratio, size):
     s = Shape.parse(text)
     assert s.ratio == ratio and s.size == size
@@ -60,8 +69,10 @@ def test_fit_shape_exact_aspect_inside_keeps_subject_random():
         assert _whole(crop) and _inside(crop, W, H)
         assert crop.w * q == crop.h * p, (crop, p, q)
         largest = min(W // p, H // q)
-        fits = math.ceil(subject.x2) - math.floor(subject.x) <= largest * p and \
-            math.ceil(subject.y2) - math.floor(subject.y) <= largest * q
+        fits = (
+            math.ceil(subject.x2) - math.floor(subject.x) <= largest * p
+            and math.ceil(subject.y2) - math.floor(subject.y) <= largest * q
+        )
         if fits:
             assert _contains(crop, subject), (W, H, proposal, subject, crop)
         else:  # too big for the shape: the largest crop, on the subject's centre
@@ -69,7 +80,7 @@ def test_fit_shape_exact_aspect_inside_keeps_subject_random():
 
 
 def test_fit_shape_keeps_centre_and_area_of_the_proposal():
-    proposal = Box(300, 100, 400, 300)            # centre (500, 250), area 120000
+    proposal = Box(300, 100, 400, 300)  # centre (500, 250), area 120000
     crop = fit_shape(proposal, Shape.parse("1:1"), 1000, 800)
     assert crop.w == crop.h == pytest.approx(math.sqrt(120000), abs=1)
     assert crop.center == pytest.approx((500, 250), abs=1)
@@ -102,8 +113,8 @@ def test_round_box_is_the_one_rule():
 
 
 def test_pull_toward_moves_the_centre_part_of_the_way_and_stays_inside():
-    box = Box(100, 100, 200, 100)                 # centre (200, 150)
-    moved = pull_toward(box, Box(380, 140, 20, 20), 0.25, 1000, 800)   # subject centre (390, 150)
+    box = Box(100, 100, 200, 100)  # centre (200, 150)
+    moved = pull_toward(box, Box(380, 140, 20, 20), 0.25, 1000, 800)  # subject centre (390, 150)
     assert (moved.w, moved.h) == (200, 100)
     assert moved.center == pytest.approx((200 + 0.25 * 190, 150))
     assert pull_toward(box, Box(380, 140, 20, 20), 0.0, 1000, 800) == box

@@ -65,9 +65,9 @@ def test_reduced_decode_gives_full_size_box(example_photo):
 def test_choice_by_score_and_area_inside_the_frame():
     finder = SubjectFinder(detector=None, saliency=False)
     frame = Box(0, 0, 1000, 1000)
-    small_sure = _det(100, 100, 100, 100, 0.95)          # 1% of the frame
+    small_sure = _det(100, 100, 100, 100, 0.95)  # 1% of the frame
     big_doubtful = _det(300, 300, 600, 600, 0.45, "bench")  # 36% of the frame
-    outside = _det(-900, 0, 1000, 1000, 0.99, "person")   # only 10% of it is visible
+    outside = _det(-900, 0, 1000, 1000, 0.99, "person")  # only 10% of it is visible
     assert finder.choose([small_sure, big_doubtful, outside], frame) is big_doubtful
     assert finder.choose([small_sure, big_doubtful, outside], frame, cls="dog") is small_sure
     assert finder.choose([outside], frame) is None

@@ -29,10 +29,40 @@ def test_two_cpu_processes_train_together(tmp_path):
         pytest.skip("accelerate is not installed")
     data = make_dataset(tmp_path / "d", n_photos=10, per_photo=1, canvas=96)
     run = tmp_path / "run"
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           "-m", "gencrop", "train", str(data), "-o", str(run), "--cpu", "--arch", "test_efficientnet",
-           "--pretrained", "none", "--dim", "64", "--batch-size", "2", "--epochs", "2", "--workers", "0"]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        "-m",
+        "gencrop",
+        "train",
+        str(data),
+        "-o",
+        str(run),
+        "--cpu",
+        "--arch",
+        "test_efficientnet",
+        "--pretrained",
+        "none",
+        "--dim",
+        "64",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

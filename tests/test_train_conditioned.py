@@ -14,8 +14,9 @@ from gencrop.modeling.conditioned import GenCropC, crop_shape, shape_condition, 
 
 from test_train_synth import make_dataset
 
-SMALL = dict(arch="test_efficientnet", image_size=64, in_channels=3, variant="gencrop-c",
-             fuse_channels=32, ffn_channels=64)
+SMALL = dict(
+    arch="test_efficientnet", image_size=64, in_channels=3, variant="gencrop-c", fuse_channels=32, ffn_channels=64
+)
 
 
 def test_crop_shape_and_requests():
@@ -66,8 +67,27 @@ def test_gencrop_c_reads_the_request_and_round_trips(tmp_path):
 def test_train_gencrop_c_cli(tmp_path):
     data = make_dataset(tmp_path / "d", n_photos=6, per_photo=1, canvas=96)
     run = tmp_path / "run"
-    args = ["train", str(data), "-o", str(run), "--variant", "gencrop-c", "--arch", "test_efficientnet",
-            "--pretrained", "none", "--dim", "64", "--batch-size", "4", "--epochs", "1", "--workers", "0", "-q"]
+    args = [
+        "train",
+        str(data),
+        "-o",
+        str(run),
+        "--variant",
+        "gencrop-c",
+        "--arch",
+        "test_efficientnet",
+        "--pretrained",
+        "none",
+        "--dim",
+        "64",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "-q",
+    ]
     assert main(args) == 0
     hist = json.loads((run / "loss.json").read_text())
     assert hist[0]["epoch"] == 1 and math.isfinite(hist[0]["val_loss"])

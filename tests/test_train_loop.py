@@ -18,14 +18,18 @@ from gencrop.training.schedule import cosine_with_warmup, warmup_steps
 
 from test_train_synth import make_dataset
 
-TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--batch-size", "4",
-        "--workers", "0", "-q"]
+TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--batch-size", "4", "--workers", "0", "-q"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("loopdata"), n_photos=10, per_photo=2, canvas=128,
-                        splits=(("train", 0.6), ("val", 0.2), ("test", 0.2)))
+    return make_dataset(
+        tmp_path_factory.mktemp("loopdata"),
+        n_photos=10,
+        per_photo=2,
+        canvas=128,
+        splits=(("train", 0.6), ("val", 0.2), ("test", 0.2)),
+    )
 
 
 def _epochs(run):
@@ -75,8 +79,19 @@ def test_resume_after_kill_gives_continuous_history(data, tmp_path):
         proc.wait()
     done = _epochs(run)
     assert done == list(range(1, len(done) + 1)) and len(done) >= 1
-    finish = [sys.executable, "-m", "gencrop", "train", str(data), "-o", str(run), "--epochs", str(len(done) + 2),
-              "--resume", *TINY]
+    finish = [
+        sys.executable,
+        "-m",
+        "gencrop",
+        "train",
+        str(data),
+        "-o",
+        str(run),
+        "--epochs",
+        str(len(done) + 2),
+        "--resume",
+        *TINY,
+    ]
     r = subprocess.run(finish, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _epochs(run) == list(range(1, len(done) + 3))
@@ -127,15 +142,51 @@ def test_init_fine_tunes_from_a_trained_model(data, tmp_path):
         assert torch.equal(a, b), k
     # whole-photo fine-tuning run: trains, and its first epoch starts from the trained weights
     tuned = tmp_path / "tuned"
-    assert main(["train", str(data), "-o", str(tuned), "--epochs", "1", "--use-subject", "--whole-view-prob", "1",
-                 "--lr", "1e-6", "--init", str(base), *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "-o",
+                str(tuned),
+                "--epochs",
+                "1",
+                "--use-subject",
+                "--whole-view-prob",
+                "1",
+                "--lr",
+                "1e-6",
+                "--init",
+                str(base),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     before, after = load_file(str(base / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
     params = {name for name, _ in trained.named_parameters()}  # not BatchNorm statistics or step counters
     drift = max((after[k].float() - before[k].float()).abs().max().item() for k in params)
     assert 0 < drift < 1e-2  # a tiny learning rate moves the trained weights only a little
     # another input size is fine (fine-tuning at a higher resolution): no weight depends on it
-    assert main(["train", str(data), "-o", str(tmp_path / "bigger"), "--epochs", "1", "--use-subject",
-                 "--init", str(base), *TINY, "--dim", "96"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "-o",
+                str(tmp_path / "bigger"),
+                "--epochs",
+                "1",
+                "--use-subject",
+                "--init",
+                str(base),
+                *TINY,
+                "--dim",
+                "96",
+            ]
+        )
+        == 0
+    )
     assert GenCrop.from_pretrained(tmp_path / "bigger").config.image_size == 96
     # a model with another input (no mask channel) cannot be the starting point
     assert main(["train", str(data), "-o", str(tmp_path / "bad"), "--epochs", "1", "--init", str(base), *TINY]) == 2

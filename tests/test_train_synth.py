@@ -20,8 +20,15 @@ from gencrop.data.training_set import TrainingSet, collate
 from gencrop.io import save_npz, write_json
 
 
-def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int = 256, seed: int = 0, photo_frac=(0.45, 0.8),
-                 splits=(("train", 0.75), ("val", 0.25))) -> Path:
+def make_dataset(
+    root: Path,
+    n_photos: int = 12,
+    per_photo: int = 2,
+    canvas: int = 256,
+    seed: int = 0,
+    photo_frac=(0.45, 0.8),
+    splits=(("train", 0.75), ("val", 0.25)),
+) -> Path:
     """Write ``root/{train,val}.json`` and ``root/outpaint/...``; returns the outpaint folder."""
     rng = np.random.default_rng(seed)
     images = root / "outpaint" / "images"
@@ -44,7 +51,7 @@ def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int
             yy, xx = np.mgrid[0:h, 0:w]
             photo = base + 40 * np.stack([xx / w, yy / h, 0.5 * np.ones_like(xx)], -1)
             sx, sy, sw, sh = x + sub_xy[0] * w, y + sub_xy[1] * h, sub[0] * w, sub[1] * h
-            arr[y:y + h, x:x + w] = photo
+            arr[y : y + h, x : x + w] = photo
             cx, cy = sx + sw / 2, sy + sh / 2
             gy, gx = np.mgrid[0:canvas, 0:canvas]
             ellipse = ((gx + 0.5 - cx) / (sw / 2)) ** 2 + ((gy + 0.5 - cy) / (sh / 2)) ** 2 <= 1
@@ -58,7 +65,7 @@ def make_dataset(root: Path, n_photos: int = 12, per_photo: int = 2, canvas: int
     start = 0
     for split, frac in splits:
         n = int(round(frac * n_photos)) if split != splits[-1][0] else n_photos - start
-        write_json(root / f"{split}.json", records[start:start + n])
+        write_json(root / f"{split}.json", records[start : start + n])
         start += n
     write_json(root / "outpaint" / "detect.json.gz", detections)
     save_npz(root / "outpaint" / "mask.npz", polygons)
@@ -115,6 +122,7 @@ def test_view_sampler_contains_frame_and_fits_canvas():
         fw, fh = int(rng.integers(10, W + 1)), int(rng.integers(10, H + 1))
         frame_x, frame_y = int(rng.integers(0, W - fw + 1)), int(rng.integers(0, H - fh + 1))
         from gencrop.geometry import Box
+
         frame = Box(frame_x, frame_y, fw, fh)
         view, fell_back = sampler.sample(frame, W, H, rng)
         assert view.x >= 0 and view.y >= 0 and view.x2 <= W and view.y2 <= H
@@ -125,9 +133,10 @@ def test_view_sampler_contains_frame_and_fits_canvas():
 
 def test_view_sampler_degrades_when_frame_fills_canvas():
     from gencrop.geometry import Box
+
     rng = np.random.default_rng(0)
     sampler = ViewSampler()
-    frame = Box(3, 2, 997, 701)     # an expert crop that is nearly the whole photo
+    frame = Box(3, 2, 997, 701)  # an expert crop that is nearly the whole photo
     assert sampler.room(frame, 1000, 705) < 1.01
     views = [sampler.sample(frame, 1000, 705, rng) for _ in range(50)]
     assert all(v.contains(frame) and v.x2 <= 1000 and v.y2 <= 705 for v, _ in views)

@@ -41,8 +41,13 @@ def test_prepare_maps_each_entry_by_its_own_hash(shared_data, tmp_path):
     (hashes / "combo" / "val_sha256.json").write_text("[]")
     ds = tmp_path / "unsplash-full"
     ds.mkdir()
-    _tsv(ds / "photos.tsv000", [{"photo_id": known[0], "photo_image_url": "http://x/a"},
-                                {"photo_id": known[1], "photo_description": 'a "quoted" text'}])
+    _tsv(
+        ds / "photos.tsv000",
+        [
+            {"photo_id": known[0], "photo_image_url": "http://x/a"},
+            {"photo_id": known[1], "photo_description": 'a "quoted" text'},
+        ],
+    )
     _tsv(ds / "photos.tsv001", [{"photo_id": known[2]}, {"photo_id": "unrelated"}])
 
     out = tmp_path / "data"
@@ -69,7 +74,7 @@ def test_prepare_command_on_all_shared_categories(shared_data, tmp_path, capsys)
     assert code == 0
     for cat in ("portrait", "cat", "dog", "bird", "horse", "car", "combo"):
         assert out.count(f"{cat}:") == 1
-    assert "portrait: images 0/0, train -, val 0/" in out     # portrait's ids/train files are not shared
+    assert "portrait: images 0/0, train -, val 0/" in out  # portrait's ids/train files are not shared
     assert main(["unsplash", "prepare", str(shared_data / "unsplash"), str(tmp_path / "none")]) == 2
 
 
@@ -116,44 +121,78 @@ class _Server:
 
 def _encoded(size, mode="RGB", fmt="JPEG"):
     buf = io.BytesIO()
-    Image.new(mode, size, (200, 100, 50, 255)[:len(mode)] if mode != "L" else 128).save(buf, format=fmt)
+    Image.new(mode, size, (200, 100, 50, 255)[: len(mode)] if mode != "L" else 128).save(buf, format=fmt)
     return buf.getvalue()
 
 
 @pytest.mark.timeout(60)
 def test_download_resizes_rejects_retries_and_resumes(tmp_path, capsys):
-    photos = {"land": _encoded((2400, 1600)), "port": _encoded((900, 1500)), "small": _encoded((640, 480)),
-              "alpha": _encoded((300, 300), "RGBA", "PNG"), "gray": _encoded((1200, 2000), "L"),
-              "junk": b"<html>not a photo</html>"}
+    photos = {
+        "land": _encoded((2400, 1600)),
+        "port": _encoded((900, 1500)),
+        "small": _encoded((640, 480)),
+        "alpha": _encoded((300, 300), "RGBA", "PNG"),
+        "gray": _encoded((1200, 2000), "L"),
+        "junk": b"<html>not a photo</html>",
+    }
     with _Server(photos, flaky={"small"}) as srv:
         ds = tmp_path / "dataset"
         ds.mkdir()
-        rows = [{"photo_id": pid, "photo_image_url": f"{srv.url}/p/{name}"} for pid, name in
-                [("L1", "land"), ("P2", "port"), ("-s3", "small"), ("A4", "alpha"), ("G5", "gray"),
-                 ("J6", "junk"), ("M7", "missing"), ("X8", "land")]]
+        rows = [
+            {"photo_id": pid, "photo_image_url": f"{srv.url}/p/{name}"}
+            for pid, name in [
+                ("L1", "land"),
+                ("P2", "port"),
+                ("-s3", "small"),
+                ("A4", "alpha"),
+                ("G5", "gray"),
+                ("J6", "junk"),
+                ("M7", "missing"),
+                ("X8", "land"),
+            ]
+        ]
         _tsv(ds / "photos.tsv000", rows)
         data = tmp_path / "data"
         (data / "horse").mkdir(parents=True)
         (data / "horse" / "images.json").write_text(json.dumps(["L1", "P2", "-s3", "A4", "G5", "J6", "M7", "NOPE"]))
         img_dir = tmp_path / "images"
         img_dir.mkdir()
-        (img_dir / "imgG5.jpg").write_bytes(_encoded((10, 10)))       # already downloaded: kept
+        (img_dir / "imgG5.jpg").write_bytes(_encoded((10, 10)))  # already downloaded: kept
 
-        code = main(["unsplash", "download", str(ds), str(img_dir), "--data", str(data), "--workers", "4",
-                     "--retries", "2", "--timeout", "5", "-q"])
+        code = main(
+            [
+                "unsplash",
+                "download",
+                str(ds),
+                str(img_dir),
+                "--data",
+                str(data),
+                "--workers",
+                "4",
+                "--retries",
+                "2",
+                "--timeout",
+                "5",
+                "-q",
+            ]
+        )
         out = capsys.readouterr()
-        assert code == 1                                                # some failed, and it says so
+        assert code == 1  # some failed, and it says so
         assert "3 downloaded, 1 already there, 4 failed" in out.out
         assert "RGBA" in out.err and "HTTP 404" in out.err and "not in the dataset" in out.err
         sizes = {p.name: Image.open(p).size for p in img_dir.iterdir()}
-        assert sizes == {"imgL1.jpg": (1536, 1024), "imgP2.jpg": (900, 1500), "img-s3.jpg": (640, 480),
-                         "imgG5.jpg": (10, 10)}
+        assert sizes == {
+            "imgL1.jpg": (1536, 1024),
+            "imgP2.jpg": (900, 1500),
+            "img-s3.jpg": (640, 480),
+            "imgG5.jpg": (10, 10),
+        }
         assert Image.open(img_dir / "imgL1.jpg").mode == "RGB"
-        assert srv.hits["small"] == 2                                   # 503 retried once
-        assert "X8" not in str(sizes)                                   # not in the splits
+        assert srv.hits["small"] == 2  # 503 retried once
+        assert "X8" not in str(sizes)  # not in the splits
 
         before = dict(srv.hits)
         summary = download(ds, img_dir, ids={"L1", "P2", "-s3"}, workers=2, progress=False)
         assert (summary.done, summary.skipped, summary.failed) == (0, 3, {})
-        assert srv.hits == before                                       # resuming fetches nothing
-        assert not [p for p in img_dir.iterdir() if p.name.startswith(".")]   # no temporary files left
+        assert srv.hits == before  # resuming fetches nothing
+        assert not [p for p in img_dir.iterdir() if p.name.startswith(".")]  # no temporary files left

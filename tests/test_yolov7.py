@@ -21,8 +21,14 @@ from gencrop.io import polygon_to_mask  # noqa: E402
 
 def _global_state():
     root = logging.getLogger()
-    return (list(sys.path), root.level, list(root.handlers), np.get_printoptions(),
-            os.environ.get("OMP_NUM_THREADS"), sorted(k for k in sys.modules if k.split(".")[0] in ("utils", "models")))
+    return (
+        list(sys.path),
+        root.level,
+        list(root.handlers),
+        np.get_printoptions(),
+        os.environ.get("OMP_NUM_THREADS"),
+        sorted(k for k in sys.modules if k.split(".")[0] in ("utils", "models")),
+    )
 
 
 @pytest.fixture(scope="module")

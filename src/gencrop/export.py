@@ -42,13 +42,15 @@ class ExportReport:
     size_bytes: int
     variant: str
     half: bool
-    max_crop_difference_px: float   # |onnxruntime - PyTorch| on check inputs, at the input size
+    max_crop_difference_px: float  # |onnxruntime - PyTorch| on check inputs, at the input size
     max_weight_difference: float
 
     def text(self) -> str:
-        return (f"{self.path} ({self.size_bytes / 1e6:.1f} MB, {self.variant}, "
-                f"{'float16' if self.half else 'float32'} weights); onnxruntime vs PyTorch: crops within "
-                f"{self.max_crop_difference_px:.4f} px, cell weights within {self.max_weight_difference:.2e}")
+        return (
+            f"{self.path} ({self.size_bytes / 1e6:.1f} MB, {self.variant}, "
+            f"{'float16' if self.half else 'float32'} weights); onnxruntime vs PyTorch: crops within "
+            f"{self.max_crop_difference_px:.4f} px, cell weights within {self.max_weight_difference:.2e}"
+        )
 
 
 def _require():
@@ -103,8 +105,10 @@ def _check_inputs(config, batch: int, seed: int = 0):
             arr = np.concatenate([arr, box_mask(subject, dim)[None]], axis=0)
         images.append(arr)
         subjects.append(subject.xyxy)
-    shapes = np.array([shape_request(*req) for req in
-                       [(None, None), (0.5, None), (None, 0.8), (0.4, 1.5)] * batch][:batch], np.float32)
+    shapes = np.array(
+        [shape_request(*req) for req in [(None, None), (0.5, None), (None, 0.8), (0.4, 1.5)] * batch][:batch],
+        np.float32,
+    )
     return np.stack(images), np.array(subjects, np.float32), shapes
 
 
@@ -122,8 +126,9 @@ def _half_initializers(proto) -> None:
             continue
         half_name = f"{init.name}__float16"
         kept.append(numpy_helper.from_array(arr.astype(np.float16), half_name))
-        casts.append(helper.make_node("Cast", [half_name], [init.name], to=onnx.TensorProto.FLOAT,
-                                      name=f"{init.name}__to_float"))
+        casts.append(
+            helper.make_node("Cast", [half_name], [init.name], to=onnx.TensorProto.FLOAT, name=f"{init.name}__to_float")
+        )
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = casts + list(graph.node)
@@ -141,8 +146,14 @@ def _strip_trace_info(proto) -> None:
         value.doc_string = ""
 
 
-def export_onnx(model: str | Path | None = None, out: str | Path | None = None, *, epoch: int | None = None,
-                half: bool = True, progress: bool = True) -> ExportReport:
+def export_onnx(
+    model: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    epoch: int | None = None,
+    half: bool = True,
+    progress: bool = True,
+) -> ExportReport:
     """Export a model directory (``None``: the bundled model) to ``out`` (default ``DIR/model.onnx``)."""
     _require()
     import onnx
@@ -153,8 +164,11 @@ def export_onnx(model: str | Path | None = None, out: str | Path | None = None, 
     from .modeling.checkpoints import load_model
 
     directory = resolve_model_dir(model)
-    source = directory / f"epoch{epoch}" if epoch is not None and (directory / f"epoch{epoch}" / WEIGHTS_NAME).exists() \
+    source = (
+        directory / f"epoch{epoch}"
+        if epoch is not None and (directory / f"epoch{epoch}" / WEIGHTS_NAME).exists()
         else directory
+    )
     out = Path(out) if out is not None else source / ONNX_NAME
     steps = tqdm(total=4, desc="export", unit="step", disable=not progress)
 
@@ -167,15 +181,26 @@ def export_onnx(model: str | Path | None = None, out: str | Path | None = None, 
     steps.set_postfix_str("trace")
     images, subjects, shapes = _check_inputs(config, batch=2)
     takes_shape = config.variant == "gencrop-c"
-    inputs = [torch.from_numpy(images), torch.from_numpy(subjects)] + ([torch.from_numpy(shapes)] if takes_shape else [])
+    inputs = [torch.from_numpy(images), torch.from_numpy(subjects)] + (
+        [torch.from_numpy(shapes)] if takes_shape else []
+    )
     names = ["image", "subject"] + (["shape"] if takes_shape else [])
     batch = torch.export.Dim("batch", min=1, max=4096)
-    dynamic = {n: {0: batch} for n in ["image", "subject", "shape"][:len(names)]}
+    dynamic = {n: {0: batch} for n in ["image", "subject", "shape"][: len(names)]}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(graph, tuple(inputs), dynamo=True, opset_version=OPSET, input_names=names,
-                                    output_names=["crop", "weights"], dynamic_shapes=dynamic, verbose=False,
-                                    external_data=False, optimize=False)
+        program = torch.onnx.export(
+            graph,
+            tuple(inputs),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=names,
+            output_names=["crop", "weights"],
+            dynamic_shapes=dynamic,
+            verbose=False,
+            external_data=False,
+            optimize=False,
+        )
     # Constant folding and dead code removal only (a smaller graph loads faster); the rewrite rules of a
     # full optimisation would fold BatchNorms into convolutions, and folded weights are not float16-exact
     # (onnxruntime folds them in float32 when it loads the file).
@@ -203,8 +228,8 @@ def export_onnx(model: str | Path | None = None, out: str | Path | None = None, 
         "mean": json.dumps(list(IMAGENET_MEAN)),
         "std": json.dumps(list(IMAGENET_STD)),
         "letterbox": "longest side resized to input_size (bilinear), centred, zero padding after normalisation",
-        "inputs": "image (B,C,S,S) float32; subject (B,4) xyxy input pixels" + (
-            "; shape (B,4) [area, log(aspect), has_area, has_aspect]" if takes_shape else ""),
+        "inputs": "image (B,C,S,S) float32; subject (B,4) xyxy input pixels"
+        + ("; shape (B,4) [area, log(aspect), has_area, has_aspect]" if takes_shape else ""),
         "outputs": "crop (B,4) xyxy / S; weights (B,rows,cols)",
     }
     del proto.metadata_props[:]
@@ -234,8 +259,11 @@ def _compare(graph, path: Path, config, takes_shape: bool) -> tuple[float, float
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     crop, weights = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(
-        ["crop", "weights"], feed)
+        ["crop", "weights"], feed
+    )
     with torch.no_grad():
         ref = graph(*[torch.from_numpy(v) for v in feed.values()])
-    return (float(np.abs(crop - ref[0].numpy()).max() * config.image_size),
-            float(np.abs(weights - ref[1].numpy()).max()))
+    return (
+        float(np.abs(crop - ref[0].numpy()).max() * config.image_size),
+        float(np.abs(weights - ref[1].numpy()).max()),
+    )

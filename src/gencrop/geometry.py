@@ -108,8 +108,7 @@ class Box:
         return Box.from_xyxy(x1, y1, max(x1, x2), max(y1, y2))
 
     def union_box(self, other: Box) -> Box:
-        return Box.from_xyxy(min(self.x, other.x), min(self.y, other.y),
-                             max(self.x2, other.x2), max(self.y2, other.y2))
+        return Box.from_xyxy(min(self.x, other.x), min(self.y, other.y), max(self.x2, other.x2), max(self.y2, other.y2))
 
     def iou(self, other: Box) -> float:
         inter = self.intersection(other)
@@ -118,8 +117,12 @@ class Box:
         return inter / (self.area + other.area - inter)
 
     def contains(self, other: Box, tol: float = 1e-6) -> bool:
-        return (other.x >= self.x - tol and other.y >= self.y - tol
-                and other.x2 <= self.x2 + tol and other.y2 <= self.y2 + tol)
+        return (
+            other.x >= self.x - tol
+            and other.y >= self.y - tol
+            and other.x2 <= self.x2 + tol
+            and other.y2 <= self.y2 + tol
+        )
 
     # -- transforms -----------------------------------------------------------
     def scale(self, sx: float, sy: float | None = None) -> Box:
@@ -168,8 +171,7 @@ def boundary_displacement(pred, gt, width: float, height: float) -> float:
     Benchmarks report the mean of this value divided by 4 (the "BDE").
     """
     p, g = _as_box(pred), _as_box(gt)
-    return ((abs(p.x - g.x) + abs(p.x2 - g.x2)) / width
-            + (abs(p.y - g.y) + abs(p.y2 - g.y2)) / height)
+    return (abs(p.x - g.x) + abs(p.x2 - g.x2)) / width + (abs(p.y - g.y) + abs(p.y2 - g.y2)) / height
 
 
 def score_against_ground_truths(pred, gts: Iterable, width: float, height: float) -> tuple[float, float, int]:
@@ -227,8 +229,12 @@ def summarize(ious: Sequence[float], disps: Sequence[float], threshold: float = 
     """Benchmark summary: mean IoU, mean displacement / 4 (BDE), fraction IoU >= threshold."""
     n = len(ious)
     if n == 0:
-        return {"num_images": 0, "mean_iou": float("nan"), "mean_bde": float("nan"),
-                f"frac_iou_ge_{threshold}": float("nan")}
+        return {
+            "num_images": 0,
+            "mean_iou": float("nan"),
+            "mean_bde": float("nan"),
+            f"frac_iou_ge_{threshold}": float("nan"),
+        }
     return {
         "num_images": n,
         "mean_iou": float(sum(ious) / n),

@@ -41,19 +41,22 @@ class SubjectRequired(ValueError):
 
 @dataclass
 class CropResult:
-    box: Box               # the crop: whole photo pixels, inside the photo (what is printed and cut)
-    raw_box: Box           # the network's crop mapped to photo pixels, before clamping, shape and subject rules
-    subject: Box           # the subject used, photo pixels
-    heatmap: np.ndarray    # (rows, cols) cell weights of the weighted average (sum to 1)
+    box: Box  # the crop: whole photo pixels, inside the photo (what is printed and cut)
+    raw_box: Box  # the network's crop mapped to photo pixels, before clamping, shape and subject rules
+    subject: Box  # the subject used, photo pixels
+    heatmap: np.ndarray  # (rows, cols) cell weights of the weighted average (sum to 1)
     size: tuple[int, int]  # (width, height) of the upright photo
     subject_source: str = "given"  # "given", "mask", or what found it ("detection", "saliency")
-    shape: Shape | None = None     # the requested shape (None: free)
-    subject_kept: bool = False     # the crop was moved/grown to contain the subject
+    shape: Shape | None = None  # the requested shape (None: free)
+    subject_kept: bool = False  # the crop was moved/grown to contain the subject
 
     def to_json(self, photo: str | None = None) -> dict:
-        d = {"crop": [int(v) for v in self.box.xywh],
-             "subject": [round(v, 2) for v in self.subject.xywh],
-             "size": list(self.size), "subject_source": self.subject_source}
+        d = {
+            "crop": [int(v) for v in self.box.xywh],
+            "subject": [round(v, 2) for v in self.subject.xywh],
+            "size": list(self.size),
+            "subject_source": self.subject_source,
+        }
         if self.shape is not None:
             d["shape"] = self.shape.name
         return {"photo": photo, **d} if photo is not None else d
@@ -62,8 +65,9 @@ class CropResult:
         """The crop, cut out of the upright photo ``image`` (its full-size decode); resized to the
         requested output size when the shape has one."""
         if image.size != tuple(self.size):
-            raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the crop is for a "
-                             f"{self.size[0]}x{self.size[1]} photo")
+            raise ValueError(
+                f"image is {image.size[0]}x{image.size[1]}, the crop is for a {self.size[0]}x{self.size[1]} photo"
+            )
         b = self.box
         out = image.crop((int(b.x), int(b.y), int(b.x2), int(b.y2)))
         if self.shape is not None and self.shape.size is not None and out.size != self.shape.size:
@@ -80,9 +84,9 @@ def default_device():
 
 @dataclass
 class _Prepared:
-    array: np.ndarray        # (C, dim, dim) network input
-    subject_input: Box       # subject in input pixels
-    subject: Box             # subject in photo pixels
+    array: np.ndarray  # (C, dim, dim) network input
+    subject_input: Box  # subject in input pixels
+    subject: Box  # subject in photo pixels
     letterbox: Letterbox
     source: str
     image: Image.Image
@@ -106,8 +110,10 @@ class Cropper:
 
     def __repr__(self) -> str:
         i = self.network.info
-        return (f"Cropper(runtime={self.runtime!r}, variant={i.variant!r}, image_size={i.image_size}, "
-                f"subject_mask={i.use_subject_mask}, subject_pull={self.subject_pull})")
+        return (
+            f"Cropper(runtime={self.runtime!r}, variant={i.variant!r}, image_size={i.image_size}, "
+            f"subject_mask={i.use_subject_mask}, subject_pull={self.subject_pull})"
+        )
 
     @property
     def runtime(self) -> str:
@@ -118,13 +124,22 @@ class Cropper:
     def model(self):
         """The torch module (PyTorch runtime only)."""
         if self.network.runtime != "torch":
-            raise AttributeError(f"this cropper runs on the {self.network.runtime} runtime and has no torch "
-                                 f"module; load it with runtime='torch'")
+            raise AttributeError(
+                f"this cropper runs on the {self.network.runtime} runtime and has no torch "
+                f"module; load it with runtime='torch'"
+            )
         return self.network.model
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
-                        device=None, subject_finder=None, runtime: str = "auto") -> "Cropper":
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        epoch: int | None = None,
+        device=None,
+        subject_finder=None,
+        runtime: str = "auto",
+    ) -> "Cropper":
         """Load a model directory, a hub id, an exported ``.onnx`` file, or (no argument) the bundled model.
 
         ``runtime``: ``"onnx"`` (onnxruntime, no torch needed), ``"torch"``, or
@@ -176,8 +191,7 @@ class Cropper:
         if subject_box.is_empty():
             raise ValueError(f"subject box {list(subject_box.xywh)} has no area")
         if photo.intersection(subject_box) <= 0:
-            raise ValueError(f"subject box {list(subject_box.xywh)} lies outside the "
-                             f"{width}x{height} photo")
+            raise ValueError(f"subject box {list(subject_box.xywh)} lies outside the {width}x{height} photo")
         subject_box = subject_box.clamp(width, height)
 
         array, lb = letterbox_image(img, self.dim, size=size)
@@ -204,8 +218,9 @@ class Cropper:
             return None
         return np.array([shape_request(area=s.area, aspect=s.aspect) for s in shapes], np.float32)
 
-    def _result(self, p: _Prepared, crop_input: np.ndarray, weights: np.ndarray, shape: Shape,
-                keep_subject: bool | None) -> CropResult:
+    def _result(
+        self, p: _Prepared, crop_input: np.ndarray, weights: np.ndarray, shape: Shape, keep_subject: bool | None
+    ) -> CropResult:
         """The network's crop in photo pixels, then the user's rules: inside the photo, the shape, the subject."""
         width, height = p.letterbox.width, p.letterbox.height
         raw = p.letterbox.to_photo(Box.from_xyxy(*crop_input))
@@ -216,8 +231,16 @@ class Cropper:
         if keep:
             box = pull_toward(box, p.subject, self.subject_pull, width, height)
         final = fit_shape(box, shape, width, height, p.subject if keep else None)
-        return CropResult(box=final, raw_box=raw, subject=p.subject, heatmap=weights, size=(width, height),
-                          subject_source=p.source, shape=None if shape.is_free else shape, subject_kept=keep)
+        return CropResult(
+            box=final,
+            raw_box=raw,
+            subject=p.subject,
+            heatmap=weights,
+            size=(width, height),
+            subject_source=p.source,
+            shape=None if shape.is_free else shape,
+            subject_kept=keep,
+        )
 
     @staticmethod
     def _keeps_subject(source: str) -> bool:
@@ -227,9 +250,17 @@ class Cropper:
         crops, weights = self._run_network(prepared, [shape] * len(prepared))
         return [self._result(p, c, w, shape, keep_subject) for p, c, w in zip(prepared, crops, weights)]
 
-    def crop(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
-             aspect: float | str | None = None, area: float | None = None, size: tuple[int, int] | None = None,
-             keep_subject: bool | None = None) -> CropResult:
+    def crop(
+        self,
+        image,
+        subject=None,
+        *,
+        subject_mask: np.ndarray | None = None,
+        aspect: float | str | None = None,
+        area: float | None = None,
+        size: tuple[int, int] | None = None,
+        keep_subject: bool | None = None,
+    ) -> CropResult:
         """Crop one photo around its subject.
 
         ``image``: path, PIL image or array. ``subject``: ``Box`` or ``(x, y, w, h)``
@@ -245,8 +276,15 @@ class Cropper:
         p = self._prepare(image, subject, subject_mask)
         return self._predict([p], shape, keep_subject)[0]
 
-    def crop_shapes(self, image, shapes: Sequence[Shape | str], subject=None, *,
-                    subject_mask: np.ndarray | None = None, keep_subject: bool | None = None) -> list[CropResult]:
+    def crop_shapes(
+        self,
+        image,
+        shapes: Sequence[Shape | str],
+        subject=None,
+        *,
+        subject_mask: np.ndarray | None = None,
+        keep_subject: bool | None = None,
+    ) -> list[CropResult]:
         """One crop per requested shape (``Shape`` or text: ``"1:1"``, ``"16:9"``, ``"1200x630"``, ``"free"``),
         from one decode of the photo and one network pass."""
         shapes = [s if isinstance(s, Shape) else Shape.parse(s) for s in shapes]
@@ -260,10 +298,17 @@ class Cropper:
             crops, weights = np.repeat(c, len(shapes), 0), np.repeat(w, len(shapes), 0)
         return [self._result(p, c, w, s, keep_subject) for s, c, w in zip(shapes, crops, weights)]
 
-    def crop_full(self, image, subject=None, *, subject_mask: np.ndarray | None = None,
-                  aspect: float | str | None = None, area: float | None = None,
-                  size: tuple[int, int] | None = None, keep_subject: bool | None = None
-                  ) -> tuple[CropResult, Image.Image]:
+    def crop_full(
+        self,
+        image,
+        subject=None,
+        *,
+        subject_mask: np.ndarray | None = None,
+        aspect: float | str | None = None,
+        area: float | None = None,
+        size: tuple[int, int] | None = None,
+        keep_subject: bool | None = None,
+    ) -> tuple[CropResult, Image.Image]:
         """:meth:`crop`, plus the photo's full-resolution decode: for writing the cropped photo.
 
         The network sees a reduced decode (large JPEGs are decoded at 1/2 to 1/8
@@ -271,15 +316,27 @@ class Cropper:
         meanwhile in a thread, so writing a 12 MP crop costs little more than
         predicting it. ``result.cut(full)`` is the cropped photo.
         """
-        return self._beside_full_decode(image, lambda img: self.crop(
-            img, subject, subject_mask=subject_mask, aspect=aspect, area=area, size=size, keep_subject=keep_subject))
+        return self._beside_full_decode(
+            image,
+            lambda img: self.crop(
+                img, subject, subject_mask=subject_mask, aspect=aspect, area=area, size=size, keep_subject=keep_subject
+            ),
+        )
 
-    def crop_shapes_full(self, image, shapes: Sequence[Shape | str], subject=None, *,
-                         subject_mask: np.ndarray | None = None, keep_subject: bool | None = None
-                         ) -> tuple[list[CropResult], Image.Image]:
+    def crop_shapes_full(
+        self,
+        image,
+        shapes: Sequence[Shape | str],
+        subject=None,
+        *,
+        subject_mask: np.ndarray | None = None,
+        keep_subject: bool | None = None,
+    ) -> tuple[list[CropResult], Image.Image]:
         """:meth:`crop_shapes`, plus the full-resolution decode (as :meth:`crop_full`)."""
-        return self._beside_full_decode(image, lambda img: self.crop_shapes(
-            img, shapes, subject, subject_mask=subject_mask, keep_subject=keep_subject))
+        return self._beside_full_decode(
+            image,
+            lambda img: self.crop_shapes(img, shapes, subject, subject_mask=subject_mask, keep_subject=keep_subject),
+        )
 
     def _beside_full_decode(self, image, crop):
         """``(crop(image), full decode)``; a file's full decode runs in a thread while ``crop`` works."""
@@ -298,10 +355,18 @@ class Cropper:
             raise
         return result, full.result()[0]
 
-    def crop_many(self, images: Iterable, subjects: Iterable | None = None, *,
-                  subject_masks: Iterable | None = None, batch_size: int = 8,
-                  aspect: float | str | None = None, area: float | None = None,
-                  size: tuple[int, int] | None = None, keep_subject: bool | None = None) -> list[CropResult]:
+    def crop_many(
+        self,
+        images: Iterable,
+        subjects: Iterable | None = None,
+        *,
+        subject_masks: Iterable | None = None,
+        batch_size: int = 8,
+        aspect: float | str | None = None,
+        area: float | None = None,
+        size: tuple[int, int] | None = None,
+        keep_subject: bool | None = None,
+    ) -> list[CropResult]:
         """Crop several photos (any sizes) in batches; ``subjects``/``subject_masks`` and the shape as in :meth:`crop`."""
         shape = Shape.from_aspect(aspect, area, size)
         images = list(images)
@@ -312,7 +377,9 @@ class Cropper:
         results: list[CropResult] = []
         for start in range(0, len(images), batch_size):
             end = start + batch_size
-            chunk = [self._prepare(im, sb, mk) for im, sb, mk in
-                     zip(images[start:end], subjects[start:end], masks[start:end])]
+            chunk = [
+                self._prepare(im, sb, mk)
+                for im, sb, mk in zip(images[start:end], subjects[start:end], masks[start:end])
+            ]
             results.extend(self._predict(chunk, shape, keep_subject))
         return results

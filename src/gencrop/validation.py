@@ -55,8 +55,9 @@ UNIT_TOLERANCE = 1e-6
 class DataError(ValueError):
     """A data file (or one entry of it) is unusable; the message names the file and the entry."""
 
-    def __init__(self, message: str, file: str | os.PathLike | None = None, entry: int | str | None = None,
-                 entry_id: Any = None):
+    def __init__(
+        self, message: str, file: str | os.PathLike | None = None, entry: int | str | None = None, entry_id: Any = None
+    ):
         self.file = None if file is None else str(file)
         self.entry, self.entry_id, self.reason = entry, entry_id, message
         super().__init__(where(self.file, entry, entry_id) + message)
@@ -85,7 +86,7 @@ def _quote(value: Any) -> str:
 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------
@@ -122,8 +123,12 @@ def subject_problem(value: Any, name: str = "subject_xywh") -> str | None:
     if y + h > 1 + UNIT_TOLERANCE:
         bad.append(f"y+h={y + h:g} > 1")
     if bad:
-        return (f"{name} must be in 0-1 coordinates of the photo (" + "; ".join(bad) + ")"
-                + (" - looks like pixels" if max(x + w, y + h) > 2 else ""))
+        return (
+            f"{name} must be in 0-1 coordinates of the photo ("
+            + "; ".join(bad)
+            + ")"
+            + (" - looks like pixels" if max(x + w, y + h) > 2 else "")
+        )
     return None
 
 
@@ -159,8 +164,7 @@ def read_split(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, list):
-        raise DataError(f"must be a JSON list of {{\"id\", \"subject_xywh\"}} entries; got {type(data).__name__}",
-                        path)
+        raise DataError(f'must be a JSON list of {{"id", "subject_xywh"}} entries; got {type(data).__name__}', path)
     out, seen = [], {}
     for i, entry in enumerate(data):
         pid, problems = split_entry_problems(entry)
@@ -181,8 +185,13 @@ def check_disjoint_splits(splits: Mapping[str | os.PathLike, Iterable[dict]]) ->
         for i, entry in enumerate(entries):
             pid = entry["id"]
             if pid in first:
-                raise DataError(f"id also in {first[pid]}: a photo must be in one split only "
-                                "(`gencrop dataset check` lists every overlap)", path, i, pid)
+                raise DataError(
+                    f"id also in {first[pid]}: a photo must be in one split only "
+                    "(`gencrop dataset check` lists every overlap)",
+                    path,
+                    i,
+                    pid,
+                )
         for entry in entries:
             first.setdefault(entry["id"], Path(path).name)
 
@@ -213,8 +222,9 @@ def read_detections(path: str | os.PathLike) -> dict[str, list[dict]]:
                 raise DataError(msg, path, stem)
             mask_id = rec.get("mask_id")
             if mask_id is not None and (isinstance(mask_id, bool) or not isinstance(mask_id, (int, str))):
-                raise DataError(f"detection {k} mask_id must be an integer or a string; got {_short(mask_id)}",
-                                path, stem)
+                raise DataError(
+                    f"detection {k} mask_id must be an integer or a string; got {_short(mask_id)}", path, stem
+                )
     return data
 
 

@@ -20,8 +20,10 @@ TRUTH_COLOR = (60, 220, 60)
 
 def colormap(values: np.ndarray) -> np.ndarray:
     """A perceptually ordered blue -> yellow -> red map for values in [0, 1]; (..., 3) uint8."""
-    stops = np.array([[0.0, 0, 0, 130], [0.25, 0, 90, 255], [0.5, 40, 220, 200],
-                      [0.75, 255, 220, 0], [1.0, 220, 20, 0]], dtype=np.float64)
+    stops = np.array(
+        [[0.0, 0, 0, 130], [0.25, 0, 90, 255], [0.5, 40, 220, 200], [0.75, 255, 220, 0], [1.0, 220, 20, 0]],
+        dtype=np.float64,
+    )
     v = np.clip(values, 0, 1)
     out = np.stack([np.interp(v, stops[:, 0], stops[:, k]) for k in (1, 2, 3)], axis=-1)
     return out.astype(np.uint8)
@@ -49,9 +51,15 @@ def draw_box(draw: ImageDraw.ImageDraw, box: Box, color, width: int) -> None:
     draw.rectangle([box.x, box.y, box.x2 - 1, box.y2 - 1], outline=color, width=width)
 
 
-def overlay(img: Image.Image, crop: Box | None = None, subject: Box | None = None,
-            truths: list[Box] | None = None, heatmap: np.ndarray | None = None,
-            letterbox: Letterbox | None = None, alpha: float = 0.45) -> Image.Image:
+def overlay(
+    img: Image.Image,
+    crop: Box | None = None,
+    subject: Box | None = None,
+    truths: list[Box] | None = None,
+    heatmap: np.ndarray | None = None,
+    letterbox: Letterbox | None = None,
+    alpha: float = 0.45,
+) -> Image.Image:
     """One annotated copy of the photo: heatmap blended in, boxes drawn, outside of crop dimmed."""
     base = img.convert("RGB")
     w, h = base.size
@@ -63,7 +71,7 @@ def overlay(img: Image.Image, crop: Box | None = None, subject: Box | None = Non
     if crop is not None:
         inside = np.zeros((h, w), bool)
         c = crop.clamp(w, h)
-        inside[int(c.y):int(np.ceil(c.y2)), int(c.x):int(np.ceil(c.x2))] = True
+        inside[int(c.y) : int(np.ceil(c.y2)), int(c.x) : int(np.ceil(c.x2))] = True
         arr[~inside] *= 0.55
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)

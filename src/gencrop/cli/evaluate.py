@@ -12,9 +12,12 @@ from . import CommandError, counted, user_error, writable
 
 def register(sub: argparse._SubParsersAction) -> None:
     _register_eval(sub)
-    p = sub.add_parser("sacd-links", help="make SACD's images-sym/ folder (one link per example)",
-                       description="Link SACD/images-sym/<photo>_<k>.jpg to images/<photo>.jpg for every "
-                                   "annotation, as `gencrop eval --benchmark sacd` reads it.")
+    p = sub.add_parser(
+        "sacd-links",
+        help="make SACD's images-sym/ folder (one link per example)",
+        description="Link SACD/images-sym/<photo>_<k>.jpg to images/<photo>.jpg for every "
+        "annotation, as `gencrop eval --benchmark sacd` reads it.",
+    )
     p.add_argument("sacd_dir", metavar="SACD_DIR")
     p.set_defaults(func=run_sacd_links)
     _register_unsplash(sub)
@@ -28,56 +31,92 @@ def _register_eval(sub) -> None:
     from ..data.benchmarks import BENCHMARKS
 
     p = sub.add_parser(
-        "eval", help="score a model or a baseline on a benchmark (IoU, BDE) and write a report",
+        "eval",
+        help="score a model or a baseline on a benchmark (IoU, BDE) and write a report",
         description="Score a GenCrop model (MODEL; default: the bundled one) or a baseline (--method) on a "
-                    "published benchmark, with the published protocol: predictions clamped to the photo, "
-                    "mean IoU, mean boundary displacement / 4 (BDE), fraction with IoU >= 0.75. Without "
-                    "--benchmark, the test split of a generated dataset (--dataset OUTPAINT_DIR) with fixed, "
-                    "seeded views. -o writes summary.json, per_image.csv and index.html.",
+        "published benchmark, with the published protocol: predictions clamped to the photo, "
+        "mean IoU, mean boundary displacement / 4 (BDE), fraction with IoU >= 0.75. Without "
+        "--benchmark, the test split of a generated dataset (--dataset OUTPAINT_DIR) with fixed, "
+        "seeded views. -o writes summary.json, per_image.csv and index.html.",
         epilog="examples:\n"
-               "  gencrop eval runs/portrait --benchmark fcdb --data-root ~/benchmarks -o reports/fcdb\n"
-               "  gencrop eval --method center:0.8 --benchmark gaicd --data-root ~/benchmarks\n"
-               "  gencrop eval runs/portrait --benchmark unsplash --dataset data/portrait --images unsplash/images\n"
-               "  gencrop eval --compare reports/fcdb reports/fcdb-epoch10",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="model directory (ours or the original code's run folder); default: the bundled model")
-    p.add_argument("--method", metavar="BASELINE", help="a baseline instead of a model: identity | center:0.8 | subject")
+        "  gencrop eval runs/portrait --benchmark fcdb --data-root ~/benchmarks -o reports/fcdb\n"
+        "  gencrop eval --method center:0.8 --benchmark gaicd --data-root ~/benchmarks\n"
+        "  gencrop eval runs/portrait --benchmark unsplash --dataset data/portrait --images unsplash/images\n"
+        "  gencrop eval --compare reports/fcdb reports/fcdb-epoch10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="model directory (ours or the original code's run folder); default: the bundled model",
+    )
+    p.add_argument(
+        "--method", metavar="BASELINE", help="a baseline instead of a model: identity | center:0.8 | subject"
+    )
     p.add_argument("--benchmark", "-b", choices=BENCHMARKS, help="benchmark (default: the test split of --dataset)")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="folder holding FCDB/, FLMS/, GAICD/, CPCDataset/, SACD/ as published")
-    p.add_argument("--dataset", metavar="DIR",
-                   help="unsplash: the category folder with testeval_sha256.json.gz + test.json; "
-                        "no --benchmark: the outpainted folder (data/<name>/outpaint)")
+    p.add_argument(
+        "--data-root", metavar="ROOT", help="folder holding FCDB/, FLMS/, GAICD/, CPCDataset/, SACD/ as published"
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help="unsplash: the category folder with testeval_sha256.json.gz + test.json; "
+        "no --benchmark: the outpainted folder (data/<name>/outpaint)",
+    )
     p.add_argument("--images", metavar="DIR", help="unsplash: the folder of img<ID>.jpg")
-    p.add_argument("--all-images", action="store_true",
-                   help="every test photo, not only the human-centric ones (no subject boxes)")
+    p.add_argument(
+        "--all-images", action="store_true", help="every test photo, not only the human-centric ones (no subject boxes)"
+    )
     p.add_argument("--epoch", type=int, help="epoch of an original-code run folder (default: best validation loss)")
     p.add_argument("-o", "--out-dir", metavar="REPORT_DIR", help="write the report here")
-    p.add_argument("--baselines", action="store_true",
-                   help="also score identity, center:0.8 and subject on the same photos (in the report)")
-    p.add_argument("--find-subjects", action="store_true",
-                   help="photos without an annotated subject get the one the subject finder picks "
-                        "(the most prominent detection, else the salient region); used by the model and "
-                        "the subject baseline alike")
-    p.add_argument("--subjects-in-crop", action="store_true",
-                   help="photos without an annotated subject get the most prominent object inside the expert's "
-                        "crop (how the training data defines the subject: a subject a user would give)")
-    p.add_argument("--protocol", choices=("crop", "follow", "shapes"), default="crop",
-                   help="crop: IoU/BDE against the ground truth (default); shapes: the same, asking for a crop "
-                        "of the ground truth's aspect ratio; follow: does the crop follow the subject (crop "
-                        "with subject A, then B = A mirrored or another object; contain, follow, move)")
-    p.add_argument("--allow-subject-cut", action="store_true",
-                   help="score the model's crop as it is, without keeping the subject inside it")
-    p.add_argument("--segment", action="store_true",
-                   help="segment the photos to be scored that detect.json.gz / mask.npz do not cover yet")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also score identity, center:0.8 and subject on the same photos (in the report)",
+    )
+    p.add_argument(
+        "--find-subjects",
+        action="store_true",
+        help="photos without an annotated subject get the one the subject finder picks "
+        "(the most prominent detection, else the salient region); used by the model and "
+        "the subject baseline alike",
+    )
+    p.add_argument(
+        "--subjects-in-crop",
+        action="store_true",
+        help="photos without an annotated subject get the most prominent object inside the expert's "
+        "crop (how the training data defines the subject: a subject a user would give)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("crop", "follow", "shapes"),
+        default="crop",
+        help="crop: IoU/BDE against the ground truth (default); shapes: the same, asking for a crop "
+        "of the ground truth's aspect ratio; follow: does the crop follow the subject (crop "
+        "with subject A, then B = A mirrored or another object; contain, follow, move)",
+    )
+    p.add_argument(
+        "--allow-subject-cut",
+        action="store_true",
+        help="score the model's crop as it is, without keeping the subject inside it",
+    )
+    p.add_argument(
+        "--segment",
+        action="store_true",
+        help="segment the photos to be scored that detect.json.gz / mask.npz do not cover yet",
+    )
     p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
-                   help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
-                        "model.onnx and no GPU is asked for)")
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
+        "model.onnx and no GPU is asked for)",
+    )
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -154,13 +193,17 @@ def _subject_masks(bench, method, args) -> str:
     matched, unmatched, missing = attach_detection_masks(bench)
     not_covered = sum(len(stems) for stems in unsegmented(bench).values())
     if missing or not_covered:
-        what = (", ".join(str(f) for f in missing) + " missing" if missing
-                else f"{counted(not_covered, 'photo')} not in detect.json.gz")
+        what = (
+            ", ".join(str(f) for f in missing) + " missing"
+            if missing
+            else f"{counted(not_covered, 'photo')} not in detect.json.gz"
+        )
         hint = f"make them with `{segment_command(bench)}` (or add --segment --segment-backend yolov7)"
         if method.uses_mask:
             raise CommandError(f"subject masks needed by this model: {what}; {hint}")
-        print(f"gencrop eval: note: no subject masks ({what}; {hint}); "
-              f"{method.name} does not use them", file=sys.stderr)
+        print(
+            f"gencrop eval: note: no subject masks ({what}; {hint}); {method.name} does not use them", file=sys.stderr
+        )
         return "boxes (no segmentation)" if missing else f"detections ({matched} matched, {unmatched} boxes)"
     return f"detections ({matched} matched, {unmatched} boxes)"
 
@@ -185,8 +228,14 @@ def run_eval(args) -> int:
 
     def benchmark(dataset):
         try:
-            return load_benchmark(args.benchmark, args.data_root, all_images=args.all_images,
-                                  dataset=dataset, images=args.images, seed=args.seed)
+            return load_benchmark(
+                args.benchmark,
+                args.data_root,
+                all_images=args.all_images,
+                dataset=dataset,
+                images=args.images,
+                seed=args.seed,
+            )
         except BenchmarkError as e:
             raise CommandError(str(e)) from None
 
@@ -201,7 +250,7 @@ def run_eval(args) -> int:
         bench = benchmark(_own_dataset(args, method))
     annotated = len(bench.photos) + len(bench.missing)
     if args.limit is not None:  # only the photos that will be scored are segmented, given subjects, ...
-        bench.photos = bench.photos[:args.limit]
+        bench.photos = bench.photos[: args.limit]
     masks = _subject_masks(bench, method, args)
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
@@ -211,8 +260,9 @@ def run_eval(args) -> int:
         try:
             n = 0
             if args.find_subjects or args.subjects_in_crop:
-                n = attach_found_subjects(bench, progress=not args.quiet, detector=detector,
-                                          inside_ground_truth=args.subjects_in_crop)
+                n = attach_found_subjects(
+                    bench, progress=not args.quiet, detector=detector, inside_ground_truth=args.subjects_in_crop
+                )
             elif detector is not None:  # annotated subjects: the detector still finds the second objects
                 for photo in bench.photos:
                     from ..io import load_image
@@ -225,12 +275,16 @@ def run_eval(args) -> int:
         masks = f"{masks}; {n} found {how}" if n else masks
     if not bench.photos:
         shown = ", ".join(bench.missing[:3])
-        raise CommandError(f"{bench.description}: no photos to score in {bench.folder}"
-                           + (f" ({len(bench.missing)} annotated photos missing, e.g. {shown})" if bench.missing else ""))
+        raise CommandError(
+            f"{bench.description}: no photos to score in {bench.folder}"
+            + (f" ({len(bench.missing)} annotated photos missing, e.g. {shown})" if bench.missing else "")
+        )
     if bench.missing:
-        print(f"gencrop eval: warning: {len(bench.missing)} of {annotated} annotated "
-              f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
-              file=sys.stderr)
+        print(
+            f"gencrop eval: warning: {len(bench.missing)} of {annotated} annotated "
+            f"photos are missing from {bench.folder} (e.g. {bench.missing[0]}); they are not scored",
+            file=sys.stderr,
+        )
     for line in bench.warnings:
         print(f"gencrop eval: warning: {line}", file=sys.stderr)
     if bench.skipped:
@@ -245,8 +299,15 @@ def run_eval(args) -> int:
         return _run_following(bench, method, args)
     shapes = args.protocol == "shapes"
     writer = ThumbnailWriter(args.out_dir) if args.out_dir else None
-    run = evaluate(bench, method, limit=args.limit, progress=progress, on_photo=writer,
-                   need_pixels=writer is not None, ground_truth_aspect=shapes)
+    run = evaluate(
+        bench,
+        method,
+        limit=args.limit,
+        progress=progress,
+        on_photo=writer,
+        need_pixels=writer is not None,
+        ground_truth_aspect=shapes,
+    )
     run.info["subject_masks"] = masks
     if bench.skipped:
         run.info["not_scored"] = [f"{name}: {why}" for name, why in bench.skipped]
@@ -255,7 +316,7 @@ def run_eval(args) -> int:
         run.info["protocol"] = "shapes: each method asked for a crop of the ground truth's aspect ratio"
     baselines = {}
     if args.baselines:
-        for spec in (SHAPE_BASELINES if shapes else BASELINES):
+        for spec in SHAPE_BASELINES if shapes else BASELINES:
             b = make_baseline(spec)
             if b.name != method.name:
                 baselines[b.name] = evaluate(bench, b, limit=args.limit, progress=False, ground_truth_aspect=shapes)
@@ -266,8 +327,14 @@ def run_eval(args) -> int:
     else:
         from ..evaluation.report import FRAC_KEY
 
-        summary = {"benchmark": run.benchmark, "description": run.description, "method": run.method,
-                   **run.summary(), "num_failed": len(run.failed), "num_missing": len(run.missing)}
+        summary = {
+            "benchmark": run.benchmark,
+            "description": run.description,
+            "method": run.method,
+            **run.summary(),
+            "num_failed": len(run.failed),
+            "num_missing": len(run.missing),
+        }
         summary.setdefault(FRAC_KEY, float("nan"))
     print(format_summary(summary))
     for name, b in baselines.items():
@@ -299,12 +366,34 @@ def _run_following(bench, method, args) -> int:
             print(f"gencrop eval: failed: {name}: {err}", file=sys.stderr)
     if args.out_dir:
         out = Path(args.out_dir) / "following.json"
-        write_json(out, {"benchmark": bench.description, "methods": {
-            r.method: {**r.table(), "photos": r.photos, "failed": len(r.failed),
-                       "per_pair": [{"photo": p.name, "kind": p.kind, "a": list(p.a.xywh), "b": list(p.b.xywh),
-                                     "crop_a": list(p.crop_a.xywh), "crop_b": list(p.crop_b.xywh),
-                                     "contain": p.contain, "follow": p.follow, "move": p.move}
-                                    for p in r.pairs]} for r in runs}})
+        write_json(
+            out,
+            {
+                "benchmark": bench.description,
+                "methods": {
+                    r.method: {
+                        **r.table(),
+                        "photos": r.photos,
+                        "failed": len(r.failed),
+                        "per_pair": [
+                            {
+                                "photo": p.name,
+                                "kind": p.kind,
+                                "a": list(p.a.xywh),
+                                "b": list(p.b.xywh),
+                                "crop_a": list(p.crop_a.xywh),
+                                "crop_b": list(p.crop_b.xywh),
+                                "contain": p.contain,
+                                "follow": p.follow,
+                                "move": p.move,
+                            }
+                            for p in r.pairs
+                        ],
+                    }
+                    for r in runs
+                },
+            },
+        )
         print(f"written: {out}")
     return 0 if runs[0].pairs else 1
 
@@ -346,22 +435,31 @@ def run_sacd_links(args) -> int:
 # unsplash
 # ----------------------------------------------------------------------------
 def _register_unsplash(sub) -> None:
-    p = sub.add_parser("unsplash", help="the paper's Unsplash splits: map ids, download photos",
-                       description="Turn the published SHA-256 split files into Unsplash photo ids "
-                                   "(`prepare`), then download those photos (`download`). Needs the Unsplash "
-                                   "dataset's photos.tsv* tables (https://unsplash.com/data).")
+    p = sub.add_parser(
+        "unsplash",
+        help="the paper's Unsplash splits: map ids, download photos",
+        description="Turn the published SHA-256 split files into Unsplash photo ids "
+        "(`prepare`), then download those photos (`download`). Needs the Unsplash "
+        "dataset's photos.tsv* tables (https://unsplash.com/data).",
+    )
     us = p.add_subparsers(dest="unsplash_command", metavar="SUBCOMMAND")
-    q = us.add_parser("prepare", help="map the SHA-256 ids of the splits to photo ids",
-                      description="Write OUT/<category>/{images,train,val,test}.json (entries gain \"id\") and "
-                                  "copy testeval_sha256.json.gz beside test.json; report missing ids per split.")
+    q = us.add_parser(
+        "prepare",
+        help="map the SHA-256 ids of the splits to photo ids",
+        description='Write OUT/<category>/{images,train,val,test}.json (entries gain "id") and '
+        "copy testeval_sha256.json.gz beside test.json; report missing ids per split.",
+    )
     q.add_argument("hash_dir", metavar="HASH_DIR", help="folder of <category>/*_sha256.json (the paper's data/)")
     q.add_argument("unsplash_dir", metavar="UNSPLASH_DATASET_DIR", help="the extracted Unsplash dataset (photos.tsv*)")
     q.add_argument("-o", "--out-dir", default="data", help="where to write (default: ./data)")
     q.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     q.set_defaults(func=run_unsplash_prepare)
-    d = us.add_parser("download", help="download the photos the splits name (img<ID>.jpg)",
-                      description="Download, in parallel and resumably, the photos listed in DATA/*/images.json "
-                                  "(or every photo with --all) at shortest side 1024 px; RGBA images are rejected.")
+    d = us.add_parser(
+        "download",
+        help="download the photos the splits name (img<ID>.jpg)",
+        description="Download, in parallel and resumably, the photos listed in DATA/*/images.json "
+        "(or every photo with --all) at shortest side 1024 px; RGBA images are rejected.",
+    )
     d.add_argument("unsplash_dir", metavar="UNSPLASH_DATASET_DIR")
     d.add_argument("img_dir", metavar="IMG_DIR")
     d.add_argument("--all", action="store_true", help="every photo of the dataset, not only the splits'")
@@ -402,8 +500,11 @@ def run_unsplash_prepare(args) -> int:
         print(f"{cat}: " + ", ".join(cells))
     print(f"written to {args.out_dir}")
     if any_missing:
-        print("note: missing ids are photos not in the given photos.tsv* tables (a different dataset version, "
-              "or the Lite dataset)", file=sys.stderr)
+        print(
+            "note: missing ids are photos not in the given photos.tsv* tables (a different dataset version, "
+            "or the Lite dataset)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -417,8 +518,15 @@ def run_unsplash_download(args) -> int:
         if not ids:
             raise CommandError(f"no {args.data}/*/images.json: run `gencrop unsplash prepare` first (or use --all)")
     try:
-        summary = download(args.unsplash_dir, args.img_dir, ids=ids, workers=args.workers, retries=args.retries,
-                           timeout=args.timeout, progress=not args.quiet)
+        summary = download(
+            args.unsplash_dir,
+            args.img_dir,
+            ids=ids,
+            workers=args.workers,
+            retries=args.retries,
+            timeout=args.timeout,
+            progress=not args.quiet,
+        )
     except (FileNotFoundError, ValueError) as e:
         raise user_error(e) from None
     print(summary.line() + f", {summary.bytes / 1e6:.1f} MB")
@@ -433,9 +541,12 @@ def run_unsplash_download(args) -> int:
 # dataset
 # ----------------------------------------------------------------------------
 def _register_dataset(sub) -> None:
-    p = sub.add_parser("dataset", help="your own dataset: check split files, link photos as img<ID>.jpg",
-                       description="Tools for a dataset of your own photos: `check` validates train/val/test.json; "
-                                   "`link` makes a folder of img<ID>.jpg links to photos named otherwise.")
+    p = sub.add_parser(
+        "dataset",
+        help="your own dataset: check split files, link photos as img<ID>.jpg",
+        description="Tools for a dataset of your own photos: `check` validates train/val/test.json; "
+        "`link` makes a folder of img<ID>.jpg links to photos named otherwise.",
+    )
     ds = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
     c = ds.add_parser("check", help="validate train/val/test.json (and that the photos exist)")
     c.add_argument("dataset_dir", metavar="DIR")
@@ -455,14 +566,16 @@ def run_dataset_check(args) -> int:
     if not Path(args.dataset_dir).is_dir():
         raise CommandError(f"{args.dataset_dir}: no such folder")
     report = check_dataset(args.dataset_dir, args.images)
-    for prob in report.problems[:args.max_problems]:
+    for prob in report.problems[: args.max_problems]:
         print(prob)
     if len(report.problems) > args.max_problems:
         print(f"... and {len(report.problems) - args.max_problems} more problems")
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
     verdict = "OK" if not report.errors else counted(len(report.errors), "error")
-    print(f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {counted(len(report.warnings), 'warning')}"
-          + ("" if report.photos_checked_in else " (photos not checked: give --images IMG_DIR)"))
+    print(
+        f"{args.dataset_dir}: {counts or 'no split files'}; {verdict}, {counted(len(report.warnings), 'warning')}"
+        + ("" if report.photos_checked_in else " (photos not checked: give --images IMG_DIR)")
+    )
     return 1 if report.errors else 0
 
 
@@ -476,8 +589,10 @@ def run_dataset_link(args) -> int:
         raise CommandError(str(e)) from None
     print(f"gencrop dataset link: {r.linked} links made, {r.existing} already there, {len(r.conflicts)} conflicts")
     if r.not_jpeg:
-        print(f"note: {len(r.not_jpeg)} photos are not JPEG and keep their extension (e.g. {r.not_jpeg[0]})",
-              file=sys.stderr)
+        print(
+            f"note: {len(r.not_jpeg)} photos are not JPEG and keep their extension (e.g. {r.not_jpeg[0]})",
+            file=sys.stderr,
+        )
     for c in r.conflicts[:10]:
         print(f"  conflict: {c}", file=sys.stderr)
     return 1 if r.conflicts else 0

@@ -10,10 +10,13 @@ from . import CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX (cropping without torch)",
-                       description="Export a GenCrop model (the whole network, dynamic batch) to one ONNX "
-                                   "file that `gencrop crop --runtime onnx` and Cropper run with onnxruntime. "
-                                   "`gencrop export default` rebuilds the bundled model's model.onnx.")
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX (cropping without torch)",
+        description="Export a GenCrop model (the whole network, dynamic batch) to one ONNX "
+        "file that `gencrop crop --runtime onnx` and Cropper run with onnxruntime. "
+        "`gencrop export default` rebuilds the bundled model's model.onnx.",
+    )
     p.add_argument("model", metavar="MODEL", help="model directory or hub id; `default` = the bundled model")
     p.add_argument("-o", "--output", help="ONNX file to write (default: MODEL/model.onnx)")
     p.add_argument("--epoch", type=int, help="epoch of a training run directory to export")

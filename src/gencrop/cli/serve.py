@@ -11,33 +11,59 @@ SERVE_HINT = "install the server: pip install 'gencrop[serve]'"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="a web page and an HTTP API that crop photos",
-                       description="Serve a web page at / and a JSON API under /v1/ (OpenAPI at /docs) that "
-                                   "crop uploaded photos around their subject. The model is loaded once.")
+    p = sub.add_parser(
+        "serve",
+        help="a web page and an HTTP API that crop photos",
+        description="Serve a web page at / and a JSON API under /v1/ (OpenAPI at /docs) that "
+        "crop uploaded photos around their subject. The model is loaded once.",
+    )
     p.add_argument("--model", help="model directory or hub id; default: the bundled model")
     p.add_argument("--epoch", type=int, help="epoch to load from a training run / original-code directory")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)",
+    )
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", help="require this key on /v1/crop and /v1/model "
-                                     "('Authorization: Bearer KEY' or 'X-API-Key: KEY')")
-    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser pages from ORIGIN (e.g. https://cms.example.com) to call the API; "
-                        "repeatable; default: CORS off")
+    p.add_argument(
+        "--api-key", help="require this key on /v1/crop and /v1/model ('Authorization: Bearer KEY' or 'X-API-Key: KEY')"
+    )
+    p.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages from ORIGIN (e.g. https://cms.example.com) to call the API; "
+        "repeatable; default: CORS off",
+    )
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body (default 25)")
-    p.add_argument("--max-megapixels", type=float, default=50.0,
-                   help="largest photo, checked before decoding (default 50)")
+    p.add_argument(
+        "--max-megapixels", type=float, default=50.0, help="largest photo, checked before decoding (default 50)"
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds one request may take (default 30)")
-    p.add_argument("--queue-size", type=int, default=32,
-                   help="photos that may wait for the model; beyond, 503 at once (default 32)")
-    p.add_argument("--max-in-flight", type=int, default=64,
-                   help="requests being uploaded or processed at once; beyond, 429 (default 64)")
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=32,
+        help="photos that may wait for the model; beyond, 503 at once (default 32)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=64,
+        help="requests being uploaded or processed at once; beyond, 429 (default 64)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="photos per network pass (default 8)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0,
-                   help="how long a waiting photo waits for others to batch with (default 5)")
-    p.add_argument("--root-path", default="",
-                   help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a waiting photo waits for others to batch with (default 5)",
+    )
+    p.add_argument(
+        "--root-path", default="", help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs"
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -46,11 +72,17 @@ def build_settings(args):
     from ..serve.settings import ServeSettings
 
     try:
-        return ServeSettings(max_upload_bytes=int(args.max_upload_mb * 2**20),
-                             max_pixels=int(args.max_megapixels * 1e6), timeout=args.timeout,
-                             queue_size=args.queue_size, max_in_flight=args.max_in_flight,
-                             batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms,
-                             api_key=args.api_key, cors_origins=list(args.cors))
+        return ServeSettings(
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            max_pixels=int(args.max_megapixels * 1e6),
+            timeout=args.timeout,
+            queue_size=args.queue_size,
+            max_in_flight=args.max_in_flight,
+            batch_size=args.batch_size,
+            batch_wait_ms=args.batch_wait_ms,
+            api_key=args.api_key,
+            cors_origins=list(args.cors),
+        )
     except ValueError as e:
         raise CommandError(str(e)) from None
 
@@ -80,12 +112,24 @@ def run(args) -> int:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
 
     if args.host not in LOOPBACK_HOSTS:
-        print(f"gencrop serve: warning: listening on {args.host}: anyone who can reach this machine can "
-              f"use the server{'' if args.api_key else ' (no --api-key set)'}", file=sys.stderr)
+        print(
+            f"gencrop serve: warning: listening on {args.host}: anyone who can reach this machine can "
+            f"use the server{'' if args.api_key else ' (no --api-key set)'}",
+            file=sys.stderr,
+        )
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"gencrop serve: model {info['name']} loaded; open http://{shown}:{args.port}/ "
-          f"(API docs at /docs)", file=sys.stderr)
+    print(
+        f"gencrop serve: model {info['name']} loaded; open http://{shown}:{args.port}/ (API docs at /docs)",
+        file=sys.stderr,
+    )
     app = create_app(cropper, settings, model_info=info)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1,
-                timeout_graceful_shutdown=10, root_path=args.root_path)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        workers=1,
+        timeout_graceful_shutdown=10,
+        root_path=args.root_path,
+    )
     return 0

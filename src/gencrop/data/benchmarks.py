@@ -75,16 +75,16 @@ class BenchmarkError(ValueError):
 class BenchmarkPhoto:
     """One scored example: a photo (or a view of a canvas), its ground truths and subject, in photo pixels."""
 
-    name: str                                  # unique within the benchmark; shown in reports
+    name: str  # unique within the benchmark; shown in reports
     path: Path
     gts: list[Box]
     subject: Box | None = None
-    mask_polygon: np.ndarray | None = None     # N x 2 photo pixels (from mask.npz)
-    mask_file: Path | None = None              # a mask image of the photo (> 127 is subject)
-    mask_png: bytes | None = None              # the same, as PNG bytes (Unsplash)
-    view: Box | None = None                    # the region of the file that is the photo (own test split)
-    mask_source: str = "box"                   # "detection", "file", "png" or "box"
-    detections: list | None = None             # every detection of the photo, when a detector was run
+    mask_polygon: np.ndarray | None = None  # N x 2 photo pixels (from mask.npz)
+    mask_file: Path | None = None  # a mask image of the photo (> 127 is subject)
+    mask_png: bytes | None = None  # the same, as PNG bytes (Unsplash)
+    view: Box | None = None  # the region of the file that is the photo (own test split)
+    mask_source: str = "box"  # "detection", "file", "png" or "box"
+    detections: list | None = None  # every detection of the photo, when a detector was run
 
     def subject_mask(self, width: int, height: int, scale: float = 1.0) -> np.ndarray | None:
         """The subject as a bool ``height x width`` mask; ``None`` without a subject.
@@ -113,7 +113,7 @@ class BenchmarkPhoto:
             return mask
         mask = np.zeros((height, width), bool)
         x1, y1, x2, y2 = (int(round(v * scale)) for v in self.subject.xyxy)
-        mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+        mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
         return mask
 
 
@@ -122,7 +122,7 @@ class Benchmark:
     name: str
     folder: Path
     photos: list[BenchmarkPhoto]
-    missing: list[str] = field(default_factory=list)   # annotated photos the folder lacks
+    missing: list[str] = field(default_factory=list)  # annotated photos the folder lacks
     description: str = ""
     detection_dirs: list[Path] = field(default_factory=list)  # where detect.json.gz / mask.npz belong
     skipped: list[tuple[str, str]] = field(default_factory=list)  # annotated photos not scored, and why
@@ -142,8 +142,9 @@ def _read(path: Path, what: str, kind: type = dict):
         raise BenchmarkError(f"{path}: missing ({what})")
     data = read_json(path)
     if not isinstance(data, kind):
-        raise DataError(f"must be a JSON {'object' if kind is dict else 'list'} ({what}); "
-                        f"got {type(data).__name__}", path)
+        raise DataError(
+            f"must be a JSON {'object' if kind is dict else 'list'} ({what}); got {type(data).__name__}", path
+        )
     return data
 
 
@@ -152,8 +153,9 @@ def _entry(data: dict, key: str, path: Path, what: str, kind: type = list):
     if key not in data:
         raise DataError(f'no "{key}" ({what})', path)
     if not isinstance(data[key], kind):
-        raise DataError(f'"{key}" must be a JSON {"list" if kind is list else "object"}; '
-                        f"got {type(data[key]).__name__}", path)
+        raise DataError(
+            f'"{key}" must be a JSON {"list" if kind is list else "object"}; got {type(data[key]).__name__}', path
+        )
     return data[key]
 
 
@@ -237,16 +239,21 @@ def load_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Benchma
         human_file = folder / "human_bboxes.json"
         humans = _read(human_file, "FCDB person boxes")
         ids = {n for n in _entry(split, "train", split_file, "FCDB split") + tests if isinstance(n, str)}
-        entries = [(n, [crop(n)], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
-                   for n in sorted(humans) if n in crops and n in ids]
+        entries = [
+            (n, [crop(n)], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
+            for n in sorted(humans)
+            if n in crops and n in ids
+        ]
         desc = "FCDB human-centric (train + test)"
     return _collect(folder, folder / "data", entries, "fcdb", desc)
 
 
 def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
     if not all_images and not (folder / "human_bboxes.json").is_file():
-        raise BenchmarkError(f"{folder}: official FCDB layout without human_bboxes.json; "
-                             "use --all-images for its test split, or add the human-centric annotation files")
+        raise BenchmarkError(
+            f"{folder}: official FCDB layout without human_bboxes.json; "
+            "use --all-images for its test split, or add the human-centric annotation files"
+        )
     test_file = folder / "cropping_testing_set.json"
     tests = _read(test_file, "FCDB test annotations", list)
     crops = {}
@@ -266,8 +273,11 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
     else:
         human_file = folder / "human_bboxes.json"
         humans = _read(human_file, "FCDB person boxes")
-        entries = [(n, [crops[n]], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
-                   for n in sorted(humans) if n in crops]
+        entries = [
+            (n, [crops[n]], annotation_box(humans[n], "xyxy", human_file, n, "person box"))
+            for n in sorted(humans)
+            if n in crops
+        ]
         desc = "FCDB human-centric (official test set)"
     return _collect(folder, image_dir, entries, "fcdb", desc)
 
@@ -289,8 +299,11 @@ def load_flms(data_root: str | os.PathLike, all_images: bool = False) -> Benchma
         desc = "FLMS (all photos)"
     else:
         humans = _read(human_file, "FLMS person boxes")
-        entries = [(n, gts(n), annotation_box(humans[n], "xyxy", human_file, n, "person box"))
-                   for n in sorted(humans) if n in crops]
+        entries = [
+            (n, gts(n), annotation_box(humans[n], "xyxy", human_file, n, "person box"))
+            for n in sorted(humans)
+            if n in crops
+        ]
         desc = "FLMS human-centric"
     return _collect(folder, folder / "image", entries, "flms", desc)
 
@@ -360,9 +373,15 @@ def load_flms_fcdb(data_root: str | os.PathLike, all_images: bool = False) -> Be
             photos.append(p)
         missing += [prefix + m for m in b.missing]
         skipped += [(prefix + n, why) for n, why in b.skipped]
-    return Benchmark("flms+fcdb", Path(data_root), photos, missing,
-                     " + ".join(b.description for b in parts),
-                     detection_dirs=[d for b in parts for d in b.detection_dirs], skipped=skipped)
+    return Benchmark(
+        "flms+fcdb",
+        Path(data_root),
+        photos,
+        missing,
+        " + ".join(b.description for b in parts),
+        detection_dirs=[d for b in parts for d in b.detection_dirs],
+        skipped=skipped,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -402,10 +421,11 @@ def load_sacd(data_root: str | os.PathLike) -> Benchmark:
         best = _entry(data, "best_box", annot_file, "SACD annotation")
         if not best:
             raise DataError("best_box is empty", annot_file)
-        gts = [annotation_box(b, "xyxy", annot_file, f"best_box {k}")
-               for k, b in enumerate(best[:1])]
-        gts += [annotation_box(b, "xyxy", annot_file, f"crop_box {k}")
-                for k, b in enumerate(_entry(data, "crop_box", annot_file, "SACD annotation"))]
+        gts = [annotation_box(b, "xyxy", annot_file, f"best_box {k}") for k, b in enumerate(best[:1])]
+        gts += [
+            annotation_box(b, "xyxy", annot_file, f"crop_box {k}")
+            for k, b in enumerate(_entry(data, "crop_box", annot_file, "SACD annotation"))
+        ]
         subject = annotation_box(subject, "xywh", annot_file, "mask_box", "subject")
         path = image_dir / name
         if not path.exists():
@@ -436,8 +456,9 @@ def load_unsplash(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike)
     labels = _read(label_file, "Unsplash test labels")
     split_file = dataset_dir / "test.json"
     if not split_file.is_file():
-        raise BenchmarkError(f"{split_file}: missing; make it with "
-                             f"`gencrop unsplash prepare HASH_DIR UNSPLASH_DATASET_DIR -o ...`")
+        raise BenchmarkError(
+            f"{split_file}: missing; make it with `gencrop unsplash prepare HASH_DIR UNSPLASH_DATASET_DIR -o ...`"
+        )
     hash_to_id = {}
     for i, d in enumerate(_read(split_file, "Unsplash test split", list)):
         if not isinstance(d, dict) or not isinstance(d.get("hash_id"), str):
@@ -475,15 +496,17 @@ def load_unsplash(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike)
             photo.mask_png, photo.mask_source = base64.b64decode(rec["subject_mask"]), "png"
         photos.append(photo)
     photos, impossible = _drop_impossible_crops(photos)
-    return Benchmark("unsplash", dataset_dir, photos, missing, f"Unsplash {dataset_dir.name} test set",
-                     skipped=skipped + impossible)
+    return Benchmark(
+        "unsplash", dataset_dir, photos, missing, f"Unsplash {dataset_dir.name} test set", skipped=skipped + impossible
+    )
 
 
 # ----------------------------------------------------------------------------
 # the test split of an outpainted training set
 # ----------------------------------------------------------------------------
-def _seeded_view(frame: Box, canvas_w: int, canvas_h: int, rng: np.random.Generator,
-                 min_scale: float = 1.25, max_scale: float = 2.0) -> Box:
+def _seeded_view(
+    frame: Box, canvas_w: int, canvas_h: int, rng: np.random.Generator, min_scale: float = 1.25, max_scale: float = 2.0
+) -> Box:
     """A view of the canvas holding the frame, its long side ``min_scale``-``max_scale`` x the frame's.
 
     The aspect ratios and feasible ranges are the training sampler's; the
@@ -550,9 +573,15 @@ def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "
             photo.subject, photo.mask_source = Box(0, 0, view.w, view.h), WHOLE_VIEW
         photos.append(photo)
     skipped = [(f"id {pid}", why) for pid, why in data.dropped_photos.items()]
-    return Benchmark("own", outpaint_dir, photos, [],
-                     f"{outpaint_dir.parent.name} {split} split ({data.summary()})", skipped=skipped,
-                     warnings=list(data.warnings))
+    return Benchmark(
+        "own",
+        outpaint_dir,
+        photos,
+        [],
+        f"{outpaint_dir.parent.name} {split} split ({data.summary()})",
+        skipped=skipped,
+        warnings=list(data.warnings),
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -628,8 +657,9 @@ def attach_detection_masks(bench: Benchmark) -> tuple[int, int, list[Path]]:
     return matched, unmatched, missing
 
 
-def attach_found_subjects(bench: Benchmark, finder=None, progress: bool = False, *,
-                          inside_ground_truth: bool = False, detector=None) -> int:
+def attach_found_subjects(
+    bench: Benchmark, finder=None, progress: bool = False, *, inside_ground_truth: bool = False, detector=None
+) -> int:
     """Give photos without an annotated subject the one the subject finder picks.
 
     Benchmarks scored on all their photos (``--all-images``) have no subject
@@ -670,9 +700,15 @@ def attach_found_subjects(bench: Benchmark, finder=None, progress: bool = False,
 # ----------------------------------------------------------------------------
 # by name
 # ----------------------------------------------------------------------------
-def load_benchmark(name: str, data_root: str | os.PathLike | None = None, *, all_images: bool = False,
-                   dataset: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
-                   seed: int = 0) -> Benchmark:
+def load_benchmark(
+    name: str,
+    data_root: str | os.PathLike | None = None,
+    *,
+    all_images: bool = False,
+    dataset: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> Benchmark:
     """Load a benchmark by its command-line name (``None``: the test split of ``dataset``)."""
     if name is None:
         if dataset is None:
@@ -681,15 +717,16 @@ def load_benchmark(name: str, data_root: str | os.PathLike | None = None, *, all
     name = name.lower()
     if name == "unsplash":
         if dataset is None or images is None:
-            raise BenchmarkError("--benchmark unsplash needs --dataset DIR (testeval_sha256.json.gz + test.json) "
-                                 "and --images DIR (img<ID>.jpg)")
+            raise BenchmarkError(
+                "--benchmark unsplash needs --dataset DIR (testeval_sha256.json.gz + test.json) "
+                "and --images DIR (img<ID>.jpg)"
+            )
         return load_unsplash(dataset, images)
     if data_root is None:
         raise BenchmarkError(f"--benchmark {name} needs --data-root ROOT (the folder holding {name.upper()}/)")
     if not Path(data_root).is_dir():
         raise BenchmarkError(f"{data_root}: no such folder")
-    loaders = {"fcdb": load_fcdb, "flms": load_flms, "gaicd": load_gaicd, "cpc": load_cpc,
-               "flms+fcdb": load_flms_fcdb}
+    loaders = {"fcdb": load_fcdb, "flms": load_flms, "gaicd": load_gaicd, "cpc": load_cpc, "flms+fcdb": load_flms_fcdb}
     if name == "sacd":
         return load_sacd(data_root)
     if name not in loaders:

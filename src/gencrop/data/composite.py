@@ -36,9 +36,9 @@ TILE_COUNT_PROBS = (0.5, 0.25, 0.25)
 class Tile:
     """Where one photo lands on the canvas: photo pixels ``p`` go to ``p * scale + offset``."""
 
-    cell: Box                     # the layout cell (canvas pixels)
-    placed: Box                   # the photo's rectangle inside the cell (whole canvas pixels)
-    scale: tuple[float, float]    # (x, y): the placed size over the photo's size
+    cell: Box  # the layout cell (canvas pixels)
+    placed: Box  # the photo's rectangle inside the cell (whole canvas pixels)
+    scale: tuple[float, float]  # (x, y): the placed size over the photo's size
     offset: tuple[float, float]
 
     def to_canvas(self, box: Box) -> Box:

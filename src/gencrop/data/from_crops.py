@@ -71,8 +71,9 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
             else:
                 items.append((name, entry["crop"]))
     else:
-        raise DataError(f'expected a list of {{"url", "crop"}} or a {{file: [x, y, w, h]}} map; '
-                        f"got {type(data).__name__}", path)
+        raise DataError(
+            f'expected a list of {{"url", "crop"}} or a {{file: [x, y, w, h]}} map; got {type(data).__name__}', path
+        )
     crops: dict[str, Box] = {}
     for name, crop in items:
         msg = box_problem(crop, "crop")
@@ -89,8 +90,7 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
     return crops, bad
 
 
-def split_ids(ids: Sequence[str], split: str = "train", val_fraction: float = 0.0,
-              seed: int = 0) -> dict[str, str]:
+def split_ids(ids: Sequence[str], split: str = "train", val_fraction: float = 0.0, seed: int = 0) -> dict[str, str]:
     """``{id: split}``: all in ``split``; from ``train``, a seeded ``val_fraction`` goes to ``val``.
 
     Depends only on the set of ids and the seed, so a resumed run (or one in
@@ -126,8 +126,9 @@ def _relative(box: Box, frame: Box) -> list[float]:
     return [(b.x - frame.x) / frame.w, (b.y - frame.y) / frame.h, b.w / frame.w, b.h / frame.h]
 
 
-def _photo_records(subject, detections, frame: Box, keep_all: bool, stem: str, pid: str,
-                   size: tuple[int, int]) -> tuple[list[dict], list[float]]:
+def _photo_records(
+    subject, detections, frame: Box, keep_all: bool, stem: str, pid: str, size: tuple[int, int]
+) -> tuple[list[dict], list[float]]:
     """Detection records (subject first) and the subject relative to the frame, checked with the reader."""
     subj_det = subject.to_detection()
     others = [d for d in detections if d is not subj_det and not (d.box == subj_det.box and d.cls == subj_det.cls)]
@@ -174,10 +175,21 @@ def _load_photo(path: Path, draft: int):
     return img, size
 
 
-def from_crops(annotations: str | os.PathLike, img_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-               split: str = "train", val_fraction: float = 0.1, seed: int = 0, cls: str = "any",
-               finder=None, all_detections: bool = True, copy: bool = False,
-               flush_every: int = 100, quiet: bool = False) -> Summary:
+def from_crops(
+    annotations: str | os.PathLike,
+    img_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    split: str = "train",
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    cls: str = "any",
+    finder=None,
+    all_detections: bool = True,
+    copy: bool = False,
+    flush_every: int = 100,
+    quiet: bool = False,
+) -> Summary:
     """Write (or complete) the training layout for the annotated photos of ``img_dir``.
 
     ``finder`` is a :class:`~gencrop.subject.SubjectFinder` (default: the
@@ -230,8 +242,11 @@ def from_crops(annotations: str | os.PathLike, img_dir: str | os.PathLike, out_d
 
     def flush():
         if results:
-            write_json(outpaint / PARTS_DIR / f"from-crops-{uuid.uuid4().hex[:12]}.json.gz",
-                       {"images": results, "subjects": part_subjects, "failed": {}}, indent=None)
+            write_json(
+                outpaint / PARTS_DIR / f"from-crops-{uuid.uuid4().hex[:12]}.json.gz",
+                {"images": results, "subjects": part_subjects, "failed": {}},
+                indent=None,
+            )
             results.clear()
             part_subjects.clear()
 
@@ -265,8 +280,10 @@ def from_crops(annotations: str | os.PathLike, img_dir: str | os.PathLike, out_d
     flush()
 
     if todo:
-        summary.notes.append(f"{seconds / len(todo):.3f} s per photo (decode, detection, subject); "
-                             f"subjects: {sources['detection']} detected, {sources['saliency']} salient")
+        summary.notes.append(
+            f"{seconds / len(todo):.3f} s per photo (decode, detection, subject); "
+            f"subjects: {sources['detection']} detected, {sources['saliency']} salient"
+        )
     _finish(out_dir, outpaint, [Path(names[n]).stem for n in crops], splits, summary)
     return summary
 
@@ -313,5 +330,7 @@ def _reader_check(out_dir: Path) -> str:
         kept += data.num_photos
         heuristic += data.stats["heuristic"]
         unmatched += data.stats["no_subject_match"]
-    return (f"training reader: {kept} photos kept, {heuristic} dropped by its heuristic filter "
-            f"(--no-heuristic-filter keeps them), {unmatched} without a matched subject")
+    return (
+        f"training reader: {kept} photos kept, {heuristic} dropped by its heuristic filter "
+        f"(--no-heuristic-filter keeps them), {unmatched} without a matched subject"
+    )

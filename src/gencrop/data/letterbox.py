@@ -57,8 +57,9 @@ class Letterbox:
         return box.translate(-ox, -oy).scale(self.width / rw, self.height / rh)
 
 
-def letterbox_image(img: Image.Image, dim: int, size: tuple[int, int] | None = None,
-                    resample=Image.BILINEAR) -> tuple[np.ndarray, Letterbox]:
+def letterbox_image(
+    img: Image.Image, dim: int, size: tuple[int, int] | None = None, resample=Image.BILINEAR
+) -> tuple[np.ndarray, Letterbox]:
     """Resize and pad a PIL RGB image; returns a normalised float32 CHW array and its geometry.
 
     ``size`` is the full photo size when ``img`` was decoded at reduced
@@ -72,7 +73,7 @@ def letterbox_image(img: Image.Image, dim: int, size: tuple[int, int] | None = N
     pix = np.asarray(small, dtype=np.float32).transpose(2, 0, 1) / 255.0
     mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
     std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
-    arr[:, oy:oy + rh, ox:ox + rw] = (pix - mean) / std
+    arr[:, oy : oy + rh, ox : ox + rw] = (pix - mean) / std
     return arr, lb
 
 
@@ -83,7 +84,7 @@ def letterbox_mask(mask: np.ndarray, lb: Letterbox) -> np.ndarray:
     m = Image.fromarray((np.asarray(mask, dtype=np.float32) * 255).astype(np.uint8))
     small = np.asarray(m.resize((rw, rh), Image.BILINEAR), dtype=np.float32) / 255.0
     out = np.zeros((lb.dim, lb.dim), np.float32)
-    out[oy:oy + rh, ox:ox + rw] = (small >= 0.5).astype(np.float32)
+    out[oy : oy + rh, ox : ox + rw] = (small >= 0.5).astype(np.float32)
     return out
 
 
@@ -95,5 +96,5 @@ def box_mask(box: Box, dim: int) -> np.ndarray:
     """
     out = np.zeros((dim, dim), np.float32)
     x1, y1, x2, y2 = (int(v) for v in box.xyxy)
-    out[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = 1.0
+    out[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = 1.0
     return out

@@ -59,10 +59,10 @@ class Variation:
 
     id: str
     img_file: str
-    crop: Box                       # where the original photo (the frame) sits in the canvas
-    subject: Box | None             # the matched detection
+    crop: Box  # where the original photo (the frame) sits in the canvas
+    subject: Box | None  # the matched detection
     subject_mask_id: object | None  # key of its polygon in mask.npz
-    subject_orig: Box | None        # the annotated subject mapped into the canvas
+    subject_orig: Box | None  # the annotated subject mapped into the canvas
     width: int
     height: int
 
@@ -73,10 +73,10 @@ class Variation:
             "img_file": self.img_file,
             "crop_xywh": list(self.crop.xywh),
             "crop_score": -1,
-            "subject": None if self.subject is None else {
-                "xywh": list(self.subject.xywh), "score": -1, "payload_mask_id": self.subject_mask_id},
-            "subject_orig": None if self.subject_orig is None else {
-                "xywh": list(self.subject_orig.xywh), "score": 1.0},
+            "subject": None
+            if self.subject is None
+            else {"xywh": list(self.subject.xywh), "score": -1, "payload_mask_id": self.subject_mask_id},
+            "subject_orig": None if self.subject_orig is None else {"xywh": list(self.subject_orig.xywh), "score": 1.0},
             "height": self.height,
             "width": self.width,
         }
@@ -109,9 +109,13 @@ def _subject_in_canvas(subject_xywh: Sequence[float], crop: Box) -> Box:
     return Box(crop.x + sx * crop.w, crop.y + sy * crop.h, sw * crop.w, sh * crop.h)
 
 
-def load_outpaint_split(split_data: Iterable[dict], img_files: Iterable[str], det_dict: dict | None,
-                        filter_with_heuristics: bool = True,
-                        canvas_size: Callable[[str], tuple[int, int]] | None = None) -> Iterator[Variation]:
+def load_outpaint_split(
+    split_data: Iterable[dict],
+    img_files: Iterable[str],
+    det_dict: dict | None,
+    filter_with_heuristics: bool = True,
+    canvas_size: Callable[[str], tuple[int, int]] | None = None,
+) -> Iterator[Variation]:
     """Yield the usable variations, in the order of ``img_files``.
 
     ``det_dict`` maps a file stem to detections ``[{"xywh", "mask_id", ...}]``
@@ -170,9 +174,9 @@ class OutpaintSet:
 
     image_dir: Path
     groups: "OrderedDict[str, list[Variation]]"
-    polygons: dict            # mask_id (as stored in detect.json) -> N x 2 float32 polygon
-    stats: dict               # counts of files read and dropped, by reason
-    warnings: list[str] = field(default_factory=list)   # one line each: skipped canvases, missing masks
+    polygons: dict  # mask_id (as stored in detect.json) -> N x 2 float32 polygon
+    stats: dict  # counts of files read and dropped, by reason
+    warnings: list[str] = field(default_factory=list)  # one line each: skipped canvases, missing masks
     dropped_photos: dict[str, str] = field(default_factory=dict)  # split ids without a usable canvas -> why
 
     @property
@@ -185,9 +189,11 @@ class OutpaintSet:
 
     def summary(self) -> str:
         s = self.stats
-        return (f"{self.num_photos} photos, {self.num_variations} variations kept of {s['files']} canvases "
-                f"(dropped: {s['not_in_split']} not in split, {s['bad']} bad, {s['unreadable']} unreadable, "
-                f"{s['no_subject_match']} no subject match, {s['heuristic']} heuristic filter)")
+        return (
+            f"{self.num_photos} photos, {self.num_variations} variations kept of {s['files']} canvases "
+            f"(dropped: {s['not_in_split']} not in split, {s['bad']} bad, {s['unreadable']} unreadable, "
+            f"{s['no_subject_match']} no subject match, {s['heuristic']} heuristic filter)"
+        )
 
 
 def read_bad_list(path: Path) -> set[str]:
@@ -210,8 +216,14 @@ def read_split_files(dataset_dir: str | os.PathLike, splits: Sequence[str]) -> d
     return entries
 
 
-def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, bad_filter: bool = True,
-                      heuristic_filter: bool = True, canvas_size: tuple[int, int] | None = None) -> OutpaintSet:
+def read_outpaint_set(
+    outpaint_dir: str | os.PathLike,
+    split: str = "train",
+    *,
+    bad_filter: bool = True,
+    heuristic_filter: bool = True,
+    canvas_size: tuple[int, int] | None = None,
+) -> OutpaintSet:
     """Read ``<dataset>/<split>.json`` and the canvases of ``<dataset>/outpaint``.
 
     ``canvas_size`` fixes the size of every canvas (the outpainter's 512 x 512);
@@ -250,8 +262,9 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
             in_split.append(f)
     good = [f for f in in_split if f not in bad]
     if det_dict is None and any(d.get("subject_xywh") is not None for d in split_data):
-        raise FileNotFoundError(f"{outpaint_dir}/detect.json.gz is missing but the split has subjects "
-                                "(run `gencrop segment` first)")
+        raise FileNotFoundError(
+            f"{outpaint_dir}/detect.json.gz is missing but the split has subjects (run `gencrop segment` first)"
+        )
 
     # Canvas sizes up front: one unreadable canvas is dropped and reported, never fatal.
     warnings: list[str] = []
@@ -292,11 +305,19 @@ def read_outpaint_set(outpaint_dir: str | os.PathLike, split: str = "train", *, 
     boxed = [v for v in with_subject if v.subject_mask_id is None or str(v.subject_mask_id) not in polygons]
     if boxed:
         why = f"{mask_file} missing" if not mask_file.is_file() else f"no polygon in {mask_file}"
-        warnings.append(f"{len(boxed)} of {len(with_subject)} subjects have no mask ({why}, e.g. {boxed[0].img_file}); "
-                        "their detection box is used as the mask")
+        warnings.append(
+            f"{len(boxed)} of {len(with_subject)} subjects have no mask ({why}, e.g. {boxed[0].img_file}); "
+            "their detection box is used as the mask"
+        )
     groups = group_variations(kept)
     has_canvas = {parse_outpaint_name(f)[0] for f in in_split}
-    dropped = {d["id"]: ("every canvas was dropped (bad, unreadable, no subject match or heuristic filter)"
-                         if d["id"] in has_canvas else f"no canvas img{d['id']}_X_Y_W_H.* in {image_dir}")
-               for d in split_data if d["id"] not in groups}
+    dropped = {
+        d["id"]: (
+            "every canvas was dropped (bad, unreadable, no subject match or heuristic filter)"
+            if d["id"] in has_canvas
+            else f"no canvas img{d['id']}_X_Y_W_H.* in {image_dir}"
+        )
+        for d in split_data
+        if d["id"] not in groups
+    }
     return OutpaintSet(image_dir, groups, polygons, stats, warnings, dropped)

@@ -27,8 +27,8 @@ def photo_file(photo_id: str) -> str:
 
 @dataclass
 class Problem:
-    level: str      # "error" | "warning"
-    where: str      # file and entry
+    level: str  # "error" | "warning"
+    where: str  # file and entry
     message: str
 
     def __str__(self) -> str:
@@ -37,9 +37,9 @@ class Problem:
 
 @dataclass
 class CheckReport:
-    counts: dict[str, int] = field(default_factory=dict)   # split -> entries
+    counts: dict[str, int] = field(default_factory=dict)  # split -> entries
     problems: list[Problem] = field(default_factory=list)
-    photos_checked_in: Path | None = None                   # the folder the photos were checked against
+    photos_checked_in: Path | None = None  # the folder the photos were checked against
 
     @property
     def errors(self) -> list[Problem]:
@@ -98,7 +98,7 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
         all_ids[split] = ids
 
     if images_dir is None and (dataset_dir / "outpaint" / "images").is_dir():
-        images_dir = dataset_dir / "outpaint" / "images"   # a `gencrop data from-crops` dataset
+        images_dir = dataset_dir / "outpaint" / "images"  # a `gencrop data from-crops` dataset
     if images_dir is not None:
         images_dir = Path(images_dir)
         if not images_dir.is_dir():
@@ -125,8 +125,11 @@ def _check_photos(report: CheckReport, images_dir: Path, all_ids: dict[str, list
         for pid in missing[:20]:
             report.add("error", f"{split}.json (id {pid!r})", f"photo {images_dir / photo_file(pid)} missing")
         if len(missing) > 20:
-            report.add("error", f"{split}.json", f"... and {len(missing) - 20} more photos missing "
-                                                 f"({len(missing)} of {len(ids)})")
+            report.add(
+                "error",
+                f"{split}.json",
+                f"... and {len(missing) - 20} more photos missing ({len(missing)} of {len(ids)})",
+            )
         unreadable = []
         for pid in ids:
             for path in files.get(pid, []):

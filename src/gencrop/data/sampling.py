@@ -37,10 +37,10 @@ LANDSCAPE_RATIOS = (1.0, 4 / 5, 3 / 4, 5 / 7, 2 / 3, 9 / 16)
 class ViewSampler:
     """Draws a view (integer canvas pixels) that contains the frame and lies inside the canvas."""
 
-    max_scale: float = 2.0        # long side of the view over the frame's long side
-    invert_prob: float = 0.2      # a portrait frame gets a landscape view this often ...
+    max_scale: float = 2.0  # long side of the view over the frame's long side
+    invert_prob: float = 0.2  # a portrait frame gets a landscape view this often ...
     invert_max_scale: float = 1.1  # ... at most this much taller than the frame
-    edge_prob: float = 0.25       # push the view to one end of its allowed position range
+    edge_prob: float = 0.25  # push the view to one end of its allowed position range
     # Use the whole canvas as the view this often. Real-context data (expert crops
     # inside real photos) is judged on whole photos, so this matches the test
     # distribution; outpainted canvases (the paper's data) keep it at 0.
@@ -48,12 +48,13 @@ class ViewSampler:
 
     # -- feasible ranges -------------------------------------------------------
     @staticmethod
-    def _long_side_range(fw: float, fh: float, width: int, height: int, ratio: float, portrait_view: bool,
-                         max_long: float) -> tuple[float, float] | None:
+    def _long_side_range(
+        fw: float, fh: float, width: int, height: int, ratio: float, portrait_view: bool, max_long: float
+    ) -> tuple[float, float] | None:
         """Allowed long side L of a view with short/long ``ratio``: contains the frame, fits the canvas."""
-        if portrait_view:   # w = ratio * L, h = L
+        if portrait_view:  # w = ratio * L, h = L
             lo, hi = max(fh, fw / ratio), min(height, width / ratio)
-        else:               # w = L, h = ratio * L
+        else:  # w = L, h = ratio * L
             lo, hi = max(fw, fh / ratio), min(width, height / ratio)
         hi = min(hi, max_long)
         return (lo, hi) if hi >= lo else None
@@ -91,8 +92,9 @@ class ViewSampler:
             return lo if rng.random() < 0.5 else hi
         return int(rng.integers(lo, hi + 1))
 
-    def sample(self, frame: Box, width: int, height: int, rng: np.random.Generator,
-               invert: bool = True) -> tuple[Box, bool]:
+    def sample(
+        self, frame: Box, width: int, height: int, rng: np.random.Generator, invert: bool = True
+    ) -> tuple[Box, bool]:
         """A view for ``frame`` in a ``width`` x ``height`` canvas; returns ``(view, fell_back)``.
 
         ``fell_back`` is True when no listed aspect ratio fits and the whole
@@ -156,8 +158,7 @@ def photometric_augment(img: Image.Image, rng: np.random.Generator) -> Image.Ima
     return img
 
 
-def elastic_warp(img: Image.Image, rng: np.random.Generator, alpha: float = 0.02, sigma: float = 0.05
-                 ) -> Image.Image:
+def elastic_warp(img: Image.Image, rng: np.random.Generator, alpha: float = 0.02, sigma: float = 0.05) -> Image.Image:
     """Smooth random displacement of up to about ``alpha`` of the image size (local, small)."""
     w, h = img.size
     # a coarse random field, smoothly upsampled: a cheap stand-in for a blurred per-pixel field

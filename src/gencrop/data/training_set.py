@@ -53,9 +53,19 @@ class TrainingSet(torch.utils.data.Dataset):
     fixed per index) enlarged view, no photometric change, no flip, no jitter.
     """
 
-    def __init__(self, data: OutpaintSet, dim: int = 256, *, use_subject: bool = False, augment: bool = True,
-                 invert: bool = True, max_len: int | None = None, seed: int = 0,
-                 sampler: ViewSampler | None = None, composite_prob: float = 0.0):
+    def __init__(
+        self,
+        data: OutpaintSet,
+        dim: int = 256,
+        *,
+        use_subject: bool = False,
+        augment: bool = True,
+        invert: bool = True,
+        max_len: int | None = None,
+        seed: int = 0,
+        sampler: ViewSampler | None = None,
+        composite_prob: float = 0.0,
+    ):
         if data.num_photos == 0:
             raise ValueError("the training set is empty (no usable variations)")
         self.data = data
@@ -70,7 +80,7 @@ class TrainingSet(torch.utils.data.Dataset):
             raise ValueError(f"composite_prob must be in [0, 1]; got {composite_prob}")
         self.composite_prob = float(composite_prob)
         self._photos = list(data.groups)
-        self._unreadable: set[str] = set()   # canvases already reported by this process
+        self._unreadable: set[str] = set()  # canvases already reported by this process
         self.epoch = -1
         self.set_epoch(0)
 
@@ -92,10 +102,12 @@ class TrainingSet(torch.utils.data.Dataset):
 
     def room_report(self, threshold: float = 1.05) -> dict:
         """How many variations leave room for an enlarged view (real-context frames often do not)."""
-        rooms = [self.sampler.room(v.crop, v.width, v.height)
-                 for vs in self.data.groups.values() for v in vs]
-        return {"variations": len(rooms), "with_room": int(sum(r >= threshold for r in rooms)),
-                "median_room": float(np.median(rooms)) if rooms else float("nan")}
+        rooms = [self.sampler.room(v.crop, v.width, v.height) for vs in self.data.groups.values() for v in vs]
+        return {
+            "variations": len(rooms),
+            "with_room": int(sum(r >= threshold for r in rooms)),
+            "median_room": float(np.median(rooms)) if rooms else float("nan"),
+        }
 
     # -- items -----------------------------------------------------------------
     def __getitem__(self, index: int) -> dict:
@@ -109,16 +121,23 @@ class TrainingSet(torch.utils.data.Dataset):
             choice = self._items[(index + step) % n]
             rng = np.random.default_rng((self.seed, self.epoch if self.augment else 0, choice.photo_index))
             try:
-                if (self.composite_prob > 0 and choice.variation.subject is not None and len(self._photos) > 1
-                        and rng.random() < self.composite_prob):
+                if (
+                    self.composite_prob > 0
+                    and choice.variation.subject is not None
+                    and len(self._photos) > 1
+                    and rng.random() < self.composite_prob
+                ):
                     item = self.render_composite(choice, rng)
                 else:
                     item = self.render(choice.variation, rng)
             except (ImageReadError, OSError) as e:
                 if choice.variation.img_file not in self._unreadable:
                     self._unreadable.add(choice.variation.img_file)
-                    print(f"gencrop train: warning: {e}; another example is used in its place",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"gencrop train: warning: {e}; another example is used in its place",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 continue
             item["replaced"] = torch.tensor(float(step > 0))
             return item
@@ -134,9 +153,16 @@ class TrainingSet(torch.utils.data.Dataset):
         # keep the box inside the decoded image (a frame may touch the canvas edge).
         fx, fy = img.size[0] / full[0], img.size[1] / full[1]
         lb = Letterbox(int(view.w), int(view.h), dim)
-        small = img.resize(lb.resized, Image.BILINEAR,
-                           box=(max(0.0, view.x * fx), max(0.0, view.y * fy),
-                                min(img.size[0], view.x2 * fx), min(img.size[1], view.y2 * fy)))
+        small = img.resize(
+            lb.resized,
+            Image.BILINEAR,
+            box=(
+                max(0.0, view.x * fx),
+                max(0.0, view.y * fy),
+                min(img.size[0], view.x2 * fx),
+                min(img.size[1], view.y2 * fy),
+            ),
+        )
         if self.augment:
             small = photometric_augment(small, rng)
         arr, lb = letterbox_image(small, dim, size=(int(view.w), int(view.h)))
@@ -149,7 +175,7 @@ class TrainingSet(torch.utils.data.Dataset):
         """``choice``'s photo among 1-3 other photos on one canvas; its frame is the target."""
         dim = self.dim
         count = min(tile_count(rng), len(self._photos))
-        others = [int(i) for i in rng.permutation(len(self._photos)) if int(i) != choice.photo_index][:count - 1]
+        others = [int(i) for i in rng.permutation(len(self._photos)) if int(i) != choice.photo_index][: count - 1]
         variations = [choice.variation]
         for i in others:
             group = self.data.groups[self._photos[i]]
@@ -168,11 +194,17 @@ class TrainingSet(torch.utils.data.Dataset):
         target = tiles[0]
         (ox, oy) = lb.offset
         placement = _Placement(target.scale[0], target.scale[1], target.offset[0] + ox, target.offset[1] + oy)
-        return self._finish(arr, choice.variation, placement, placement.to_input(
-            Box(0, 0, choice.variation.width, choice.variation.height)), rng)
+        return self._finish(
+            arr,
+            choice.variation,
+            placement,
+            placement.to_input(Box(0, 0, choice.variation.width, choice.variation.height)),
+            rng,
+        )
 
-    def _finish(self, arr: np.ndarray, v: Variation, placement: "_Placement", valid: Box,
-                rng: np.random.Generator) -> dict:
+    def _finish(
+        self, arr: np.ndarray, v: Variation, placement: "_Placement", valid: Box, rng: np.random.Generator
+    ) -> dict:
         """The item: boxes of ``v`` mapped into the input, the subject mask channel, jitter and flip.
 
         ``valid`` is where ``v``'s photo lies in the input (the rest is padding or other photos).
@@ -215,7 +247,7 @@ class TrainingSet(torch.utils.data.Dataset):
         mask = polygon_to_mask(pts, dim, dim)
         vx, vy, vw, vh = (int(c) for c in valid.xywh)
         clipped = np.zeros((dim, dim), np.float32)
-        clipped[vy:vy + vh, vx:vx + vw] = mask[vy:vy + vh, vx:vx + vw]
+        clipped[vy : vy + vh, vx : vx + vw] = mask[vy : vy + vh, vx : vx + vw]
         return clipped
 
 

@@ -51,8 +51,9 @@ def sha256_id(photo_id: str) -> str:
     return hashlib.sha256(photo_id.encode("utf-8")).hexdigest()
 
 
-def read_photos_table(dataset_dir: str | os.PathLike, columns: tuple[str, ...] = ("photo_image_url",)
-                      ) -> dict[str, dict]:
+def read_photos_table(
+    dataset_dir: str | os.PathLike, columns: tuple[str, ...] = ("photo_image_url",)
+) -> dict[str, dict]:
     """``{photo_id: {column: value}}`` from every ``photos.tsv*`` file of the Unsplash dataset."""
     dataset_dir = Path(dataset_dir)
     files = sorted(p for p in dataset_dir.glob("photos.tsv*") if p.is_file())
@@ -75,8 +76,12 @@ def read_photos_table(dataset_dir: str | os.PathLike, columns: tuple[str, ...] =
 # ----------------------------------------------------------------------------
 # prepare
 # ----------------------------------------------------------------------------
-def prepare(hash_dir: str | os.PathLike, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
-            categories: tuple[str, ...] = CATEGORIES) -> dict:
+def prepare(
+    hash_dir: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    categories: tuple[str, ...] = CATEGORIES,
+) -> dict:
     """Write ``out/<category>/{images,train,val,test}.json`` with photo ids; returns counts per file.
 
     Split entries keep their fields and gain ``id``. ``images.json`` lists
@@ -145,12 +150,14 @@ class DownloadSummary:
     total: int = 0
     done: int = 0
     skipped: int = 0
-    failed: dict[str, str] = field(default_factory=dict)   # photo id -> reason
+    failed: dict[str, str] = field(default_factory=dict)  # photo id -> reason
     bytes: int = 0
 
     def line(self) -> str:
-        return (f"unsplash download: {self.done} downloaded, {self.skipped} already there, "
-                f"{len(self.failed)} failed (of {self.total})")
+        return (
+            f"unsplash download: {self.done} downloaded, {self.skipped} already there, "
+            f"{len(self.failed)} failed (of {self.total})"
+        )
 
 
 def _with_query(url: str, **params) -> str:
@@ -181,8 +188,9 @@ def _decode(data: bytes) -> Image.Image:
     return im
 
 
-def download_photo(photo_id: str, url: str, out_path: Path, *, max_short: int = MAX_SHORT_SIDE,
-                   timeout: float = 30.0) -> int:
+def download_photo(
+    photo_id: str, url: str, out_path: Path, *, max_short: int = MAX_SHORT_SIDE, timeout: float = 30.0
+) -> int:
     """Fetch one photo at shortest side ``max_short``; returns the bytes written.
 
     The image server is asked for that size (height first; a portrait photo is
@@ -216,9 +224,18 @@ def wanted_ids(data_dir: str | os.PathLike) -> set[str]:
     return ids
 
 
-def download(dataset_dir: str | os.PathLike, img_dir: str | os.PathLike, *, ids: set[str] | None = None,
-             workers: int = 16, retries: int = 3, backoff: float = 1.0, timeout: float = 30.0,
-             max_short: int = MAX_SHORT_SIDE, progress: bool = True) -> DownloadSummary:
+def download(
+    dataset_dir: str | os.PathLike,
+    img_dir: str | os.PathLike,
+    *,
+    ids: set[str] | None = None,
+    workers: int = 16,
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+    max_short: int = MAX_SHORT_SIDE,
+    progress: bool = True,
+) -> DownloadSummary:
     """Download the photos of ``ids`` (all photos of the tables with ``None``) into ``img_dir``.
 
     Resumable: a photo already saved is skipped (files are written atomically,
@@ -253,13 +270,19 @@ def download(dataset_dir: str | os.PathLike, img_dir: str | os.PathLike, *, ids:
             except (OSError, urllib.error.URLError) as e:
                 last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
                 if attempt < retries:
-                    time.sleep(backoff * 2 ** attempt)
+                    time.sleep(backoff * 2**attempt)
         return pid, "failed", 0, f"{last} (after {retries + 1} tries)"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(work, pid, url) for pid, url in todo]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="unsplash download", unit="photo",
-                        disable=not progress, dynamic_ncols=True):
+        for fut in tqdm(
+            as_completed(futures),
+            total=len(futures),
+            desc="unsplash download",
+            unit="photo",
+            disable=not progress,
+            dynamic_ncols=True,
+        ):
             pid, status, size, reason = fut.result()
             if status == "done":
                 summary.done += 1

@@ -49,8 +49,14 @@ def to_ascii(text: str) -> str:
 class Blip2Captioner:
     """BLIP-2 image captioning (fp16 on CUDA, fp32 elsewhere)."""
 
-    def __init__(self, model: str = DEFAULT_BLIP2, device: str | None = None, max_new_tokens: int = 30,
-                 min_new_tokens: int | None = None, num_beams: int = 1):
+    def __init__(
+        self,
+        model: str = DEFAULT_BLIP2,
+        device: str | None = None,
+        max_new_tokens: int = 30,
+        min_new_tokens: int | None = None,
+        num_beams: int = 1,
+    ):
         import torch
         from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
@@ -69,12 +75,14 @@ class Blip2Captioner:
         import torch
 
         inputs = self.processor(images=images, return_tensors="pt")
-        inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
-                  for k, v in inputs.items()}
+        inputs = {
+            k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in inputs.items()
+        }
         with torch.inference_mode():
             out = self.model.generate(**inputs, **self.generate_kwargs)
         if "input_ids" in inputs and out.shape[1] > inputs["input_ids"].shape[1]:
-            out = out[:, inputs["input_ids"].shape[1]:]  # generate returns the prompt too
+            out = out[:, inputs["input_ids"].shape[1] :]  # generate returns the prompt too
         return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
 
 
@@ -86,9 +94,21 @@ def _transformers_at_least(version: str) -> bool:
 
 
 _NUMBERS = ["no", "a", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-_PLURALS = {"person": "people", "mouse": "mice", "sheep": "sheep", "skis": "skis", "scissors": "scissors",
-            "bus": "buses", "couch": "couches", "bench": "benches", "knife": "knives", "wine glass": "wine glasses",
-            "sandwich": "sandwiches", "toothbrush": "toothbrushes", "giraffe": "giraffes"}
+_PLURALS = {
+    "person": "people",
+    "mouse": "mice",
+    "sheep": "sheep",
+    "skis": "skis",
+    "scissors": "scissors",
+    "bus": "buses",
+    "couch": "couches",
+    "bench": "benches",
+    "knife": "knives",
+    "wine glass": "wine glasses",
+    "sandwich": "sandwiches",
+    "toothbrush": "toothbrushes",
+    "giraffe": "giraffes",
+}
 
 
 def labels_caption(classes_by_score: Sequence[str]) -> str:
@@ -127,8 +147,9 @@ class LabelCaptioner:
         return captions
 
 
-def make_captioner(kind: str = "blip2", model: str | None = None, device: str | None = None,
-                   segment_backend: str = "yolov7") -> Captioner:
+def make_captioner(
+    kind: str = "blip2", model: str | None = None, device: str | None = None, segment_backend: str = "yolov7"
+) -> Captioner:
     """``blip2`` (``model`` = any BLIP-2 id or folder) or ``labels`` (``model`` = detector weights)."""
     if kind == "blip2":
         return Blip2Captioner(model or DEFAULT_BLIP2, device=device)
@@ -142,10 +163,20 @@ def make_captioner(kind: str = "blip2", model: str | None = None, device: str | 
 # ----------------------------------------------------------------------------
 # the stage
 # ----------------------------------------------------------------------------
-def caption_folder(img_dir: str | Path, out_dir: str | Path, *, captioner: Captioner | None = None,
-                   kind: str = "blip2", model: str | None = None, device: str | None = None,
-                   segment_backend: str = "yolov7", ids: Sequence[str] | None = None, shard: Shard = Shard(),
-                   batch_size: int = 8, quiet: bool = False) -> Summary:
+def caption_folder(
+    img_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    captioner: Captioner | None = None,
+    kind: str = "blip2",
+    model: str | None = None,
+    device: str | None = None,
+    segment_backend: str = "yolov7",
+    ids: Sequence[str] | None = None,
+    shard: Shard = Shard(),
+    batch_size: int = 8,
+    quiet: bool = False,
+) -> Summary:
     """Caption every ``img<ID>`` photo of ``img_dir`` that has no ``blip<ID>.txt`` yet (this shard's share)."""
     out_dir = Path(out_dir)
     summary = Summary("caption", shard)
@@ -164,6 +195,14 @@ def caption_folder(img_dir: str | Path, out_dir: str | Path, *, captioner: Capti
         with atomic_open(caption_path(out_dir, pid), "w", encoding="ascii") as f:
             f.write(text)
 
-    run_batches(todo, load=lambda pid: open_photo(photos[pid]), process=captioner, save=save,
-                summary=summary, batch_size=batch_size, desc="caption", quiet=quiet)
+    run_batches(
+        todo,
+        load=lambda pid: open_photo(photos[pid]),
+        process=captioner,
+        save=save,
+        summary=summary,
+        batch_size=batch_size,
+        desc="caption",
+        quiet=quiet,
+    )
     return summary

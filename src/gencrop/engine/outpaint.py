@@ -40,9 +40,11 @@ from .sharding import Shard, default_device
 
 DEFAULT_SD2_INPAINT = "stabilityai/stable-diffusion-2-inpainting"
 CANVAS = 512
-NEGATIVE_PROMPT = ("unrealistic, unnatural, collage, multiple images, ugly, deformed, disfigured, watermark, "
-                   "signature, picture-frame, image border, photo album, photo gallery")
-MAX_LONG_SIDE = 0.9        # of the canvas: beyond it, the long side is drawn from LONG_SIDE_RANGE instead
+NEGATIVE_PROMPT = (
+    "unrealistic, unnatural, collage, multiple images, ugly, deformed, disfigured, watermark, "
+    "signature, picture-frame, image border, photo album, photo gallery"
+)
+MAX_LONG_SIDE = 0.9  # of the canvas: beyond it, the long side is drawn from LONG_SIDE_RANGE instead
 LONG_SIDE_RANGE = (0.5, 0.9)
 
 
@@ -55,8 +57,9 @@ def variation_rng(seed: int, pid: str, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, key, int(index)])
 
 
-def sample_placement(width: int, height: int, rng: np.random.Generator, area: Sequence[float] = (0.1, 0.5),
-                     canvas: int = CANVAS) -> Box:
+def sample_placement(
+    width: int, height: int, rng: np.random.Generator, area: Sequence[float] = (0.1, 0.5), canvas: int = CANVAS
+) -> Box:
     """Where a ``width`` x ``height`` photo goes in the canvas (integer pixels, inside it).
 
     The photo is scaled to cover a fraction of the canvas area drawn
@@ -92,8 +95,14 @@ def make_canvas(photo: Image.Image, box: Box, canvas: int = CANVAS) -> tuple[Ima
 class DiffusionOutpainter:
     """Stable Diffusion 2 inpainting (fp16 on CUDA); no safety checker."""
 
-    def __init__(self, model: str = DEFAULT_SD2_INPAINT, device: str | None = None, steps: int = 50,
-                 guidance: float = 4.0, negative_prompt: str = NEGATIVE_PROMPT):
+    def __init__(
+        self,
+        model: str = DEFAULT_SD2_INPAINT,
+        device: str | None = None,
+        steps: int = 50,
+        guidance: float = 4.0,
+        negative_prompt: str = NEGATIVE_PROMPT,
+    ):
         import torch
         from diffusers import StableDiffusionInpaintPipeline
 
@@ -103,7 +112,8 @@ class DiffusionOutpainter:
         with warnings.catch_warnings():  # newer diffusers renamed torch_dtype to dtype; both work
             warnings.simplefilter("ignore", FutureWarning)
             pipe = StableDiffusionInpaintPipeline.from_pretrained(
-                model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, **kwargs)
+                model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, **kwargs
+            )
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe.to(self.device)
         self.steps, self.guidance, self.negative_prompt = steps, guidance, negative_prompt
@@ -114,10 +124,17 @@ class DiffusionOutpainter:
         size = canvases[0].size[0]
         gen_device = "cpu" if self.device == "mps" else self.device
         generators = [torch.Generator(device=gen_device).manual_seed(int(s)) for s in seeds]
-        return self.pipe(prompt=list(prompts), negative_prompt=[self.negative_prompt] * len(prompts),
-                         image=list(canvases), mask_image=list(masks), height=size, width=size,
-                         num_inference_steps=self.steps, guidance_scale=self.guidance,
-                         generator=generators).images
+        return self.pipe(
+            prompt=list(prompts),
+            negative_prompt=[self.negative_prompt] * len(prompts),
+            image=list(canvases),
+            mask_image=list(masks),
+            height=size,
+            width=size,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            generator=generators,
+        ).images
 
 
 class ClassicalOutpainter:
@@ -144,8 +161,13 @@ class ClassicalOutpainter:
         return out
 
 
-def make_outpainter(backend: str = "diffusion", model: str | None = None, device: str | None = None,
-                    steps: int = 50, guidance: float = 4.0):
+def make_outpainter(
+    backend: str = "diffusion",
+    model: str | None = None,
+    device: str | None = None,
+    steps: int = 50,
+    guidance: float = 4.0,
+):
     if backend == "diffusion":
         return DiffusionOutpainter(model or DEFAULT_SD2_INPAINT, device=device, steps=steps, guidance=guidance)
     if backend == "classical":
@@ -180,8 +202,9 @@ def existing_variations(out_dir: str | Path) -> dict[str, set[str]]:
     return found
 
 
-def plan_variations(pid: str, size: tuple[int, int], have: set[str], per_image: int, seed: int,
-                    area: Sequence[float], canvas: int) -> list[Variation]:
+def plan_variations(
+    pid: str, size: tuple[int, int], have: set[str], per_image: int, seed: int, area: Sequence[float], canvas: int
+) -> list[Variation]:
     """The variations that top ``pid`` up to ``per_image`` files.
 
     Variation indices are walked from 0 and those whose file already exists
@@ -200,12 +223,26 @@ def plan_variations(pid: str, size: tuple[int, int], have: set[str], per_image: 
     return plan
 
 
-def outpaint_folder(img_dir: str | Path, out_dir: str | Path, *, captions: str | Path | None = None,
-                    outpainter=None, backend: str = "diffusion", model: str | None = None,
-                    device: str | None = None, per_image: int = 5, batch_size: int = 8, steps: int = 50,
-                    guidance: float = 4.0, area: Sequence[float] = (0.1, 0.5), seed: int = 0,
-                    canvas: int = CANVAS, ids: Sequence[str] | None = None, shard: Shard = Shard(),
-                    quiet: bool = False) -> Summary:
+def outpaint_folder(
+    img_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    captions: str | Path | None = None,
+    outpainter=None,
+    backend: str = "diffusion",
+    model: str | None = None,
+    device: str | None = None,
+    per_image: int = 5,
+    batch_size: int = 8,
+    steps: int = 50,
+    guidance: float = 4.0,
+    area: Sequence[float] = (0.1, 0.5),
+    seed: int = 0,
+    canvas: int = CANVAS,
+    ids: Sequence[str] | None = None,
+    shard: Shard = Shard(),
+    quiet: bool = False,
+) -> Summary:
     """Outpaint this shard's photos of ``img_dir`` until each has ``per_image`` variations in ``out_dir``."""
     out_dir = Path(out_dir)
     if not 0 < area[0] <= area[1] <= 1:
@@ -261,8 +298,12 @@ def outpaint_folder(img_dir: str | Path, out_dir: str | Path, *, captions: str |
                     failed_pids.add(v.pid)
             if ready:
                 try:
-                    images = outpainter([c for _, c, _ in ready], [m for _, _, m in ready],
-                                        [prompts[v.pid] for v, _, _ in ready], [v.seed for v, _, _ in ready])
+                    images = outpainter(
+                        [c for _, c, _ in ready],
+                        [m for _, _, m in ready],
+                        [prompts[v.pid] for v, _, _ in ready],
+                        [v.seed for v, _, _ in ready],
+                    )
                     for (v, _, _), img in zip(ready, images):
                         save_image(img.convert("RGB"), out_dir / v.name, quality=95)
                         written += 1

@@ -87,8 +87,10 @@ def load_model(model_dir: str | Path, device: str = "cpu"):
 
     model_dir = Path(model_dir)
     if not (model_dir / CONFIG_FILE).exists() or not (model_dir / WEIGHTS_FILE).exists():
-        raise FileNotFoundError(f"{model_dir}: not a quality model (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
-                                f"train one with `gencrop quality train`)")
+        raise FileNotFoundError(
+            f"{model_dir}: not a quality model (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
+            f"train one with `gencrop quality train`)"
+        )
     raw = read_json(model_dir / CONFIG_FILE)
     config = QualityConfig(**{k: v for k, v in raw.items() if k in QualityConfig.__dataclass_fields__})
     config.classes = tuple(config.classes)
@@ -139,17 +141,35 @@ def precision_recall(scores: Sequence[float], labels: Sequence[int], threshold: 
     pred = np.asarray(scores) > threshold
     true = np.asarray(labels) == 1
     tp, fp, fn = int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum())
-    return {"precision": tp / (tp + fp) if tp + fp else float("nan"),
-            "recall": tp / (tp + fn) if tp + fn else float("nan"),
-            "accuracy": float((pred == true).mean()) if len(pred) else float("nan"),
-            "tp": tp, "fp": fp, "fn": fn, "n": int(len(pred))}
+    return {
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "accuracy": float((pred == true).mean()) if len(pred) else float("nan"),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "n": int(len(pred)),
+    }
 
 
-def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_efficientnet_lite0",
-                  pretrained: str = "auto", image_size: int = 128, epochs: int = 10, batch_size: int = 32,
-                  lr: float = 3e-4, weight_decay: float = 1e-4, bad_weight: float = 10.0,
-                  label_smoothing: float = 0.1, held_out: float = 0.2, seed: int = 0, device: str | None = None,
-                  quiet: bool = False) -> dict:
+def train_quality(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    arch: str = "tf_efficientnet_lite0",
+    pretrained: str = "auto",
+    image_size: int = 128,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 3e-4,
+    weight_decay: float = 1e-4,
+    bad_weight: float = 10.0,
+    label_smoothing: float = 0.1,
+    held_out: float = 0.2,
+    seed: int = 0,
+    device: str | None = None,
+    quiet: bool = False,
+) -> dict:
     """Train the good/bad classifier, save it to ``out_dir``; returns the held-out metrics."""
     import torch
     from torch import nn
@@ -179,8 +199,9 @@ def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_
     model = build_model(config)
     init = load_backbone_weights(model, pretrained)
     model.to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([1.0, bad_weight], device=device),
-                                  label_smoothing=label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.tensor([1.0, bad_weight], device=device), label_smoothing=label_smoothing
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
@@ -201,7 +222,7 @@ def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_
             rng.shuffle(order)
             total, n = 0.0, 0
             for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
+                batch = order[start : start + batch_size]
                 if len(batch) < 2 and len(order) > 1:  # batch norm needs two samples
                     bar.update(1)
                     continue
@@ -217,16 +238,19 @@ def train_quality(data_dir: str | Path, out_dir: str | Path, *, arch: str = "tf_
                 bar.set_postfix(loss=f"{total / max(n, 1):.4f}")
             history.append(round(total / max(n, 1), 5))
 
-    metrics = {"train_loss": history, "init": init, "train_images": len(train), "held_out_images": len(held),
-               "skipped": skipped}
+    metrics = {
+        "train_loss": history,
+        "init": init,
+        "train_images": len(train),
+        "held_out_images": len(held),
+        "skipped": skipped,
+    }
     if held:
         scores = badness(model, [cache[p] for p, _ in held], device, batch_size)
         metrics["held_out"] = precision_recall(scores, [y for _, y in held], config.threshold)
     config.metrics = json_safe(metrics)
     save_model(model.cpu(), out_dir)
     return config.metrics
-
-
 
 
 def badness(model, arrays: Sequence[np.ndarray], device: str, batch_size: int = 64) -> list[float]:
@@ -237,7 +261,7 @@ def badness(model, arrays: Sequence[np.ndarray], device: str, batch_size: int = 
     out = []
     with torch.inference_mode():
         for start in range(0, len(arrays), batch_size):
-            x = torch.from_numpy(np.stack(arrays[start:start + batch_size]).astype(np.float32)).to(device)
+            x = torch.from_numpy(np.stack(arrays[start : start + batch_size]).astype(np.float32)).to(device)
             out += model(x).softmax(-1)[:, 1].float().cpu().tolist()
     return out
 
@@ -248,8 +272,9 @@ def badness(model, arrays: Sequence[np.ndarray], device: str, batch_size: int = 
 def scores_path(out: str | Path) -> Path:
     """``bad.json`` -> ``bad.scores.json`` (every image's badness)."""
     out = Path(out)
-    return out.with_name(out.name[: -len(".json")] + ".scores.json" if out.name.endswith(".json")
-                         else out.name + ".scores.json")
+    return out.with_name(
+        out.name[: -len(".json")] + ".scores.json" if out.name.endswith(".json") else out.name + ".scores.json"
+    )
 
 
 def _parts_dir(out: Path) -> Path:
@@ -273,8 +298,9 @@ def _model_id(model_dir: Path) -> str:
 
     w = model_dir / WEIGHTS_FILE
     if not w.exists():
-        raise FileNotFoundError(f"{model_dir}: not a quality model (no {WEIGHTS_FILE}; "
-                                f"train one with `gencrop quality train`)")
+        raise FileNotFoundError(
+            f"{model_dir}: not a quality model (no {WEIGHTS_FILE}; train one with `gencrop quality train`)"
+        )
     digest = hashlib.sha256()
     with open(w, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -282,10 +308,21 @@ def _model_id(model_dir: Path) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
-def quality_folder(img_dir: str | Path, model_dir: str | Path, out: str | Path, *, sheet: str | Path | None = None,
-                   threshold: float | None = None, ids: Sequence[str] | None = None, shard: Shard = Shard(),
-                   batch_size: int = 32, device: str | None = None, flush_every: int = 500,
-                   sheet_limit: int = 200, quiet: bool = False) -> Summary:
+def quality_folder(
+    img_dir: str | Path,
+    model_dir: str | Path,
+    out: str | Path,
+    *,
+    sheet: str | Path | None = None,
+    threshold: float | None = None,
+    ids: Sequence[str] | None = None,
+    shard: Shard = Shard(),
+    batch_size: int = 32,
+    device: str | None = None,
+    flush_every: int = 500,
+    sheet_limit: int = 200,
+    quiet: bool = False,
+) -> Summary:
     """Score this shard's images of ``img_dir``; when all are scored, write ``out`` (and ``sheet``)."""
     img_dir, model_dir, out = Path(img_dir), Path(model_dir), Path(out)
     summary = Summary("quality", shard)
@@ -299,8 +336,9 @@ def quality_folder(img_dir: str | Path, model_dir: str | Path, out: str | Path, 
     if sp.exists():
         data = read_json(sp)
         if data.get("model") != model_id:
-            raise ValueError(f"{sp} holds scores of another model ({data.get('model')}); "
-                             f"remove it or write to another -o")
+            raise ValueError(
+                f"{sp} holds scores of another model ({data.get('model')}); remove it or write to another -o"
+            )
         scores.update(data["scores"])
     failed: dict[str, str] = {}
     for pf in sorted(parts.glob("*.json")) if parts.is_dir() else []:
@@ -318,16 +356,23 @@ def quality_folder(img_dir: str | Path, model_dir: str | Path, out: str | Path, 
         model = load_model(model_dir, dev)
         size = model.config.image_size
         for start in range(0, len(todo), flush_every):
-            chunk = todo[start:start + flush_every]
+            chunk = todo[start : start + flush_every]
             got: dict[str, float] = {}
             before = len(summary.failed)
-            run_batches(chunk, load=lambda n: prepare(names[n], size),
-                        process=lambda arrays: badness(model, arrays, dev, batch_size),
-                        save=lambda n, s: got.__setitem__(n, round(float(s), 5)), summary=summary,
-                        batch_size=batch_size, desc="quality", quiet=quiet)
+            run_batches(
+                chunk,
+                load=lambda n: prepare(names[n], size),
+                process=lambda arrays: badness(model, arrays, dev, batch_size),
+                save=lambda n, s: got.__setitem__(n, round(float(s), 5)),
+                summary=summary,
+                batch_size=batch_size,
+                desc="quality",
+                quiet=quiet,
+            )
             new_failed = dict(summary.failed[before:])
-            write_json(parts / f"{shard.tag}-{uuid.uuid4().hex[:12]}.json",
-                       {"scores": got, "failed": new_failed}, indent=None)
+            write_json(
+                parts / f"{shard.tag}-{uuid.uuid4().hex[:12]}.json", {"scores": got, "failed": new_failed}, indent=None
+            )
             scores.update(got)
             failed.update(new_failed)
 
@@ -335,8 +380,11 @@ def quality_folder(img_dir: str | Path, model_dir: str | Path, out: str | Path, 
     if not set(names) <= set(scores) | set(failed):
         return summary
     if threshold is None:
-        threshold = float(read_json(model_dir / CONFIG_FILE).get("threshold", 0.5)) \
-            if (model_dir / CONFIG_FILE).exists() else 0.5
+        threshold = (
+            float(read_json(model_dir / CONFIG_FILE).get("threshold", 0.5))
+            if (model_dir / CONFIG_FILE).exists()
+            else 0.5
+        )
     final = {n: scores[n] for n in sorted(scores)}
     new_scores = {"model": model_id, "threshold": threshold, "scores": final}
     bad = sorted((n for n, s in final.items() if s > threshold), key=lambda n: -final[n])
@@ -368,8 +416,9 @@ def _write_if_changed(path: Path, obj) -> None:
     write_json(path, obj)
 
 
-def draw_quality_sheet(ranked: Sequence[tuple[Path, float]], threshold: float, out: str | Path,
-                       thumb: int = 160, columns: int = 8) -> None:
+def draw_quality_sheet(
+    ranked: Sequence[tuple[Path, float]], threshold: float, out: str | Path, thumb: int = 160, columns: int = 8
+) -> None:
     """Contact sheet of images sorted by badness (worst first), score under each; red = judged bad."""
     from PIL import Image
 

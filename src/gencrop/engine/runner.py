@@ -20,8 +20,8 @@ from ..io import ImageReadError, list_images, load_image, read_json, write_json
 from .sharding import Shard
 
 PHOTO_PREFIX = "img"
-MIN_SIDE = 32          # smaller photos carry too little to caption, outpaint or segment
-MAX_ASPECT = 8.0       # panoramas beyond 8:1 break the canvas placement and the detectors
+MIN_SIDE = 32  # smaller photos carry too little to caption, outpaint or segment
+MAX_ASPECT = 8.0  # panoramas beyond 8:1 break the canvas placement and the detectors
 
 
 # ----------------------------------------------------------------------------
@@ -31,7 +31,7 @@ def photo_id(path: str | Path) -> str | None:
     """``img<ID>.jpg`` -> ``ID`` (None for files not named that way)."""
     stem = Path(path).stem
     if stem.startswith(PHOTO_PREFIX) and len(stem) > len(PHOTO_PREFIX):
-        return stem[len(PHOTO_PREFIX):]
+        return stem[len(PHOTO_PREFIX) :]
     return None
 
 
@@ -70,8 +70,9 @@ def read_id_list(path: str | Path) -> list[str]:
     return [str(i) for i in ids]
 
 
-def find_photos(img_dir: str | Path, ids: Sequence[str] | None = None,
-                summary: Summary | None = None) -> dict[str, Path]:
+def find_photos(
+    img_dir: str | Path, ids: Sequence[str] | None = None, summary: Summary | None = None
+) -> dict[str, Path]:
     """``{id: path}`` of the ``img<ID>.<ext>`` photos of a folder, optionally restricted to ``ids``.
 
     Files that are not named ``img<ID>``, duplicates of an id with another
@@ -174,9 +175,11 @@ class Summary:
     def text(self, max_failures: int = 20) -> str:
         where = "" if self.shard.is_whole else f" [{self.shard}]"
         rate = len(self.done) / self.seconds if self.done and self.seconds > 0 else 0.0
-        lines = [f"{self.stage}{where}: {len(self.done)} done, {len(self.skipped)} skipped, "
-                 f"{len(self.failed)} failed ({self.unit}s) in {self.seconds:.1f} s"
-                 + (f", {rate:.2f} {self.unit}/s" if rate else "")]
+        lines = [
+            f"{self.stage}{where}: {len(self.done)} done, {len(self.skipped)} skipped, "
+            f"{len(self.failed)} failed ({self.unit}s) in {self.seconds:.1f} s"
+            + (f", {rate:.2f} {self.unit}/s" if rate else "")
+        ]
         lines += [f"  {note}" for note in self.notes]
         for key, reason in self.failed[:max_failures]:
             lines.append(f"  failed {key}: {reason}")
@@ -185,10 +188,15 @@ class Summary:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "shard": [self.shard.index, self.shard.count],
-                "done": self.done, "skipped": self.skipped,
-                "failed": [{"key": k, "reason": r} for k, r in self.failed],
-                "notes": self.notes, "seconds": round(self.seconds, 3)}
+        return {
+            "stage": self.stage,
+            "shard": [self.shard.index, self.shard.count],
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": [{"key": k, "reason": r} for k, r in self.failed],
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
+        }
 
     def finish(self, quiet: bool = False, report: str | Path | None = None) -> int:
         """Print the summary (failures go to stderr even with ``-q``), write ``report``; exit code."""
@@ -239,18 +247,26 @@ def progress(total: int, desc: str, quiet: bool, unit: str = "img"):
     """A tqdm bar with throughput (a silent one with ``-q``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, smoothing=0.1,
-                file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
 
 
 def batched(items: Sequence, size: int) -> Iterable[list]:
     size = max(1, int(size))
     for i in range(0, len(items), size):
-        yield list(items[i:i + size])
+        yield list(items[i : i + size])
 
 
-def run_batches(keys: Sequence[str], *, load: Callable, process: Callable, save: Callable,
-                summary: Summary, batch_size: int, desc: str, quiet: bool) -> None:
+def run_batches(
+    keys: Sequence[str],
+    *,
+    load: Callable,
+    process: Callable,
+    save: Callable,
+    summary: Summary,
+    batch_size: int,
+    desc: str,
+    quiet: bool,
+) -> None:
     """Load each item (failures are per item), run ``process`` on the batch, save each result.
 
     ``load(key) -> x`` and ``save(key, result)`` may raise ``ImageReadError``,
@@ -280,4 +296,3 @@ def run_batches(keys: Sequence[str], *, load: Callable, process: Callable, save:
                         except (ImageReadError, ValueError, OSError) as e:
                             summary.fail(key, str(e))
             bar.update(len(batch))
-

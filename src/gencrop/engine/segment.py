@@ -51,8 +51,13 @@ class UltralyticsSegmenter:
     ultralytics on first use) or a model ``.yaml`` (random weights, for tests).
     """
 
-    def __init__(self, model: str = DEFAULT_MODELS["ultralytics"], device: str | None = None,
-                 conf: float = 0.25, imgsz: int = 640):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODELS["ultralytics"],
+        device: str | None = None,
+        conf: float = 0.25,
+        imgsz: int = 640,
+    ):
         from PIL import Image
 
         pil_open = Image.open
@@ -71,8 +76,13 @@ class UltralyticsSegmenter:
 
     def seg(self, images: list) -> list[list[Detection]]:
         """Detections per PIL RGB image (boxes and polygons in its pixels)."""
-        results = self.model.predict([np.asarray(im)[:, :, ::-1] for im in images], conf=self.conf,
-                                     imgsz=self.imgsz, device=self.device, verbose=False)
+        results = self.model.predict(
+            [np.asarray(im)[:, :, ::-1] for im in images],
+            conf=self.conf,
+            imgsz=self.imgsz,
+            device=self.device,
+            verbose=False,
+        )
         out = []
         for r in results:
             dets = []
@@ -82,16 +92,23 @@ class UltralyticsSegmenter:
                 cls = r.boxes.cls.cpu().numpy().astype(int)
                 polys = r.masks.xy if r.masks is not None else [np.zeros((0, 2), np.float32)] * len(xyxy)
                 for b, s, c, poly in zip(xyxy, conf, cls, polys):
-                    dets.append(Detection(Box.from_xyxy(*b), float(s), str(r.names[int(c)]),
-                                          np.asarray(poly, np.float32).reshape(-1, 2)))
+                    dets.append(
+                        Detection(
+                            Box.from_xyxy(*b),
+                            float(s),
+                            str(r.names[int(c)]),
+                            np.asarray(poly, np.float32).reshape(-1, 2),
+                        )
+                    )
             out.append(dets)
         return out
 
     __call__ = seg
 
 
-def make_segmenter(backend: str = "ultralytics", model: str | None = None, device: str | None = None,
-                   conf: float = 0.25) -> Segmenter:
+def make_segmenter(
+    backend: str = "ultralytics", model: str | None = None, device: str | None = None, conf: float = 0.25
+) -> Segmenter:
     """The segmenter for ``--backend``: ``ultralytics`` (YOLOv8-seg) or ``yolov7`` (offline COCO weights).
 
     ``model``: ultralytics weights/yaml, or ``yolov7-seg`` / ``yolov5s-seg``.
@@ -105,8 +122,7 @@ def make_segmenter(backend: str = "ultralytics", model: str | None = None, devic
             return UltralyticsSegmenter(model or DEFAULT_MODELS["ultralytics"], device=device, conf=conf).seg
         from .yolov7 import Yolov7Segmenter
 
-        return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=default_device(device),
-                               conf=conf).seg
+        return Yolov7Segmenter(weights=model or DEFAULT_MODELS["yolov7"], device=default_device(device), conf=conf).seg
     except ImportError as e:
         raise ImportError(f"the {backend} segmentation backend cannot load ({e}); {BACKEND_INSTALL[backend]}") from e
 
@@ -114,8 +130,7 @@ def make_segmenter(backend: str = "ultralytics", model: str | None = None, devic
 # ----------------------------------------------------------------------------
 # records
 # ----------------------------------------------------------------------------
-def keep_classes(dets: Iterable[Detection], classes: Sequence[str] | None,
-                 min_score: float = 0.0) -> list[Detection]:
+def keep_classes(dets: Iterable[Detection], classes: Sequence[str] | None, min_score: float = 0.0) -> list[Detection]:
     """The detections of the wanted classes (all with ``None``), best first."""
     wanted = None if classes is None else {c.lower() for c in classes}
     kept = [d for d in dets if (wanted is None or d.cls.lower() in wanted) and d.score >= min_score]
@@ -123,8 +138,12 @@ def keep_classes(dets: Iterable[Detection], classes: Sequence[str] | None,
 
 
 def _record(d: Detection) -> dict:
-    return {"xywh": [round(float(v), 2) for v in d.box.xywh], "score": round(float(d.score), 4),
-            "class": d.cls, "polygon": np.round(np.asarray(d.polygon, np.float64), 2).reshape(-1, 2).tolist()}
+    return {
+        "xywh": [round(float(v), 2) for v in d.box.xywh],
+        "score": round(float(d.score), 4),
+        "class": d.cls,
+        "polygon": np.round(np.asarray(d.polygon, np.float64), 2).reshape(-1, 2).tolist(),
+    }
 
 
 def read_segmentation(out_dir: str | Path) -> tuple[dict, dict]:
@@ -149,8 +168,9 @@ def read_segmentation(out_dir: str | Path) -> tuple[dict, dict]:
     for stem, recs in detect.items():
         for rec in recs:
             if "mask_id" in rec and str(rec["mask_id"]) not in masks:
-                raise DataError(f"mask {rec['mask_id']} of {det_path.name} entry {stem!r} is missing; {redo}",
-                                mask_path)
+                raise DataError(
+                    f"mask {rec['mask_id']} of {det_path.name} entry {stem!r} is missing; {redo}", mask_path
+                )
     return detect, masks
 
 
@@ -183,8 +203,7 @@ def merge_parts(out_dir: str | Path, expected: Iterable[str]) -> bool:
     detect, masks = read_segmentation(out_dir)
     merged = {}
     for stem, recs in detect.items():
-        merged[stem] = [dict(r, polygon=masks.get(str(r.get("mask_id")), np.zeros((0, 2), np.float32)))
-                        for r in recs]
+        merged[stem] = [dict(r, polygon=masks.get(str(r.get("mask_id")), np.zeros((0, 2), np.float32))) for r in recs]
     merged.update(images)
     if not set(expected) <= set(merged) | set(failed):
         return False
@@ -213,12 +232,23 @@ def merge_parts(out_dir: str | Path, expected: Iterable[str]) -> bool:
 # ----------------------------------------------------------------------------
 # the stage
 # ----------------------------------------------------------------------------
-def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segmenter | None = None,
-                   backend: str = "ultralytics", model: str | None = None, device: str | None = None,
-                   classes: Sequence[str] | None = ("person",), min_score: float = 0.25,
-                   ids: Sequence[str] | None = None, stems: Sequence[str] | None = None,
-                   shard: Shard = Shard(), batch_size: int = 8,
-                   flush_every: int = 200, quiet: bool = False) -> Summary:
+def segment_folder(
+    img_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    segmenter: Segmenter | None = None,
+    backend: str = "ultralytics",
+    model: str | None = None,
+    device: str | None = None,
+    classes: Sequence[str] | None = ("person",),
+    min_score: float = 0.25,
+    ids: Sequence[str] | None = None,
+    stems: Sequence[str] | None = None,
+    shard: Shard = Shard(),
+    batch_size: int = 8,
+    flush_every: int = 200,
+    quiet: bool = False,
+) -> Summary:
     """Segment every image of ``img_dir`` not yet done; this process takes ``shard`` of them.
 
     ``segmenter`` (any callable ``list[PIL] -> list[list[Detection]]``) is
@@ -245,7 +275,7 @@ def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segme
         if segmenter is None:
             segmenter = make_segmenter(backend, model, device, conf=min_score)
         for start in range(0, len(todo), flush_every):
-            chunk = todo[start:start + flush_every]
+            chunk = todo[start : start + flush_every]
             results: dict[str, list] = {}
             before = len(summary.failed)
 
@@ -255,13 +285,22 @@ def segment_folder(img_dir: str | Path, out_dir: str | Path, *, segmenter: Segme
             def save(stem, dets):
                 results[stem] = [_record(d) for d in keep_classes(dets, classes, min_score)]
 
-            run_batches(chunk, load=load, process=segmenter, save=save, summary=summary,
-                        batch_size=batch_size, desc=f"segment {shard}" if not shard.is_whole else "segment",
-                        quiet=quiet)
+            run_batches(
+                chunk,
+                load=load,
+                process=segmenter,
+                save=save,
+                summary=summary,
+                batch_size=batch_size,
+                desc=f"segment {shard}" if not shard.is_whole else "segment",
+                quiet=quiet,
+            )
             failed = dict(summary.failed[before:])
-            write_json(parts_dir / f"{shard.tag}-{uuid.uuid4().hex[:12]}.json.gz",
-                       {"images": results, "failed": failed}, indent=None)
+            write_json(
+                parts_dir / f"{shard.tag}-{uuid.uuid4().hex[:12]}.json.gz",
+                {"images": results, "failed": failed},
+                indent=None,
+            )
 
     merge_parts(out_dir, images)
     return summary
-

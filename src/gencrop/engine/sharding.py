@@ -58,7 +58,7 @@ class Shard:
 
     def select(self, keys: Sequence[T]) -> list[T]:
         """This shard's share of ``keys``: every ``count``-th of the sorted keys, from ``index``."""
-        return sorted(keys)[self.index::self.count]
+        return sorted(keys)[self.index :: self.count]
 
 
 def shard_from_env(environ: dict | None = None) -> Shard:

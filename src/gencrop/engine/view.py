@@ -93,8 +93,9 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def contact_sheet(tiles: Sequence[tuple[Image.Image, Sequence[str], tuple[int, int, int]]],
-                  thumb: int = 192, columns: int = 6) -> Image.Image:
+def contact_sheet(
+    tiles: Sequence[tuple[Image.Image, Sequence[str], tuple[int, int, int]]], thumb: int = 192, columns: int = 6
+) -> Image.Image:
     """A grid of ``(image, text lines, colour)`` tiles: each image fitted in a square, text below."""
     font = _font(max(10, thumb // 14))
     line_h = max(12, thumb // 12)
@@ -117,8 +118,12 @@ def contact_sheet(tiles: Sequence[tuple[Image.Image, Sequence[str], tuple[int, i
     return sheet
 
 
-def draw_overlay(img: Image.Image, frame: Box | None = None, detections: Iterable[tuple[Box, np.ndarray]] = (),
-                 subject: Box | None = None) -> Image.Image:
+def draw_overlay(
+    img: Image.Image,
+    frame: Box | None = None,
+    detections: Iterable[tuple[Box, np.ndarray]] = (),
+    subject: Box | None = None,
+) -> Image.Image:
     """The image with masks tinted, detection boxes (subject thicker) and the original frame drawn."""
     out = np.asarray(img.convert("RGB"), np.float32).copy()
     W, H = img.size
@@ -139,9 +144,17 @@ def draw_overlay(img: Image.Image, frame: Box | None = None, detections: Iterabl
     return canvas
 
 
-def view_dataset(dataset: str | Path, out: str | Path, *, detect_dir: str | Path | None = None,
-                 quality: str | Path | None = None, limit: int = 48, columns: int = 6, thumb: int = 256,
-                 ids: Sequence[str] | None = None) -> int:
+def view_dataset(
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    detect_dir: str | Path | None = None,
+    quality: str | Path | None = None,
+    limit: int = 48,
+    columns: int = 6,
+    thumb: int = 256,
+    ids: Sequence[str] | None = None,
+) -> int:
     """Draw the outpainted images of ``dataset`` into one PNG; returns the number drawn.
 
     Green: where the original photo sits (from the file name). Pink: kept

@@ -68,8 +68,13 @@ def _contained():
     saved_root = (root.level, list(root.handlers))
     saved_np = np.get_printoptions()
     po = torch._tensor_str.PRINT_OPTS
-    saved_torch = dict(precision=po.precision, threshold=po.threshold, edgeitems=po.edgeitems,
-                       linewidth=po.linewidth, sci_mode=po.sci_mode)
+    saved_torch = dict(
+        precision=po.precision,
+        threshold=po.threshold,
+        edgeitems=po.edgeitems,
+        linewidth=po.linewidth,
+        sci_mode=po.sci_mode,
+    )
     cv2 = _optional("cv2")
     saved_cv2 = cv2.getNumThreads() if cv2 else None
     pd = _optional("pandas")
@@ -181,8 +186,17 @@ class Yolov7Segmenter:
     still finds prominent objects).
     """
 
-    def __init__(self, weights: str = "yolov5s-seg", device=None, conf: float = 0.25, iou: float = 0.45,
-                 img_size: int = 640, *, max_det: int = 100, batch_size: int = 8):
+    def __init__(
+        self,
+        weights: str = "yolov5s-seg",
+        device=None,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        img_size: int = 640,
+        *,
+        max_det: int = 100,
+        batch_size: int = 8,
+    ):
         import torch
 
         if img_size % STRIDE or img_size < STRIDE:
@@ -192,8 +206,9 @@ class Yolov7Segmenter:
         self.max_det, self.batch_size = max_det, batch_size
         self.model, self.names = load_model(weights, str(self.device))
 
-    def seg(self, images: Sequence[Image.Image],
-            sizes: Sequence[tuple[int, int]] | None = None) -> list[list[Detection]]:
+    def seg(
+        self, images: Sequence[Image.Image], sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[Detection]]:
         """Detections per image, best first.
 
         ``sizes`` gives the full photo size of each image when it was decoded at
@@ -214,7 +229,7 @@ class Yolov7Segmenter:
         with torch.inference_mode():
             for idx in groups.values():
                 for start in range(0, len(idx), self.batch_size):
-                    chunk = idx[start:start + self.batch_size]
+                    chunk = idx[start : start + self.batch_size]
                     batch = torch.from_numpy(np.stack([_to_input(images[i], geoms[i]) for i in chunk]))
                     pred, (_, proto) = self.model(batch.to(self.device))
                     for j, i in enumerate(chunk):
@@ -236,7 +251,7 @@ class Yolov7Segmenter:
         pred = pred[pred[:, 4] > self.conf]
         if not len(pred):
             return []
-        cls_scores = pred[:, 5:5 + nc] * pred[:, 4:5]
+        cls_scores = pred[:, 5 : 5 + nc] * pred[:, 4:5]
         score, cls = cls_scores.max(1)
         keep = score > self.conf
         pred, score, cls = pred[keep], score[keep], cls[keep]
@@ -248,7 +263,7 @@ class Yolov7Segmenter:
         cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
         boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
         kept = torchvision.ops.batched_nms(boxes, score, cls, self.iou)[: self.max_det]
-        boxes, score, cls, coef = boxes[kept], score[kept], cls[kept], pred[kept, 5 + nc:]
+        boxes, score, cls, coef = boxes[kept], score[kept], cls[kept], pred[kept, 5 + nc :]
 
         # Masks: linear combination of the prototypes, upsampled to the input,
         # zeroed outside each box, cut to the photo's region of the input.
@@ -259,15 +274,14 @@ class Yolov7Segmenter:
         rows = torch.arange(g.ph, device=masks.device, dtype=boxes.dtype)[None, :, None]
         x1, y1, x2, y2 = (boxes[:, k, None, None] for k in range(4))
         inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
-        masks = ((masks > 0.5) & inside)[:, g.oy:g.oy + g.rh, g.ox:g.ox + g.rw].cpu().numpy()
+        masks = ((masks > 0.5) & inside)[:, g.oy : g.oy + g.rh, g.ox : g.ox + g.rw].cpu().numpy()
 
         W, H = size
         sx, sy = W / g.rw, H / g.rh
         out = []
         for k in range(len(kept)):
             bx1, by1, bx2, by2 = boxes[k].tolist()
-            box = Box.from_xyxy((bx1 - g.ox) * sx, (by1 - g.oy) * sy,
-                                (bx2 - g.ox) * sx, (by2 - g.oy) * sy).clamp(W, H)
+            box = Box.from_xyxy((bx1 - g.ox) * sx, (by1 - g.oy) * sy, (bx2 - g.ox) * sx, (by2 - g.oy) * sy).clamp(W, H)
             if box.is_empty():
                 continue
             poly = mask_to_polygon(masks[k])
@@ -286,5 +300,5 @@ def _to_input(img: Image.Image, g: _Input) -> np.ndarray:
     """CHW float32 in [0, 1]: the photo resized into a grey-padded canvas."""
     small = img.resize((g.rw, g.rh), Image.BILINEAR, reducing_gap=3.0) if img.size != (g.rw, g.rh) else img
     canvas = np.full((g.ph, g.pw, 3), PAD_VALUE, np.uint8)
-    canvas[g.oy:g.oy + g.rh, g.ox:g.ox + g.rw] = np.asarray(small)
+    canvas[g.oy : g.oy + g.rh, g.ox : g.ox + g.rw] = np.asarray(small)
     return canvas.transpose(2, 0, 1).astype(np.float32) / 255.0

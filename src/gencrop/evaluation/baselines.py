@@ -34,18 +34,19 @@ __all__ = [
 
 @dataclass
 class Prediction:
-    box: Box                          # the raw prediction, photo pixels (not clamped)
+    box: Box  # the raw prediction, photo pixels (not clamped)
     heatmap: np.ndarray | None = None  # score weights aligned with the photo (any resolution)
-    subject: Box | None = None        # the subject the method actually used, when it chose one
+    subject: Box | None = None  # the subject the method actually used, when it chose one
 
 
 class Method(Protocol):
     name: str
-    needs_pixels: bool   # False: the runner may pass ``image=None`` and skip decoding
-    uses_mask: bool      # True: scores change with the subject mask, so masks must be real
+    needs_pixels: bool  # False: the runner may pass ``image=None`` and skip decoding
+    uses_mask: bool  # True: scores change with the subject mask, so masks must be real
 
-    def predict(self, image, size: tuple[int, int], subject: Box | None,
-                mask: np.ndarray | None, shape: Shape | None = None) -> Prediction: ...
+    def predict(
+        self, image, size: tuple[int, int], subject: Box | None, mask: np.ndarray | None, shape: Shape | None = None
+    ) -> Prediction: ...
 
 
 class IdentityBaseline:
@@ -78,8 +79,7 @@ class CenterBaseline:
         return Prediction(Box(0, 0, W, H).expand(self.fraction))
 
 
-def subject_window(subject: Box | None, width: float, height: float, grow: float = 1.1,
-                   min_area: float = 0.5) -> Box:
+def subject_window(subject: Box | None, width: float, height: float, grow: float = 1.1, min_area: float = 0.5) -> Box:
     """The smallest photo-shaped window covering ``min_area`` of the photo that holds the grown subject.
 
     The subject box grown by ``grow`` (about its centre, then clipped to the
@@ -92,7 +92,7 @@ def subject_window(subject: Box | None, width: float, height: float, grow: float
     need = subject.expand(grow).intersect(photo)
     if need.is_empty():
         need = subject.intersect(photo)
-    scale = max(min_area ** 0.5, need.w / width, need.h / height)
+    scale = max(min_area**0.5, need.w / width, need.h / height)
     scale = min(scale, 1.0)
     w, h = width * scale, height * scale
     cx, cy = need.center
@@ -129,7 +129,7 @@ class LargestAtShapeBaseline:
         if shape is None or shape.ratio is None:
             raise ValueError(f"the {self.name} baseline needs a requested aspect ratio")
         centre = subject.center if self.on_subject and subject is not None else (W / 2, H / 2)
-        whole = Box(centre[0] - W / 2, centre[1] - H / 2, W, H)   # any box with that centre and the photo's area
+        whole = Box(centre[0] - W / 2, centre[1] - H / 2, W, H)  # any box with that centre and the photo's area
         largest = Shape(ratio=shape.ratio, area=1.0)
         return Prediction(fit_shape(whole, largest, W, H))
 
@@ -191,8 +191,10 @@ def make_baseline(spec: str):
         return SubjectBaseline()
     if name == "smartcrop" and not arg:
         return SmartcropBaseline()
-    raise ValueError(f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject, smartcrop, "
-                     "largest, largest-subject")
+    raise ValueError(
+        f"unknown baseline {spec!r}; choose from identity, center:FRACTION, subject, smartcrop, "
+        "largest, largest-subject"
+    )
 
 
 class ModelMethod:
@@ -219,14 +221,19 @@ class ModelMethod:
             subject, mask = mask, None
         # an empty mask with a subject is deliberate: a photo without a subject (the whole view, no mask)
         use_mask = self.uses_mask and mask is not None and subject is not None
-        res = self.cropper.crop(image, subject=subject, subject_mask=mask if use_mask else None,
-                                aspect=shape.aspect if shape is not None else None,
-                                area=shape.area if shape is not None else None, keep_subject=self.keep_subject)
+        res = self.cropper.crop(
+            image,
+            subject=subject,
+            subject_mask=mask if use_mask else None,
+            aspect=shape.aspect if shape is not None else None,
+            area=shape.area if shape is not None else None,
+            keep_subject=self.keep_subject,
+        )
         dim = self.cropper.dim
         rows, cols = res.heatmap.shape
         lb = Letterbox(size[0], size[1], dim)
         full = np.repeat(np.repeat(np.asarray(res.heatmap, np.float32), dim // rows, 0), dim // cols, 1)
         v = lb.valid
-        heat = full[int(v.y):int(v.y2), int(v.x):int(v.x2)]
+        heat = full[int(v.y) : int(v.y2), int(v.x) : int(v.x2)]
         # the crop a user gets (shape and subject rules applied), not the network's raw proposal
         return Prediction(res.box, heat if heat.size else None, res.subject)

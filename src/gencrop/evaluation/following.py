@@ -44,7 +44,7 @@ OBJECT_MIN_AREA = 0.01
 @dataclass
 class FollowPair:
     name: str
-    kind: str               # "mirror" | "object"
+    kind: str  # "mirror" | "object"
     a: Box
     b: Box
     crop_a: Box
@@ -75,10 +75,12 @@ class FollowRun:
         pairs = [p for p in self.pairs if kind is None or p.kind == kind]
         if not pairs:
             return {"pairs": 0, "contain": float("nan"), "follow": float("nan"), "move": float("nan")}
-        return {"pairs": len(pairs),
-                "contain": float(np.mean([p.contain for p in pairs])),
-                "follow": float(np.mean([p.follow for p in pairs])),
-                "move": float(np.mean([p.move for p in pairs]))}
+        return {
+            "pairs": len(pairs),
+            "contain": float(np.mean([p.contain for p in pairs])),
+            "follow": float(np.mean([p.follow for p in pairs])),
+            "move": float(np.mean([p.move for p in pairs])),
+        }
 
     def table(self) -> dict:
         return {"all": self.summary(), "mirror": self.summary("mirror"), "object": self.summary("object")}
@@ -104,19 +106,24 @@ def subject_pairs(subject: Box, size: tuple[int, int], detections=()) -> list[tu
     if subject.iou(b) < PAIR_MAX_IOU:
         out.append(("mirror", b))
     photo_area = float(width * height)
-    others = [d for d in detections
-              if d.score >= OBJECT_MIN_SCORE and d.box.area >= OBJECT_MIN_AREA * photo_area
-              and d.box.iou(subject) < PAIR_MAX_IOU
-              # not a part of A, and A not a part of it
-              and d.box.intersection(subject) < 0.5 * min(d.box.area, subject.area)]
+    others = [
+        d
+        for d in detections
+        if d.score >= OBJECT_MIN_SCORE
+        and d.box.area >= OBJECT_MIN_AREA * photo_area
+        and d.box.iou(subject) < PAIR_MAX_IOU
+        # not a part of A, and A not a part of it
+        and d.box.intersection(subject) < 0.5 * min(d.box.area, subject.area)
+    ]
     if others:
         best = max(others, key=lambda d: d.score * math.sqrt(d.box.area / photo_area))
         out.append(("object", best.box.clamp(width, height)))
     return out
 
 
-def evaluate_following(bench: Benchmark, method: Method, *, limit: int | None = None,
-                       progress: bool = True) -> FollowRun:
+def evaluate_following(
+    bench: Benchmark, method: Method, *, limit: int | None = None, progress: bool = True
+) -> FollowRun:
     """Crop every photo with its subject A and with each B of :func:`subject_pairs`; score the pairs.
 
     Photos need a subject (annotated, or attached by the subject finder) and,

@@ -44,7 +44,7 @@ THUMB_DIR = "thumbs"
 GT_COLOR = (46, 204, 113)
 PRED_COLOR = (255, 64, 129)
 SUBJECT_COLOR = (255, 214, 0)
-MAX_OTHER_GTS = 12   # other acceptable crops drawn thin when there are at most this many
+MAX_OTHER_GTS = 12  # other acceptable crops drawn thin when there are at most this many
 
 
 # ----------------------------------------------------------------------------
@@ -66,17 +66,21 @@ def _rect(draw: ImageDraw.ImageDraw, box: Box, scale: float, color, width: int, 
     if not dash:
         draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=color, width=width)
         return
-    for (ax, ay, bx, by) in ((x1, y1, x2, y1), (x2, y1, x2, y2), (x2, y2, x1, y2), (x1, y2, x1, y1)):
+    for ax, ay, bx, by in ((x1, y1, x2, y1), (x2, y1, x2, y2), (x2, y2, x1, y2), (x1, y2, x1, y1)):
         length = math.hypot(bx - ax, by - ay)
         n = max(1, int(length // (2 * dash)))
         for k in range(n):
             t0, t1 = (2 * k) / (2 * n), (2 * k + 1) / (2 * n)
-            draw.line([ax + (bx - ax) * t0, ay + (by - ay) * t0, ax + (bx - ax) * t1, ay + (by - ay) * t1],
-                      fill=color, width=width)
+            draw.line(
+                [ax + (bx - ax) * t0, ay + (by - ay) * t0, ax + (bx - ax) * t1, ay + (by - ay) * t1],
+                fill=color,
+                width=width,
+            )
 
 
-def draw_thumbnail(image: Image.Image, result: PhotoResult, photo: BenchmarkPhoto,
-                   heatmap: np.ndarray | None, max_side: int = 360) -> Image.Image:
+def draw_thumbnail(
+    image: Image.Image, result: PhotoResult, photo: BenchmarkPhoto, heatmap: np.ndarray | None, max_side: int = 360
+) -> Image.Image:
     """The photo with the ground truth scored against (thick green; other acceptable crops thin),
     the prediction (pink), the subject (yellow, dashed, mask tinted) and, beside it, the score
     heatmap over the photo."""
@@ -111,7 +115,7 @@ def draw_thumbnail(image: Image.Image, result: PhotoResult, photo: BenchmarkPhot
     if heatmap is None:
         return left
     hm = np.asarray(heatmap, np.float32)
-    hm = hm / hm.max() if hm.max() > 0 else hm   # relative to the top cell; near-uniform stays uniform
+    hm = hm / hm.max() if hm.max() > 0 else hm  # relative to the top cell; near-uniform stays uniform
     small = Image.fromarray((hm * 255).astype(np.uint8)).resize((tw, th), Image.NEAREST)
     colored = Image.fromarray(_heat_colors(np.asarray(small, np.float32) / 255.0))
     right = Image.blend(base, colored, 0.55)
@@ -131,7 +135,7 @@ class ThumbnailWriter:
     def __init__(self, report_dir: str | os.PathLike, max_side: int = 360):
         self.dir = Path(report_dir) / THUMB_DIR
         self.max_side = max_side
-        self.heatmaps = False   # whether any picture has the heatmap panel (the page lays them out wider)
+        self.heatmaps = False  # whether any picture has the heatmap panel (the page lays them out wider)
 
     def __call__(self, result: PhotoResult, photo: BenchmarkPhoto, image, prediction) -> None:
         if image is None or not result.ok:
@@ -155,14 +159,21 @@ def _box_cols(prefix: str, box: Box | None) -> dict:
 def _csv_rows(run: EvalRun, baselines: dict[str, EvalRun]) -> list[dict]:
     rows = []
     for r in run.results:
-        row = {"index": r.index, "name": r.name, "status": "ok" if r.ok else "failed", "error": r.error,
-               "width": r.width, "height": r.height, "num_gts": r.num_gts, "gt_index": r.gt_index}
+        row = {
+            "index": r.index,
+            "name": r.name,
+            "status": "ok" if r.ok else "failed",
+            "error": r.error,
+            "width": r.width,
+            "height": r.height,
+            "num_gts": r.num_gts,
+            "gt_index": r.gt_index,
+        }
         row.update(_box_cols("gt", r.gt))
         row.update(_box_cols("pred", r.pred))
         row.update(_box_cols("raw", r.raw))
         row.update(_box_cols("subject", r.subject))
-        row.update({"iou": r.iou if r.ok else "", "disp": r.disp if r.ok else "",
-                    "bde": r.disp / 4 if r.ok else ""})
+        row.update({"iou": r.iou if r.ok else "", "disp": r.disp if r.ok else "", "bde": r.disp / 4 if r.ok else ""})
         for bname, brun in baselines.items():
             b = brun.results[r.index]
             row[f"iou[{bname}]"] = b.iou if b.ok else ""
@@ -172,8 +183,9 @@ def _csv_rows(run: EvalRun, baselines: dict[str, EvalRun]) -> list[dict]:
     return rows
 
 
-def write_report(report_dir: str | os.PathLike, run: EvalRun, baselines: dict[str, EvalRun] | None = None,
-                 command: str = "") -> dict:
+def write_report(
+    report_dir: str | os.PathLike, run: EvalRun, baselines: dict[str, EvalRun] | None = None, command: str = ""
+) -> dict:
     """Write ``summary.json``, ``per_image.csv`` and ``index.html``; returns the summary."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -209,8 +221,6 @@ def write_report(report_dir: str | os.PathLike, run: EvalRun, baselines: dict[st
     return summary
 
 
-
-
 def read_rows(report_dir: str | os.PathLike) -> list[dict]:
     with open(Path(report_dir) / "per_image.csv", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -223,12 +233,13 @@ def summary_from_csv(report_dir: str | os.PathLike) -> dict:
     out = summarize([float(r["iou"]) for r in ok], [float(r["disp"]) for r in ok], THRESHOLD)
     out["num_failed"] = len(rows) - len(ok)
     baselines = {}
-    for col in (rows[0] if rows else {}):
+    for col in rows[0] if rows else {}:
         if col.startswith("iou["):
             name = col[4:-1]
             vals = [r for r in rows if r[col] != ""]
-            baselines[name] = summarize([float(r[col]) for r in vals],
-                                        [float(r[f"disp[{name}]"]) for r in vals], THRESHOLD)
+            baselines[name] = summarize(
+                [float(r[col]) for r in vals], [float(r[f"disp[{name}]"]) for r in vals], THRESHOLD
+            )
     out["baselines"] = baselines
     return out
 
@@ -238,8 +249,7 @@ def summary_from_csv(report_dir: str | os.PathLike) -> dict:
 # ----------------------------------------------------------------------------
 def format_summary(summary: dict) -> str:
     """The figures as the published evaluation printed them, plus the threshold fraction."""
-    lines = [f"{summary['description'] or summary['benchmark']}: {summary['method']}, "
-             f"{summary['num_images']} photos"]
+    lines = [f"{summary['description'] or summary['benchmark']}: {summary['method']}, {summary['num_images']} photos"]
     if summary.get("num_missing"):
         lines.append(f"  ({summary['num_missing']} annotated photos are missing from the folder)")
     if summary.get("num_failed"):
@@ -266,8 +276,10 @@ def compare_runs(run_dirs: list[str | os.PathLike]) -> str:
         for name, b in (s.get("baselines") or {}).items():
             rows.append(("", s["benchmark"], name, b))
     header = ("run", "benchmark", "method", "photos", "IoU", "BDE", f"IoU>={THRESHOLD}")
-    table = [header] + [(run, bench, method, str(s["num_images"]), _fmt(s["mean_iou"]), _fmt(s["mean_bde"]),
-                         _fmt(s.get(FRAC_KEY))) for run, bench, method, s in rows]
+    table = [header] + [
+        (run, bench, method, str(s["num_images"]), _fmt(s["mean_iou"]), _fmt(s["mean_bde"]), _fmt(s.get(FRAC_KEY)))
+        for run, bench, method, s in rows
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = []
     for k, r in enumerate(table):
@@ -351,23 +363,33 @@ def _html(run: EvalRun, baselines: dict[str, EvalRun], summary: dict) -> str:
     for name, s, main in methods:
         cells = "".join(
             f'<td class="{"best" if s[k] is not None and s[k] == bests[k] and len(methods) > 1 else ""}">{_fmt(s[k])}</td>'
-            for k in ("mean_iou", "mean_bde", FRAC_KEY))
-        fig_rows.append(f'<tr class="{"main" if main else ""}"><td>{esc(name)}</td><td>{s["num_images"]}</td>{cells}</tr>')
+            for k in ("mean_iou", "mean_bde", FRAC_KEY)
+        )
+        fig_rows.append(
+            f'<tr class="{"main" if main else ""}"><td>{esc(name)}</td><td>{s["num_images"]}</td>{cells}</tr>'
+        )
 
     notes = []
     if summary["num_missing"]:
         shown = ", ".join(esc(m) for m in run.missing[:8])
-        notes.append(f'<p class="warn">{summary["num_missing"]} annotated photos are not in the folder and are '
-                     f'not scored (e.g. {shown}).</p>')
+        notes.append(
+            f'<p class="warn">{summary["num_missing"]} annotated photos are not in the folder and are '
+            f"not scored (e.g. {shown}).</p>"
+        )
     if summary["num_failed"]:
         items = "".join(f"<li>{esc(r.name)}: {esc(r.error)}</li>" for r in run.failed[:100])
-        notes.append(f'<details class="warn"><summary>{summary["num_failed"]} photos failed</summary><ul>{items}</ul></details>')
+        notes.append(
+            f'<details class="warn"><summary>{summary["num_failed"]} photos failed</summary><ul>{items}</ul></details>'
+        )
 
     cards = []
     for r in run.ok:
         hue = int(round(120 * max(0.0, min(1.0, r.iou))))
-        pic = (f'<img loading="lazy" src="{esc(r.thumb)}" alt="{esc(r.name)}">' if r.thumb
-               else '<div class="nopic">no picture</div>')
+        pic = (
+            f'<img loading="lazy" src="{esc(r.thumb)}" alt="{esc(r.name)}">'
+            if r.thumb
+            else '<div class="nopic">no picture</div>'
+        )
         extra = ""
         if baselines:
             diffs = []
@@ -380,7 +402,8 @@ def _html(run: EvalRun, baselines: dict[str, EvalRun], summary: dict) -> str:
             f'<div class="card" style="--h:{hue}" data-index="{r.index}" data-iou="{r.iou!r}" '
             f'data-bde="{r.disp / 4!r}" data-name="{esc(r.name)}"{extra}>{pic}'
             f'<div class="cap"><span class="name" title="{esc(r.name)}">{esc(r.name)}</span>'
-            f'<span class="num">IoU <b>{r.iou:.3f}</b> · BDE {r.disp / 4:.3f}</span></div></div>')
+            f'<span class="num">IoU <b>{r.iou:.3f}</b> · BDE {r.disp / 4:.3f}</span></div></div>'
+        )
 
     masks = run.info.get("subject_masks", "")
     return f"""<!doctype html>

@@ -31,14 +31,14 @@ class PhotoResult:
     height: int = 0
     num_gts: int = 0
     gt_index: int = -1
-    gt: Box | None = None          # the ground truth the score is against
-    pred: Box | None = None        # clamped: what is scored
-    raw: Box | None = None         # as the method returned it
+    gt: Box | None = None  # the ground truth the score is against
+    pred: Box | None = None  # clamped: what is scored
+    raw: Box | None = None  # as the method returned it
     subject: Box | None = None
     iou: float = float("nan")
-    disp: float = float("nan")     # boundary displacement (BDE = disp / 4)
+    disp: float = float("nan")  # boundary displacement (BDE = disp / 4)
     error: str = ""
-    thumb: str = ""                # report-relative path of the picture
+    thumb: str = ""  # report-relative path of the picture
 
     @property
     def ok(self) -> bool:
@@ -53,7 +53,7 @@ class EvalRun:
     results: list[PhotoResult]
     missing: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    info: dict = field(default_factory=dict)   # anything else worth recording (mask source, ...)
+    info: dict = field(default_factory=dict)  # anything else worth recording (mask source, ...)
 
     @property
     def ok(self) -> list[PhotoResult]:
@@ -94,9 +94,16 @@ def score_photo(pred: Box, photo: BenchmarkPhoto, width: int, height: int) -> tu
     return clamped, iou, disp, k
 
 
-def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, progress: bool = True,
-             on_photo: Callable[[PhotoResult, BenchmarkPhoto, object, Prediction | None], None] | None = None,
-             need_pixels: bool = False, ground_truth_aspect: bool = False) -> EvalRun:
+def evaluate(
+    bench: Benchmark,
+    method: Method,
+    *,
+    limit: int | None = None,
+    progress: bool = True,
+    on_photo: Callable[[PhotoResult, BenchmarkPhoto, object, Prediction | None], None] | None = None,
+    need_pixels: bool = False,
+    ground_truth_aspect: bool = False,
+) -> EvalRun:
     """Score ``method`` on every photo of ``bench`` (the first ``limit`` with ``limit``).
 
     ``on_photo(result, photo, image, prediction)`` is called after each photo
@@ -111,8 +118,9 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
     decode = need_pixels or method.needs_pixels
     results = []
     t0 = time.perf_counter()
-    for i, photo in enumerate(tqdm(photos, desc=f"eval {bench.name} {method.name}", unit="photo",
-                                   disable=not progress, dynamic_ncols=True)):
+    for i, photo in enumerate(
+        tqdm(photos, desc=f"eval {bench.name} {method.name}", unit="photo", disable=not progress, dynamic_ncols=True)
+    ):
         r = PhotoResult(i, photo.name, num_gts=len(photo.gts), subject=photo.subject)
         pred = image = None
         try:
@@ -133,6 +141,5 @@ def evaluate(bench: Benchmark, method: Method, *, limit: int | None = None, prog
         results.append(r)
         if on_photo is not None:
             on_photo(r, photo, image, pred)
-    run = EvalRun(bench.name, bench.description, method.name, results, list(bench.missing),
-                  time.perf_counter() - t0)
+    run = EvalRun(bench.name, bench.description, method.name, results, list(bench.missing), time.perf_counter() - t0)
     return run

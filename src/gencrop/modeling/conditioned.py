@@ -37,8 +37,7 @@ def crop_shape(crop_xyxy: Tensor, valid_xyxy: Tensor) -> Tensor:
     return torch.stack([area, torch.log(cw / ch), ones, ones], dim=1).float()
 
 
-def shape_condition(batch_size: int, area: float | None = None, aspect: float | None = None,
-                    device=None) -> Tensor:
+def shape_condition(batch_size: int, area: float | None = None, aspect: float | None = None, device=None) -> Tensor:
     """The request for a user's shape: ``area`` in (0, 1], ``aspect`` = width / height; None = any."""
     return torch.tensor([shape_request(area, aspect)] * batch_size, dtype=torch.float32, device=device)
 
@@ -57,8 +56,8 @@ class GenCropC(GenCrop):
         c = self.config
         hidden = 4 * c.cell_channels
         self.shape_embed = nn.Sequential(
-            nn.Linear(CONDITION_DIM, hidden), nn.ReLU(),
-            nn.Linear(hidden, _MEMORY_TOKENS * c.cell_channels))
+            nn.Linear(CONDITION_DIM, hidden), nn.ReLU(), nn.Linear(hidden, _MEMORY_TOKENS * c.cell_channels)
+        )
         layer = nn.TransformerDecoderLayer(c.cell_channels, c.num_heads, c.ffn_channels, c.dropout)
         return nn.TransformerDecoder(layer, c.num_layers)
 

@@ -38,9 +38,15 @@ from ..runtime.files import CONFIG_NAME, WEIGHTS_NAME
 from .backbone import Backbone
 from .rod_align import rod_align_avg_per_image
 
-__all__ = ["GenCropConfig", "GenCropOutput", "GenCrop", "subject_cell_mask", "subject_softmax", "cell_anchors",
-           "SUBJECT_WEIGHTINGS"]
-
+__all__ = [
+    "GenCropConfig",
+    "GenCropOutput",
+    "GenCrop",
+    "subject_cell_mask",
+    "subject_softmax",
+    "cell_anchors",
+    "SUBJECT_WEIGHTINGS",
+]
 
 
 @dataclass
@@ -49,8 +55,8 @@ class GenCropConfig:
 
     arch: str = "tf_efficientnet_lite0"
     image_size: int = 256
-    in_channels: int = 3             # 4 = RGB + binary subject-mask channel
-    variant: str = "gencrop"         # "gencrop" | "gencrop-c" (requested shape)
+    in_channels: int = 3  # 4 = RGB + binary subject-mask channel
+    variant: str = "gencrop"  # "gencrop" | "gencrop-c" (requested shape)
     fuse_channels: int = 256
     cell_channels: int = 32
     num_heads: int = 8
@@ -60,7 +66,7 @@ class GenCropConfig:
     roi_size: int = 5
     score_channels: int = 128
     mask_epsilon: float = 1e-4
-    transpose_anchors: bool = True   # original convention; see module docstring
+    transpose_anchors: bool = True  # original convention; see module docstring
     subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
     # Framing of a given subject at inference (not used by the network): the crop's centre moves
     # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
@@ -94,10 +100,10 @@ class GenCropConfig:
 
 @dataclass
 class GenCropOutput:
-    crop: Tensor        # (B, 4) predicted crop, xyxy normalised by the input size
+    crop: Tensor  # (B, 4) predicted crop, xyxy normalised by the input size
     cell_crops: Tensor  # (B, N, 4) one crop per cell, xyxy normalised, N = rows * cols
-    weights: Tensor     # (B, rows, cols) softmax weights of the cells
-    logits: Tensor      # (B, N) crop scores before the subject mask
+    weights: Tensor  # (B, rows, cols) softmax weights of the cells
+    logits: Tensor  # (B, N) crop scores before the subject mask
 
 
 def cell_anchors(grid: int, image_size: int, stride: int = 16) -> Tensor:
@@ -130,6 +136,7 @@ def _slice_selection(lo: Tensor, hi: Tensor, grid: int, idx: Tensor) -> Tensor:
     as it did in the original code. Written without data-dependent branches so
     that traced and exported graphs keep it.
     """
+
     def bound(v: Tensor) -> Tensor:
         return torch.where(v < 0, (v + grid).clamp(min=0), v.clamp(max=grid))
 
@@ -236,9 +243,11 @@ class GenCrop(nn.Module):
         """(B, C, S, S) -> the fused stride-16 map (B, cell_channels, S/16, S/16)."""
         f8, f16, f32 = self.backbone(images)
         size = f16.shape[-2:]
-        fused = (F.interpolate(self.fuse8(f8), size=size, mode="bilinear", align_corners=True)
-                 + self.fuse16(f16)
-                 + F.interpolate(self.fuse32(f32), size=size, mode="bilinear", align_corners=True))
+        fused = (
+            F.interpolate(self.fuse8(f8), size=size, mode="bilinear", align_corners=True)
+            + self.fuse16(f16)
+            + F.interpolate(self.fuse32(f32), size=size, mode="bilinear", align_corners=True)
+        )
         return F.relu(self.fuse_out(fused))
 
     def encode_cells(self, features: Tensor, **conditioning) -> Tensor:
@@ -252,7 +261,7 @@ class GenCrop(nn.Module):
         b = offsets.shape[0]
         a = self.anchors
         if self.config.transpose_anchors:
-            ax, ay = a[..., 0], a[..., 1]   # x gets the row centre (original convention)
+            ax, ay = a[..., 0], a[..., 1]  # x gets the row centre (original convention)
         else:
             ax, ay = a[..., 1], a[..., 0]
         anchor = torch.stack([ax, ay, ax, ay], dim=0).to(offsets.dtype)
@@ -265,8 +274,9 @@ class GenCrop(nn.Module):
         offsets = self.encode_cells(features, **conditioning)
         boxes = self.cell_boxes(offsets)
         logits = self.scorer(boxes, features, self.config.image_size)
-        mask = subject_cell_mask(subject_xyxy, self.config.grid_size, self.config.stride,
-                                 self.config.mask_epsilon).to(logits.dtype)
+        mask = subject_cell_mask(subject_xyxy, self.config.grid_size, self.config.stride, self.config.mask_epsilon).to(
+            logits.dtype
+        )
         weights = subject_softmax(logits, mask, self.config.subject_weighting)
         crop = (weights[..., None] * boxes).sum(dim=1)
         g = self.config.grid_size
@@ -294,8 +304,9 @@ class GenCrop(nn.Module):
         write_json(directory / CONFIG_NAME, self.config.to_dict())
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, *, epoch: int | None = None,
-                        device: str | torch.device | None = None) -> "GenCrop":
+    def from_pretrained(
+        cls, path: str | Path | None = None, *, epoch: int | None = None, device: str | torch.device | None = None
+    ) -> "GenCrop":
         """Load a model directory (ours, or the original research code's layout), or a hub id.
 
         Without ``path`` the model bundled with the package is loaded.

@@ -75,8 +75,9 @@ class _Sampling:
     pass: two matrix products per image.
     """
 
-    def __init__(self, features: Tensor, boxes_xyxy: Tensor, samples: tuple[int, int], spatial_scale: float,
-                 pool: bool):
+    def __init__(
+        self, features: Tensor, boxes_xyxy: Tensor, samples: tuple[int, int], spatial_scale: float, pool: bool
+    ):
         ah, aw = samples
         _, self.channels, height, width = features.shape
         pos_y, pos_x = _sample_positions(height, ah), _sample_positions(width, aw)
@@ -89,7 +90,7 @@ class _Sampling:
 
         wy = _interpolation_matrix(height, pos_y).to(dev, exact)
         wx = _interpolation_matrix(width, pos_x).to(dev, exact)
-        grid = torch.matmul(torch.matmul(wy, features.to(exact)), wx.t()).to(work)   # (B, C, A_h, A_w)
+        grid = torch.matmul(torch.matmul(wy, features.to(exact)), wx.t()).to(work)  # (B, C, A_h, A_w)
 
         py = (_pool_matrix(ah) if pool else torch.eye(ah, dtype=torch.float64)).to(dev, work)
         px = (_pool_matrix(aw) if pool else torch.eye(aw, dtype=torch.float64)).to(dev, work)
@@ -100,9 +101,9 @@ class _Sampling:
         sy, sx = pos_y.to(dev), pos_x.to(dev)
         v = ((sx[None, :] >= boxes[:, 0:1]) & (sx[None, :] <= boxes[:, 2:3])).to(work)
         u = ((sy[None, :] >= boxes[:, 1:2]) & (sy[None, :] <= boxes[:, 3:4])).to(work)
-        self.left = py[None] * u[:, None, :]    # (K, O_h, A_h) = P diag(u)
-        self.right = px[None] * v[:, None, :]   # (K, O_w, A_w) = P diag(v)
-        self.base = py @ grid @ px.t()                                       # (B, C, O_h, O_w)
+        self.left = py[None] * u[:, None, :]  # (K, O_h, A_h) = P diag(u)
+        self.right = px[None] * v[:, None, :]  # (K, O_w, A_w) = P diag(v)
+        self.base = py @ grid @ px.t()  # (B, C, O_h, O_w)
         # (A_h, C*A_w) layout of each image's grid, so one product serves all its boxes.
         self.flat = grid.permute(0, 2, 1, 3).reshape(grid.shape[0], ah, self.channels * aw)
 
@@ -110,8 +111,8 @@ class _Sampling:
         """(B, n, C, O_h, O_w) when the boxes are ``per_image`` boxes of each image, in image order."""
         c, oh, ow, ah, aw = self.channels, self.oh, self.ow, self.ah, self.aw
         num_images = self.flat.shape[0]
-        t = torch.bmm(self.left.reshape(num_images, per_image * oh, ah), self.flat)   # (B, n*O_h, C*A_w)
-        t = torch.bmm(t.reshape(-1, oh * c, aw), self.right.transpose(1, 2))          # (K, O_h*C, O_w)
+        t = torch.bmm(self.left.reshape(num_images, per_image * oh, ah), self.flat)  # (B, n*O_h, C*A_w)
+        t = torch.bmm(t.reshape(-1, oh * c, aw), self.right.transpose(1, 2))  # (K, O_h*C, O_w)
         inside = t.reshape(num_images, per_image, oh, c, ow).permute(0, 1, 3, 2, 4)
         return (self.base[:, None] - inside).to(self.dtype)
 
@@ -125,8 +126,8 @@ class _Sampling:
             n = sel.numel()
             if n == 0:
                 continue
-            t = self.left[sel].reshape(n * oh, ah) @ self.flat[b]                    # (n*O_h, C*A_w)
-            t = t.reshape(n, oh * c, aw) @ self.right[sel].transpose(1, 2)           # (n, O_h*C, O_w)
+            t = self.left[sel].reshape(n * oh, ah) @ self.flat[b]  # (n*O_h, C*A_w)
+            t = t.reshape(n, oh * c, aw) @ self.right[sel].transpose(1, 2)  # (n, O_h*C, O_w)
             parts.append(self.base[b][None] - t.reshape(n, oh, c, ow).transpose(1, 2))
             rows.append(sel)
         if not parts:
@@ -137,15 +138,15 @@ class _Sampling:
         return out[position].to(self.dtype)
 
 
-def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial_scale: float,
-               pool: bool) -> Tensor:
+def _rod_align(features: Tensor, rois: Tensor, samples: tuple[int, int], spatial_scale: float, pool: bool) -> Tensor:
     """Shared implementation; ``pool`` applies the 2 x 2 stride-1 average of the averaged form."""
     sampling = _Sampling(features, rois[:, 1:], samples, spatial_scale, pool)
     batch_index = rois[:, 0].detach().long()
     num_images, k = features.shape[0], rois.shape[0]
     per_image = k // max(num_images, 1)
     if k == per_image * num_images and torch.equal(
-            batch_index, torch.arange(num_images, device=features.device).repeat_interleave(per_image)):
+        batch_index, torch.arange(num_images, device=features.device).repeat_interleave(per_image)
+    ):
         # The common case (the crop scorer): the same number of boxes per image, in image order.
         return sampling.grouped(per_image).flatten(0, 1)
     return sampling.indexed(batch_index)
@@ -158,13 +159,13 @@ def rod_align_avg_per_image(features: Tensor, boxes_xyxy: Tensor, output_size: i
     graph has no data-dependent branch.
     """
     b, n, _ = boxes_xyxy.shape
-    sampling = _Sampling(features, boxes_xyxy.reshape(-1, 4), (output_size + 1, output_size + 1),
-                         spatial_scale, pool=True)
+    sampling = _Sampling(
+        features, boxes_xyxy.reshape(-1, 4), (output_size + 1, output_size + 1), spatial_scale, pool=True
+    )
     return sampling.grouped(n)
 
 
-def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int],
-              spatial_scale: float) -> Tensor:
+def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float) -> Tensor:
     """RoD-align: ``features`` (B, C, H, W), ``rois`` (K, 5) ``[batch_index, x1, y1, x2, y2]``.
 
     Returns (K, C, A_h, A_w). Box coordinates are in input-image pixels and
@@ -174,8 +175,7 @@ def rod_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int]
     return _rod_align(features, rois, (ah, aw), spatial_scale, pool=False)
 
 
-def rod_align_avg(features: Tensor, rois: Tensor, output_size: int | tuple[int, int],
-                  spatial_scale: float) -> Tensor:
+def rod_align_avg(features: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float) -> Tensor:
     """Averaged RoD-align: sample ``(A+1) x (A+1)`` then average-pool 2 x 2 with stride 1."""
     ah, aw = (output_size, output_size) if isinstance(output_size, int) else output_size
     return _rod_align(features, rois, (ah + 1, aw + 1), spatial_scale, pool=True)

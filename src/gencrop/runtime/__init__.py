@@ -12,8 +12,19 @@ loaded: the light install (onnxruntime, no torch) crops photos, and
 """
 
 from .base import RUNTIMES, MissingExtra, Network, NetworkInfo, load_network, shape_request
-from .files import (CONFIG_NAME, DEFAULT_MODEL_DIR, ONNX_NAME, WEIGHTS_NAME, resolve_model_dir,
-                    weights_digest)
+from .files import CONFIG_NAME, DEFAULT_MODEL_DIR, ONNX_NAME, WEIGHTS_NAME, resolve_model_dir, weights_digest
 
-__all__ = ["RUNTIMES", "MissingExtra", "Network", "NetworkInfo", "load_network", "shape_request",
-           "CONFIG_NAME", "WEIGHTS_NAME", "ONNX_NAME", "DEFAULT_MODEL_DIR", "resolve_model_dir", "weights_digest"]
+__all__ = [
+    "RUNTIMES",
+    "MissingExtra",
+    "Network",
+    "NetworkInfo",
+    "load_network",
+    "shape_request",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "ONNX_NAME",
+    "DEFAULT_MODEL_DIR",
+    "resolve_model_dir",
+    "weights_digest",
+]

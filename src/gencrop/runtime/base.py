@@ -19,8 +19,16 @@ import numpy as np
 
 from .files import DEFAULT_MODEL_DIR, ONNX_NAME, resolve_model_dir, weights_digest
 
-__all__ = ["RUNTIMES", "MissingExtra", "Network", "NetworkInfo", "load_network", "shape_request",
-           "TORCH_HINT", "ONNX_HINT"]
+__all__ = [
+    "RUNTIMES",
+    "MissingExtra",
+    "Network",
+    "NetworkInfo",
+    "load_network",
+    "shape_request",
+    "TORCH_HINT",
+    "ONNX_HINT",
+]
 
 RUNTIMES = ("auto", "onnx", "torch")
 TORCH_HINT = "pip install 'gencrop[torch]'"
@@ -39,7 +47,7 @@ class NetworkInfo:
     in_channels: int
     variant: str = "gencrop"
     extra: dict = field(default_factory=dict)
-    subject_pull: float = 0.0   # framing of a given subject (GenCropConfig.subject_pull)
+    subject_pull: float = 0.0  # framing of a given subject (GenCropConfig.subject_pull)
 
     @property
     def use_subject_mask(self) -> bool:
@@ -51,18 +59,24 @@ class NetworkInfo:
 
     @classmethod
     def from_config(cls, config: dict) -> "NetworkInfo":
-        return cls(int(config["image_size"]), int(config["in_channels"]), config.get("variant", "gencrop"),
-                   dict(config.get("extra") or {}), float(config.get("subject_pull", 0.0)))
+        return cls(
+            int(config["image_size"]),
+            int(config["in_channels"]),
+            config.get("variant", "gencrop"),
+            dict(config.get("extra") or {}),
+            float(config.get("subject_pull", 0.0)),
+        )
 
 
 class Network(Protocol):
     """A GenCrop network on some runtime."""
 
     info: NetworkInfo
-    runtime: str   # "torch" | "onnx"
+    runtime: str  # "torch" | "onnx"
 
-    def __call__(self, images: np.ndarray, subjects: np.ndarray,
-                 shapes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, images: np.ndarray, subjects: np.ndarray, shapes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``images`` (B, C, S, S) float32 letterboxed and normalised, ``subjects`` (B, 4) subject
         ``xyxy`` in input pixels, ``shapes`` (B, 4) GenCrop-C requests (None: no request) ->
         crops (B, 4) ``xyxy`` normalised by S, cell weights (B, rows, cols)."""
@@ -100,8 +114,9 @@ def _freshness(directory: Path, made_from: str | None) -> str:
     return "fresh" if current is None or made_from == current else "stale"
 
 
-def load_network(path: str | Path | None = None, *, runtime: str = "auto", device=None,
-                 epoch: int | None = None) -> Network:
+def load_network(
+    path: str | Path | None = None, *, runtime: str = "auto", device=None, epoch: int | None = None
+) -> Network:
     """Load a model directory (``None``: the bundled model), hub id or ``.onnx`` file on a runtime.
 
     ``runtime``: ``"onnx"``, ``"torch"``, or ``"auto"``: onnxruntime when the
@@ -123,8 +138,10 @@ def load_network(path: str | Path | None = None, *, runtime: str = "auto", devic
     has_onnx = (directory / ONNX_NAME).is_file()
     if runtime == "onnx":
         if epoch is not None:
-            raise ValueError("--epoch picks a PyTorch checkpoint; export that epoch "
-                             "(gencrop export DIR --epoch N -o FILE.onnx) and load the file")
+            raise ValueError(
+                "--epoch picks a PyTorch checkpoint; export that epoch "
+                "(gencrop export DIR --epoch N -o FILE.onnx) and load the file"
+            )
         if not has_onnx:
             raise FileNotFoundError(_onnx_problem(directory, "missing"))
         net = _onnx(directory / ONNX_NAME, device)
@@ -142,9 +159,13 @@ def load_network(path: str | Path | None = None, *, runtime: str = "auto", devic
     if not _installed("torch"):
         if runtime == "torch" or state == "fresh":
             raise MissingExtra(f"the PyTorch runtime is not installed: {TORCH_HINT}")
-        why = ("onnxruntime is not installed" if has_onnx and not _installed("onnxruntime")
-               else _onnx_problem(directory, state) if epoch is None and state != "fresh"
-               else "--epoch needs the PyTorch runtime")
+        why = (
+            "onnxruntime is not installed"
+            if has_onnx and not _installed("onnxruntime")
+            else _onnx_problem(directory, state)
+            if epoch is None and state != "fresh"
+            else "--epoch needs the PyTorch runtime"
+        )
         raise MissingExtra(f"{why}; and the PyTorch runtime is not installed: {TORCH_HINT}")
     from .torch_network import TorchNetwork
 

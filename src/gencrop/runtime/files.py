@@ -35,8 +35,9 @@ def resolve_model_dir(path: str | Path | None) -> Path:
         try:
             from huggingface_hub import snapshot_download
         except ImportError:
-            raise FileNotFoundError(f"model directory not found: {p} (a hub id needs "
-                                    f"`pip install huggingface_hub`)") from None
+            raise FileNotFoundError(
+                f"model directory not found: {p} (a hub id needs `pip install huggingface_hub`)"
+            ) from None
         return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME]))
     raise FileNotFoundError(f"model directory not found: {p}")
 

@@ -44,9 +44,11 @@ def _providers(device) -> list[str]:
         return ["CPUExecutionProvider"]
     wanted = {"cuda": "CUDAExecutionProvider"}.get(kind)
     if wanted is None or wanted not in ort.get_available_providers():
-        raise MissingExtra(f"onnxruntime here has no {kind} support (providers: "
-                           f"{', '.join(ort.get_available_providers())}); use --runtime torch or "
-                           f"`pip install onnxruntime-gpu`")
+        raise MissingExtra(
+            f"onnxruntime here has no {kind} support (providers: "
+            f"{', '.join(ort.get_available_providers())}); use --runtime torch or "
+            f"`pip install onnxruntime-gpu`"
+        )
     return [wanted, "CPUExecutionProvider"]
 
 
@@ -67,23 +69,31 @@ class OnnxNetwork:
             raise ValueError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{self.path}: not a gencrop export (metadata format {meta.get('format')!r}, "
-                             f"expected {FORMAT!r}); export models with `gencrop export`")
+            raise ValueError(
+                f"{self.path}: not a gencrop export (metadata format {meta.get('format')!r}, "
+                f"expected {FORMAT!r}); export models with `gencrop export`"
+            )
         mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
         if not (np.allclose(mean, IMAGENET_MEAN) and np.allclose(std, IMAGENET_STD)):
-            raise ValueError(f"{self.path}: normalisation mean {mean} / std {std} is not the ImageNet "
-                             f"normalisation gencrop's letterbox applies")
+            raise ValueError(
+                f"{self.path}: normalisation mean {mean} / std {std} is not the ImageNet "
+                f"normalisation gencrop's letterbox applies"
+            )
         self.metadata = meta
         self.digest = meta.get("gencrop_digest")
         self.info = NetworkInfo.from_config(json.loads(meta["gencrop_config"]))
         self._inputs = {i.name for i in self.session.get_inputs()}
 
-    def __call__(self, images: np.ndarray, subjects: np.ndarray,
-                 shapes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        feed = {"image": np.ascontiguousarray(images, np.float32),
-                "subject": np.ascontiguousarray(subjects, np.float32)}
+    def __call__(
+        self, images: np.ndarray, subjects: np.ndarray, shapes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        feed = {
+            "image": np.ascontiguousarray(images, np.float32),
+            "subject": np.ascontiguousarray(subjects, np.float32),
+        }
         if "shape" in self._inputs:
-            feed["shape"] = (np.zeros((len(images), 4), np.float32) if shapes is None
-                             else np.ascontiguousarray(shapes, np.float32))
+            feed["shape"] = (
+                np.zeros((len(images), 4), np.float32) if shapes is None else np.ascontiguousarray(shapes, np.float32)
+            )
         crop, weights = self.session.run(["crop", "weights"], feed)
         return crop, weights

@@ -53,13 +53,17 @@ class TorchNetwork:
         return cls(load_model(None, directory, epoch=epoch), device=device)
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray, subjects: np.ndarray,
-                 shapes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, images: np.ndarray, subjects: np.ndarray, shapes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(images, np.float32)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         s = torch.as_tensor(np.asarray(subjects, np.float32), device=self.device)
-        cond = {} if shapes is None else {"target_shape": torch.as_tensor(np.asarray(shapes, np.float32),
-                                                                           device=self.device)}
+        cond = (
+            {}
+            if shapes is None
+            else {"target_shape": torch.as_tensor(np.asarray(shapes, np.float32), device=self.device)}
+        )
         with _autocast(self.device):
             out = self.model(x, s, **cond)
         return out.crop.float().cpu().numpy(), out.weights.float().cpu().numpy()

@@ -38,8 +38,11 @@ from .uploads import decode_photo
 log = logging.getLogger("gencrop.serve")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-IMAGE_OUTPUTS = {"jpeg": ("JPEG", "image/jpeg", "jpg"), "png": ("PNG", "image/png", "png"),
-                 "webp": ("WEBP", "image/webp", "webp")}
+IMAGE_OUTPUTS = {
+    "jpeg": ("JPEG", "image/jpeg", "jpg"),
+    "png": ("PNG", "image/png", "png"),
+    "webp": ("WEBP", "image/webp", "webp"),
+}
 API_DESCRIPTION = """Crop photos around their subject with a GenCrop model.
 
 `POST /v1/crop` takes a photo (multipart field `photo`) and answers with the crops in photo pixels
@@ -97,8 +100,10 @@ def heatmap_json(result, dim: int) -> dict:
     buf = io.BytesIO()
     grid.save(buf, format="PNG")
     covered = Letterbox(result.size[0], result.size[1], dim).to_photo(Box(0, 0, dim, dim))
-    return {"image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
-            "box": [round(v, 2) for v in covered.xywh]}
+    return {
+        "image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+        "box": [round(v, 2) for v in covered.xywh],
+    }
 
 
 def encode_image(img: Image.Image, fmt: str, quality: int) -> bytes:
@@ -119,23 +124,34 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.queue = BatchQueue(CropWorker(cropper), capacity=settings.queue_size,
-                                     max_batch=settings.batch_size, max_wait=settings.batch_wait_ms / 1000)
+        app.state.queue = BatchQueue(
+            CropWorker(cropper),
+            capacity=settings.queue_size,
+            max_batch=settings.batch_size,
+            max_wait=settings.batch_wait_ms / 1000,
+        )
         try:
             yield
         finally:
             await run_in_threadpool(app.state.queue.close)
 
-    app = FastAPI(title="gencrop", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="gencrop",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.model_info = info
 
     # -- errors: always JSON ------------------------------------------------------
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_fields(request: Request, exc: RequestValidationError):
@@ -159,8 +175,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
         if given is None and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
         if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise ApiError(401, "missing or wrong API key (send it as 'Authorization: Bearer KEY' "
-                                "or 'X-API-Key: KEY')")
+            raise ApiError(401, "missing or wrong API key (send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY')")
 
     # -- page and docs ------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -174,35 +189,58 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
     @app.get("/v1/health", summary="Is the server up, and how busy is it")
     async def health(request: Request):
         queue: BatchQueue = request.app.state.queue
-        return {"status": "ok", "version": __version__, "queued": len(queue), "queue_size": queue.capacity,
-                "served": queue.stats.completed, "batches": queue.stats.batches}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "queued": len(queue),
+            "queue_size": queue.capacity,
+            "served": queue.stats.completed,
+            "batches": queue.stats.batches,
+        }
 
-    @app.get("/v1/model", summary="The loaded model: name, input size, variant, licence",
-             dependencies=[Depends(check_key)])
+    @app.get(
+        "/v1/model", summary="The loaded model: name, input size, variant, licence", dependencies=[Depends(check_key)]
+    )
     async def model():
         return info
 
     @app.post(
-        "/v1/crop", summary="Crop one photo around its subject",
+        "/v1/crop",
+        summary="Crop one photo around its subject",
         dependencies=[Depends(check_key)],
-        responses={200: {"content": {"application/json": {}, "image/jpeg": {}, "image/png": {},
-                                     "image/webp": {}},
-                         "description": "JSON with the crops in photo pixels, or the cropped photo"},
-                   **{code: {"description": text} for code, text in (
-                       (400, "a bad field"), (401, "missing or wrong API key"),
-                       (413, "upload or photo too large"), (415, "not a photo"),
-                       (422, "undecodable photo, or no subject found"), (429, "too many requests in progress"),
-                       (503, "busy: queue full or time limit passed (Retry-After)"))}})
+        responses={
+            200: {
+                "content": {"application/json": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {}},
+                "description": "JSON with the crops in photo pixels, or the cropped photo",
+            },
+            **{
+                code: {"description": text}
+                for code, text in (
+                    (400, "a bad field"),
+                    (401, "missing or wrong API key"),
+                    (413, "upload or photo too large"),
+                    (415, "not a photo"),
+                    (422, "undecodable photo, or no subject found"),
+                    (429, "too many requests in progress"),
+                    (503, "busy: queue full or time limit passed (Retry-After)"),
+                )
+            },
+        },
+    )
     async def crop(
         request: Request,
         photo: UploadFile = File(..., description="the photo (JPEG, PNG, WebP, BMP, TIFF or GIF)"),
-        aspect: list[str] = Query([], description="a shape: free, W:H (1:1, 4:5, 16:9), a ratio (0.8) or "
-                                                  "WxH pixels (1200x630); repeat for several"),
+        aspect: list[str] = Query(
+            [],
+            description="a shape: free, W:H (1:1, 4:5, 16:9), a ratio (0.8) or "
+            "WxH pixels (1200x630); repeat for several",
+        ),
         size: str | None = Query(None, description="WxH: crop at W:H, then resize to exactly W x H pixels"),
         area: float | None = Query(None, gt=0, le=1, description="the crop's area as a fraction of the photo"),
         subject: str | None = Query(None, description="x,y,w,h in photo pixels; omitted: found automatically"),
-        allow_subject_cut: bool = Query(False, description="return the network's crop even if it cuts "
-                                                           "the given subject"),
+        allow_subject_cut: bool = Query(
+            False, description="return the network's crop even if it cuts the given subject"
+        ),
         output: Literal["json", "jpeg", "png", "webp"] = Query("json", description="json, or the crop itself"),
         heatmap: bool = Query(False, description="json: add the cell weights as a PNG over the photo"),
         quality: int = Query(settings.jpeg_quality, ge=1, le=100, description="JPEG/WebP quality"),
@@ -216,24 +254,28 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
 
         data = await photo.read()
         t = time.perf_counter()
-        img = await run_in_threadpool(decode_photo, data, max_pixels=settings.max_pixels,
-                                      min_side=settings.min_side)
+        img = await run_in_threadpool(decode_photo, data, max_pixels=settings.max_pixels, min_side=settings.min_side)
         decode_s = time.perf_counter() - t
         del data
-        job = CropJob(img, subject_box.xywh if subject_box is not None else None, shapes,
-                      keep_subject=False if allow_subject_cut else None)
+        job = CropJob(
+            img,
+            subject_box.xywh if subject_box is not None else None,
+            shapes,
+            keep_subject=False if allow_subject_cut else None,
+        )
         results, batch = await run_job(request.app.state.queue, job, deadline)
 
         if output != "json":
             fmt, media, ext = IMAGE_OUTPUTS[output]
             cut = results[0].cut(img)
-            body = await run_in_threadpool(encode_image, cut if cut.mode == "RGB" else cut.convert("RGB"),
-                                           fmt, quality)
+            body = await run_in_threadpool(encode_image, cut if cut.mode == "RGB" else cut.convert("RGB"), fmt, quality)
             stem = Path(photo.filename or "photo").stem or "photo"
             cut_box = results[0].box.rounded()  # the pixels cut() takes
-            headers = {"X-Crop-Box": ",".join(str(int(v)) for v in cut_box.xywh),
-                       "X-Subject-Box": ",".join(str(round(v)) for v in results[0].subject.xywh),
-                       "Content-Disposition": f'inline; filename="{_safe_name(stem)}_{shape_name(shapes[0])}.{ext}"'}
+            headers = {
+                "X-Crop-Box": ",".join(str(int(v)) for v in cut_box.xywh),
+                "X-Subject-Box": ",".join(str(round(v)) for v in results[0].subject.xywh),
+                "Content-Disposition": f'inline; filename="{_safe_name(stem)}_{shape_name(shapes[0])}.{ext}"',
+            }
             return Response(body, media_type=media, headers=headers)
 
         first = results[0]
@@ -241,12 +283,18 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             "size": list(first.size),
             "subject": [round(v, 2) for v in first.subject.xywh],
             "subject_source": first.subject_source,
-            "crops": [{"shape": shape_name(s), "box": [round(v, 2) for v in r.box.xywh],
-                       "output_size": output_size(r, s)} for s, r in zip(shapes, results)],
+            "crops": [
+                {"shape": shape_name(s), "box": [round(v, 2) for v in r.box.xywh], "output_size": output_size(r, s)}
+                for s, r in zip(shapes, results)
+            ],
             "model": info.get("name"),
-            "timings": {"decode_ms": round(decode_s * 1000, 1), "queue_ms": round(batch.queued_s * 1000, 1),
-                        "model_ms": round(batch.run_s * 1000, 1), "batch_size": batch.batch_size,
-                        "total_ms": round((time.perf_counter() - started) * 1000, 1)},
+            "timings": {
+                "decode_ms": round(decode_s * 1000, 1),
+                "queue_ms": round(batch.queued_s * 1000, 1),
+                "model_ms": round(batch.run_s * 1000, 1),
+                "batch_size": batch.batch_size,
+                "total_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         }
         if heatmap:
             answer["heatmap"] = heatmap_json(first, cropper.dim)
@@ -264,8 +312,12 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(0.0, deadline - time.monotonic()))
         except (asyncio.TimeoutError, DeadlinePassed):
-            raise ApiError(503, f"the crop took longer than the time limit ({settings.timeout:g} s); "
-                                "the server is busy, try again shortly", retry_after=2) from None
+            raise ApiError(
+                503,
+                f"the crop took longer than the time limit ({settings.timeout:g} s); "
+                "the server is busy, try again shortly",
+                retry_after=2,
+            ) from None
         except QueueClosed as e:
             raise ApiError(503, str(e), retry_after=5) from None
         except SubjectRequired as e:
@@ -277,9 +329,13 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key"],
-                           expose_headers=["X-Crop-Box", "X-Subject-Box"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key"],
+            expose_headers=["X-Crop-Box", "X-Subject-Box"],
+        )
     return app
 
 
@@ -305,9 +361,14 @@ def _mount_docs(app: FastAPI) -> None:
     async def docs(request: Request):
         root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy's sub-path
         if swagger_ui_path is None:
-            return HTMLResponse(f'<p>Install swagger-ui-bundle for this page; the API schema is at '
-                                f'<a href="{root}/openapi.json">/openapi.json</a>.</p>')
-        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="gencrop API",
-                                   swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png")
+            return HTMLResponse(
+                f"<p>Install swagger-ui-bundle for this page; the API schema is at "
+                f'<a href="{root}/openapi.json">/openapi.json</a>.</p>'
+            )
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title="gencrop API",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png",
+        )

@@ -69,8 +69,15 @@ class BatchQueue:
     result is ``(result, BatchInfo)``.
     """
 
-    def __init__(self, process: Callable[[Sequence[Any]], Sequence[Any]], *, capacity: int = 32,
-                 max_batch: int = 8, max_wait: float = 0.005, name: str = "gencrop-batch"):
+    def __init__(
+        self,
+        process: Callable[[Sequence[Any]], Sequence[Any]],
+        *,
+        capacity: int = 32,
+        max_batch: int = 8,
+        max_wait: float = 0.005,
+        name: str = "gencrop-batch",
+    ):
         if capacity < 1 or max_batch < 1:
             raise ValueError("capacity and max_batch must be at least 1")
         self.process = process

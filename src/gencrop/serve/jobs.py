@@ -21,8 +21,8 @@ class CropJob:
     """One request's work: an upright RGB photo, its subject (None: find it) and its shapes."""
 
     photo: Image.Image
-    subject: Any                 # (x, y, w, h) in photo pixels, or None
-    shapes: tuple                # gencrop.shapes.Shape objects; (None,) = the model's free crop
+    subject: Any  # (x, y, w, h) in photo pixels, or None
+    shapes: tuple  # gencrop.shapes.Shape objects; (None,) = the model's free crop
     keep_subject: bool | None = None
 
     def batch_key(self):
@@ -83,9 +83,13 @@ class CropWorker:
     def _together(self, group: list[CropJob]) -> list[list]:
         """Same single shape: one crop_many call; a list of one result per job."""
         first = group[0]
-        out = self.cropper.crop_many([j.photo for j in group], [j.subject for j in group],
-                                     batch_size=len(group), **_shape_kwargs(first.shapes[0]),
-                                     **_keep_kwargs(first))
+        out = self.cropper.crop_many(
+            [j.photo for j in group],
+            [j.subject for j in group],
+            batch_size=len(group),
+            **_shape_kwargs(first.shapes[0]),
+            **_keep_kwargs(first),
+        )
         return [[r] for r in out]
 
     def _one(self, job: CropJob) -> list:

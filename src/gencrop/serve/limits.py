@@ -51,8 +51,10 @@ class RequestLimits:
             if declared > self.max_body:
                 return await send_error(send, self._too_large())
         if self.in_flight >= self.max_in_flight:
-            return await send_error(send, ApiError(
-                429, f"too many requests in progress ({self.in_flight}); try again shortly", retry_after=1))
+            return await send_error(
+                send,
+                ApiError(429, f"too many requests in progress ({self.in_flight}); try again shortly", retry_after=1),
+            )
 
         received = 0
         started = False

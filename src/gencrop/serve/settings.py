@@ -11,15 +11,15 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 class ServeSettings:
     """Limits and access rules of one server (defaults are safe for a laptop)."""
 
-    max_upload_bytes: int = 25 * 1024 * 1024   # a request body larger than this is refused (413)
-    max_pixels: int = 50_000_000               # photos above this are refused before decoding (413)
-    min_side: int = 16                         # smaller photos cannot be cropped meaningfully (422)
-    timeout: float = 30.0                      # seconds one request may take in all (503)
-    queue_size: int = 32                       # photos waiting for the model; beyond: 503 at once
-    max_in_flight: int = 64                    # requests being received or processed; beyond: 429
-    batch_size: int = 8                        # photos per network pass
-    batch_wait_ms: float = 5.0                 # how long the first waiting photo waits for company
-    api_key: str | None = None                 # required on /v1/crop and /v1/model when set
+    max_upload_bytes: int = 25 * 1024 * 1024  # a request body larger than this is refused (413)
+    max_pixels: int = 50_000_000  # photos above this are refused before decoding (413)
+    min_side: int = 16  # smaller photos cannot be cropped meaningfully (422)
+    timeout: float = 30.0  # seconds one request may take in all (503)
+    queue_size: int = 32  # photos waiting for the model; beyond: 503 at once
+    max_in_flight: int = 64  # requests being received or processed; beyond: 429
+    batch_size: int = 8  # photos per network pass
+    batch_wait_ms: float = 5.0  # how long the first waiting photo waits for company
+    api_key: str | None = None  # required on /v1/crop and /v1/model when set
     cors_origins: list[str] = field(default_factory=list)  # CORS is off unless origins are given
     jpeg_quality: int = 90
 

@@ -39,11 +39,16 @@ def decode_photo(data: bytes, *, max_pixels: int, min_side: int = 1) -> Image.Im
             raise ApiError(422, f"cannot read the photo's header ({type(e).__name__}: {e})") from None
         width, height = img.size
         if width * height > max_pixels:
-            raise ApiError(413, f"the photo is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-                                f"the limit is {max_pixels / 1e6:.1f} megapixels")
+            raise ApiError(
+                413,
+                f"the photo is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+                f"the limit is {max_pixels / 1e6:.1f} megapixels",
+            )
         if min(width, height) < min_side:
-            raise ApiError(422, f"the photo is {width}x{height} pixels; at least {min_side} pixels "
-                                "on each side are needed to crop it")
+            raise ApiError(
+                422,
+                f"the photo is {width}x{height} pixels; at least {min_side} pixels on each side are needed to crop it",
+            )
         try:
             photo, _ = load_image(img)
         except Exception as e:  # noqa: BLE001 - truncated or corrupt pixel data

@@ -49,7 +49,7 @@ class TrainOptions:
     data: str
     out: str
     dim: int = 256
-    batch_size: int = 32            # per process
+    batch_size: int = 32  # per process
     epochs: int = 50
     max_epoch_len: int | None = None
     max_val_len: int | None = None
@@ -61,8 +61,8 @@ class TrainOptions:
     sbl: bool = True
     invert: bool = True
     augment: bool = True
-    whole_view_prob: float = 0.0    # train on the whole canvas this often (real-context data)
-    composite_prob: float = 0.0     # train on several photos on one canvas this often (the subject picks the frame)
+    whole_view_prob: float = 0.0  # train on the whole canvas this often (real-context data)
+    composite_prob: float = 0.0  # train on several photos on one canvas this often (the subject picks the frame)
     subject_weighting: str = "original"  # GenCropConfig.subject_weighting of a new network
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -70,10 +70,10 @@ class TrainOptions:
     workers: int = 4
     seed: int = 0
     pretrained: str = "auto"
-    init: str | None = None         # start from a trained GenCrop model (fine-tuning); None: from scratch
+    init: str | None = None  # start from a trained GenCrop model (fine-tuning); None: from scratch
     resume: bool = False
     cpu: bool = False
-    keep_epochs: int = 0            # 0: keep every epoch's checkpoint
+    keep_epochs: int = 0  # 0: keep every epoch's checkpoint
     quiet: bool = False
     model_overrides: dict = dataclasses.field(default_factory=dict)  # extra GenCropConfig fields (Python API)
 
@@ -127,9 +127,17 @@ def _loader(dataset, batch_size: int, workers: int, pin: bool):
     from ..data.training_set import collate
 
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
-        pin_memory=pin, drop_last=False, worker_init_fn=_worker_init if workers else None,
-        persistent_workers=False, prefetch_factor=4 if workers else None)
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        drop_last=False,
+        worker_init_fn=_worker_init if workers else None,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -144,8 +152,12 @@ def plot_history(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
     if any(h.get("val_loss") is not None for h in history):
-        ax.plot(epochs, [h.get("val_loss") if h.get("val_loss") is not None else np.nan for h in history],
-                "o-", label="val loss")
+        ax.plot(
+            epochs,
+            [h.get("val_loss") if h.get("val_loss") is not None else np.nan for h in history],
+            "o-",
+            label="val loss",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
@@ -153,10 +165,20 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any(h.get("val_iou") is not None for h in history):
         ax2 = ax.twinx()
-        ax2.plot(epochs, [h.get("val_iou") if h.get("val_iou") is not None else np.nan for h in history],
-                 "s--", color="tab:green", label="val IoU")
-        ax2.plot(epochs, [h.get("val_iou_full_view") if h.get("val_iou_full_view") is not None else np.nan
-                          for h in history], ":", color="tab:gray", label="val IoU of the whole view (to beat)")
+        ax2.plot(
+            epochs,
+            [h.get("val_iou") if h.get("val_iou") is not None else np.nan for h in history],
+            "s--",
+            color="tab:green",
+            label="val IoU",
+        )
+        ax2.plot(
+            epochs,
+            [h.get("val_iou_full_view") if h.get("val_iou_full_view") is not None else np.nan for h in history],
+            ":",
+            color="tab:gray",
+            label="val IoU of the whole view (to beat)",
+        )
         ax2.set_ylabel("IoU")
         l2, lb2 = ax2.get_legend_handles_labels()
         lines, labels = lines + l2, labels + lb2
@@ -186,33 +208,49 @@ def _load_datasets(opts: TrainOptions, log):
     data_dir = Path(opts.data)
     try:
         read_split_files(data_dir.parent, ("train", "val"))  # a photo trained on must not be validated on
-        train_set = read_outpaint_set(data_dir, "train", bad_filter=opts.bad_filter,
-                                      heuristic_filter=opts.heuristic_filter)
+        train_set = read_outpaint_set(
+            data_dir, "train", bad_filter=opts.bad_filter, heuristic_filter=opts.heuristic_filter
+        )
     except FileNotFoundError as e:
         raise ValueError(str(e)) from None
     log(f"train: {train_set.summary()}")
     _log_problems("train", train_set, log)
     if train_set.num_photos == 0:
         raise ValueError(f"{data_dir}: no usable training examples ({train_set.summary()})")
-    train_ds = TrainingSet(train_set, opts.dim, use_subject=opts.use_subject, augment=opts.augment,
-                           invert=opts.invert, max_len=opts.max_epoch_len, seed=opts.seed,
-                           sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
-                           composite_prob=opts.composite_prob)
+    train_ds = TrainingSet(
+        train_set,
+        opts.dim,
+        use_subject=opts.use_subject,
+        augment=opts.augment,
+        invert=opts.invert,
+        max_len=opts.max_epoch_len,
+        seed=opts.seed,
+        sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
+        composite_prob=opts.composite_prob,
+    )
     room = train_ds.room_report()
-    log(f"train views: {room['with_room']} of {room['variations']} variations leave room for an enlarged view "
-        f"(median max enlargement {room['median_room']:.2f}x)")
+    log(
+        f"train views: {room['with_room']} of {room['variations']} variations leave room for an enlarged view "
+        f"(median max enlargement {room['median_room']:.2f}x)"
+    )
     val_ds = None
     if (data_dir.parent / "val.json").is_file():
-        val_set = read_outpaint_set(data_dir, "val", bad_filter=opts.bad_filter,
-                                    heuristic_filter=opts.heuristic_filter)
+        val_set = read_outpaint_set(data_dir, "val", bad_filter=opts.bad_filter, heuristic_filter=opts.heuristic_filter)
         log(f"val: {val_set.summary()}")
         _log_problems("val", val_set, log)
         if val_set.num_photos:
             # the training views' distribution without augmentation, so the best epoch is the best
             # at what it was trained for (whole photos when --whole-view-prob is 1)
-            val_ds = TrainingSet(val_set, opts.dim, use_subject=opts.use_subject, augment=False,
-                                 invert=opts.invert, max_len=opts.max_val_len, seed=opts.seed + 1,
-                                 sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob))
+            val_ds = TrainingSet(
+                val_set,
+                opts.dim,
+                use_subject=opts.use_subject,
+                augment=False,
+                invert=opts.invert,
+                max_len=opts.max_val_len,
+                seed=opts.seed + 1,
+                sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
+            )
     if val_ds is None:
         log("no validation examples: the best epoch is chosen by training loss")
     return train_ds, val_ds
@@ -224,8 +262,7 @@ def _log_problems(split: str, data, log) -> None:
         print(f"gencrop train: warning: {split}: {w}", file=sys.stderr, flush=True)
     if data.dropped_photos:
         pid, why = next(iter(data.dropped_photos.items()))
-        log(f"{split}: {len(data.dropped_photos)} photos of {split}.json have no usable canvas "
-            f"(e.g. {pid}: {why})")
+        log(f"{split}: {len(data.dropped_photos)} photos of {split}.json have no usable canvas (e.g. {pid}: {why})")
 
 
 def _init_from(model, source: str) -> str:
@@ -235,13 +272,19 @@ def _init_from(model, source: str) -> str:
     init = load_model(None, None if source == "default" else source)
     # the input size may change: no weight depends on it (positions and anchors follow the grid)
     fields = ("arch", "in_channels", "variant")
-    diff = [f"{f} {getattr(init.config, f)!r} (run: {getattr(model.config, f)!r})" for f in fields
-            if getattr(init.config, f) != getattr(model.config, f)]
+    diff = [
+        f"{f} {getattr(init.config, f)!r} (run: {getattr(model.config, f)!r})"
+        for f in fields
+        if getattr(init.config, f) != getattr(model.config, f)
+    ]
     if diff:
         raise ValueError(f"--init {source}: a different network: " + ", ".join(diff))
     model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
-    size = "" if init.config.image_size == model.config.image_size else \
-        f" (trained at {init.config.image_size} px, now {model.config.image_size} px)"
+    size = (
+        ""
+        if init.config.image_size == model.config.image_size
+        else f" (trained at {init.config.image_size} px, now {model.config.image_size} px)"
+    )
     return f"weights from the trained model {source}{size}"
 
 
@@ -258,12 +301,16 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
         saved = read_json(args_file)
         changed = [k for k in _MODEL_OPTIONS if k in saved and saved[k] != getattr(opts, k)]
         if changed:
-            raise ValueError("cannot resume with a different network: "
-                             + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed))
+            raise ValueError(
+                "cannot resume with a different network: "
+                + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed)
+            )
     state = torch.load(state_file, map_location="cpu", weights_only=False)
     if state["epoch"] > opts.epochs:
-        raise ValueError(f"--epochs {opts.epochs} but {out} already holds {state['epoch']} epochs; "
-                         f"give --epochs {state['epoch']} or more to resume it")
+        raise ValueError(
+            f"--epochs {opts.epochs} but {out} already holds {state['epoch']} epochs; "
+            f"give --epochs {state['epoch']} or more to resume it"
+        )
     return state
 
 
@@ -288,13 +335,25 @@ def train(opts: TrainOptions) -> list[dict]:
     state = _check_resume(opts, out)
     train_ds, val_ds = _load_datasets(opts, log)
 
-    config = GenCropConfig(arch=opts.arch, image_size=opts.dim, in_channels=4 if opts.use_subject else 3,
-                           variant=opts.variant, subject_weighting=opts.subject_weighting,
-                           **opts.model_overrides,
-                           extra={"training": {**{k: v for k, v in dataclasses.asdict(opts).items()
-                                                  if k not in ("out", "resume", "quiet", "workers", "cpu")},
-                                               # absolute, so that `gencrop eval RUN_DIR` finds the test split
-                                               "data": str(Path(opts.data).resolve())}})
+    config = GenCropConfig(
+        arch=opts.arch,
+        image_size=opts.dim,
+        in_channels=4 if opts.use_subject else 3,
+        variant=opts.variant,
+        subject_weighting=opts.subject_weighting,
+        **opts.model_overrides,
+        extra={
+            "training": {
+                **{
+                    k: v
+                    for k, v in dataclasses.asdict(opts).items()
+                    if k not in ("out", "resume", "quiet", "workers", "cpu")
+                },
+                # absolute, so that `gencrop eval RUN_DIR` finds the test split
+                "data": str(Path(opts.data).resolve()),
+            }
+        },
+    )
     torch.manual_seed(opts.seed)
     model = model_class(opts.variant)(config)
     if state is None and opts.init:
@@ -337,9 +396,11 @@ def train(opts: TrainOptions) -> list[dict]:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / ARGS_NAME, dataclasses.asdict(opts))
-    log(f"training {opts.arch} ({opts.variant}, dim {opts.dim}) on {accelerator.device} x{n_proc}, "
+    log(
+        f"training {opts.arch} ({opts.variant}, dim {opts.dim}) on {accelerator.device} x{n_proc}, "
         f"mixed precision {accelerator.mixed_precision}: {len(train_ds)} examples/epoch, "
-        f"{per_epoch} steps/epoch/process, {warm} warm-up steps")
+        f"{per_epoch} steps/epoch/process, {warm} warm-up steps"
+    )
 
     pin = accelerator.device.type == "cuda"
     for epoch in range(start_epoch, opts.epochs + 1):
@@ -348,8 +409,9 @@ def train(opts: TrainOptions) -> list[dict]:
         loader = accelerator.prepare_data_loader(_loader(train_ds, opts.batch_size, opts.workers, pin))
         model.train()
         total, count, replaced = 0.0, 0, 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{opts.epochs}", disable=not main or opts.quiet,
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch}/{opts.epochs}", disable=not main or opts.quiet, leave=False, dynamic_ncols=True
+        )
         for batch in bar:
             with accelerator.autocast():
                 out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch, True))
@@ -364,16 +426,27 @@ def train(opts: TrainOptions) -> list[dict]:
             count += n
             replaced += float(batch["replaced"].sum())
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        sums = accelerator.reduce(torch.tensor([total, count, replaced], dtype=torch.float64,
-                                               device=accelerator.device), reduction="sum")
+        sums = accelerator.reduce(
+            torch.tensor([total, count, replaced], dtype=torch.float64, device=accelerator.device), reduction="sum"
+        )
         if sums[2] > 0 and main:
-            print(f"gencrop train: warning: epoch {epoch}: {int(sums[2])} examples had an unreadable canvas and "
-                  "were replaced by others", file=sys.stderr, flush=True)
+            print(
+                f"gencrop train: warning: epoch {epoch}: {int(sums[2])} examples had an unreadable canvas and "
+                "were replaced by others",
+                file=sys.stderr,
+                flush=True,
+            )
         train_loss = float(sums[0] / max(sums[1], 1))
         train_seconds = time.time() - t0
-        entry = {"epoch": epoch, "train_loss": train_loss, "val_loss": None, "val_iou": None,
-                 "val_iou_full_view": None, "lr": scheduler.get_last_lr()[0],
-                 "samples_per_s": float(sums[1]) / max(train_seconds, 1e-9)}
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": None,
+            "val_iou": None,
+            "val_iou_full_view": None,
+            "lr": scheduler.get_last_lr()[0],
+            "samples_per_s": float(sums[1]) / max(train_seconds, 1e-9),
+        }
         if val_ds is not None:
             entry.update(evaluate(model, val_ds, opts, accelerator, config))
         entry["seconds"] = time.time() - t0
@@ -381,8 +454,11 @@ def train(opts: TrainOptions) -> list[dict]:
         if main:
             _write_epoch(accelerator.unwrap_model(model), optimizer, scheduler, accelerator, history, out, opts)
         accelerator.wait_for_everyone()
-        val_txt = "" if entry["val_loss"] is None else \
-            f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} (full view {entry['val_iou_full_view']:.3f})"
+        val_txt = (
+            ""
+            if entry["val_loss"] is None
+            else f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} (full view {entry['val_iou_full_view']:.3f})"
+        )
         log(f"epoch {epoch}: train loss {train_loss:.4f}{val_txt}, {entry['samples_per_s']:.1f} samples/s")
     best = _best(history)
     if best is not None:
@@ -394,8 +470,9 @@ def train(opts: TrainOptions) -> list[dict]:
 def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
     """Validation loss and IoU of the predicted frame (clipped to the photo) with the true one."""
     model.eval()
-    loader = accelerator.prepare_data_loader(_loader(dataset, opts.batch_size, opts.workers,
-                                                     accelerator.device.type == "cuda"))
+    loader = accelerator.prepare_data_loader(
+        _loader(dataset, opts.batch_size, opts.workers, accelerator.device.type == "cuda")
+    )
     dim = float(opts.dim)
     rows = []
     for batch in loader:
@@ -404,8 +481,14 @@ def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
         crop, valid = batch["crop"] / dim, batch["valid"] / dim
         per_item = []
         for i in range(crop.shape[0]):  # per-example loss so the mean is exact over processes
-            loss, _ = gencrop_loss(out.crop[i:i + 1], out.cell_crops[i:i + 1], crop[i:i + 1], valid[i:i + 1],
-                                   batch["subject_mask_box"][i:i + 1] / dim, use_sbl=opts.sbl)
+            loss, _ = gencrop_loss(
+                out.crop[i : i + 1],
+                out.cell_crops[i : i + 1],
+                crop[i : i + 1],
+                valid[i : i + 1],
+                batch["subject_mask_box"][i : i + 1] / dim,
+                use_sbl=opts.sbl,
+            )
             per_item.append(loss)
         pred = out.crop.float()
         pred = torch.cat([torch.maximum(pred[:, :2], valid[:, :2]), torch.minimum(pred[:, 2:], valid[:, 2:])], 1)
@@ -417,8 +500,7 @@ def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
     return {"val_loss": float(m[0]), "val_iou": float(m[1]), "val_iou_full_view": float(m[2])}
 
 
-def _write_epoch(model, optimizer, scheduler, accelerator, history: list[dict], out: Path,
-                 opts: TrainOptions) -> None:
+def _write_epoch(model, optimizer, scheduler, accelerator, history: list[dict], out: Path, opts: TrainOptions) -> None:
     """Checkpoint, best model, loss.json, loss.png, then (last, atomically) the resume state."""
     epoch = history[-1]["epoch"]
     model.save_pretrained(out / f"epoch{epoch}")
@@ -439,7 +521,7 @@ def _write_epoch(model, optimizer, scheduler, accelerator, history: list[dict], 
     with atomic_path(out / STATE_NAME) as tmp:
         torch.save(state, tmp)
     if opts.keep_epochs > 0:
-        keep = {h["epoch"] for h in history[-opts.keep_epochs:]}
+        keep = {h["epoch"] for h in history[-opts.keep_epochs :]}
         for h in history:
             d = out / f"epoch{h['epoch']}"
             if h["epoch"] not in keep and d.is_dir():

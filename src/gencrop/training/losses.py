@@ -19,8 +19,13 @@ SBL_MARGIN = 0.025
 _TOUCH_ATOL = 0.01
 
 
-def subject_boundary_loss(subject_mask_xyxy: torch.Tensor, crop_xyxy: torch.Tensor, valid_xyxy: torch.Tensor,
-                          pred_xyxy: torch.Tensor, margin: float = SBL_MARGIN) -> torch.Tensor:
+def subject_boundary_loss(
+    subject_mask_xyxy: torch.Tensor,
+    crop_xyxy: torch.Tensor,
+    valid_xyxy: torch.Tensor,
+    pred_xyxy: torch.Tensor,
+    margin: float = SBL_MARGIN,
+) -> torch.Tensor:
     """Mean over all B x 4 edges of ``max(0, margin - |pred - subject|)``.
 
     An edge is exempt where the subject mask's edge coincides (within 0.01)
@@ -28,14 +33,21 @@ def subject_boundary_loss(subject_mask_xyxy: torch.Tensor, crop_xyxy: torch.Tens
     is legitimately cut by the frame or by the photo's border.
     """
     subject = subject_mask_xyxy.float()
-    touches = (torch.isclose(subject, crop_xyxy.float(), atol=_TOUCH_ATOL)
-               | torch.isclose(subject, valid_xyxy.float(), atol=_TOUCH_ATOL))
+    touches = torch.isclose(subject, crop_xyxy.float(), atol=_TOUCH_ATOL) | torch.isclose(
+        subject, valid_xyxy.float(), atol=_TOUCH_ATOL
+    )
     penalty = torch.clamp(margin - (pred_xyxy.float() - subject).abs(), min=0.0)
     return (penalty * (~touches)).mean()
 
 
-def gencrop_loss(pred: torch.Tensor, cell_crops: torch.Tensor, crop: torch.Tensor, valid: torch.Tensor,
-                 subject_mask: torch.Tensor, use_sbl: bool = True) -> tuple[torch.Tensor, dict]:
+def gencrop_loss(
+    pred: torch.Tensor,
+    cell_crops: torch.Tensor,
+    crop: torch.Tensor,
+    valid: torch.Tensor,
+    subject_mask: torch.Tensor,
+    use_sbl: bool = True,
+) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts (detached floats). Inputs: normalised xyxy, pred (B,4), cell_crops (B,N,4).
 
     Computed in float32 whatever the autocast dtype, so fp16 training sums the same way.
@@ -54,5 +66,11 @@ def gencrop_loss(pred: torch.Tensor, cell_crops: torch.Tensor, crop: torch.Tenso
 
 def batch_loss(out, batch: dict, dim: float, use_sbl: bool = True) -> tuple[torch.Tensor, dict]:
     """:func:`gencrop_loss` of a model output on a training batch (boxes in input pixels of size ``dim``)."""
-    return gencrop_loss(out.crop, out.cell_crops, batch["crop"] / dim, batch["valid"] / dim,
-                        batch["subject_mask_box"] / dim, use_sbl=use_sbl)
+    return gencrop_loss(
+        out.crop,
+        out.cell_crops,
+        batch["crop"] / dim,
+        batch["valid"] / dim,
+        batch["subject_mask_box"] / dim,
+        use_sbl=use_sbl,
+    )
