@@ -90,13 +90,58 @@ def test_file_and_memory_give_the_same_network_input(cropper, tmp_path):
     # a 1/2 reduction (photos up to 4x the input): exactly the same input
     path, pixels = _jpeg(tmp_path, "mid.jpg", (200, 150), 4)
     subject = (50, 30, 60, 80)
-    inputs = [cropper._prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels)]
+    inputs = [cropper.prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels)]
     assert np.array_equal(inputs[0], inputs[1]) and np.array_equal(inputs[1], inputs[2])
     # a large JPEG decoded at 1/8 size (DCT scaling) vs a box filter in memory: nearly the same input
     path, pixels = _jpeg(tmp_path, "big.jpg", (1600, 1200), 5)
     subject = (500, 300, 400, 500)
-    a, b, c = (cropper._prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels))
+    a, b, c = (cropper.prepare(src, subject).array for src in (path, Image.fromarray(pixels), pixels))
     assert np.abs(a - b).mean() < 0.02 and np.array_equal(b, c)
+    # an open file is the file: the same reduced decode
+    with open(path, "rb") as f:
+        assert np.array_equal(cropper.prepare(f, subject).array, a)
+
+
+def test_prepared_photos_crop_like_the_photos(cropper, model_dir, tmp_path):
+    """prepare() then crop/crop_shapes/crop_many gives what the photo itself gives; a prepared photo
+    carries its subject, and only the model it was prepared for takes it."""
+    path, _ = _jpeg(tmp_path, "p.jpg", (1600, 1200), 6)
+    other, _ = _jpeg(tmp_path, "q.jpg", (300, 420), 7)
+    subject, subject_q = (500, 300, 400, 500), (40, 200, 100, 120)
+    prepared = cropper.prepare(path, subject)
+    assert prepared.size == (1600, 1200) and prepared.subject.xywh == subject and prepared.source == "given"
+    assert cropper.crop(prepared, aspect="1:1").box == cropper.crop(path, subject, aspect="1:1").box
+    shapes = ["free", "16:9", "300x400"]
+    assert [r.box for r in cropper.crop_shapes(prepared, shapes)] == [
+        r.box for r in cropper.crop_shapes(path, shapes, subject)
+    ]
+    mixed = cropper.crop_many([prepared, other], [None, subject_q], aspect="4:5")
+    alone = cropper.crop_many([path, other], [subject, subject_q], aspect="4:5")
+    assert [r.box for r in mixed] == [r.box for r in alone]
+    with pytest.raises(ValueError, match="carries its subject"):
+        cropper.crop(prepared, subject)
+    with pytest.raises(ValueError, match="no full-resolution decode"):
+        cropper.prepare_full(prepared)
+    three_channel = Cropper(GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=3)))
+    with pytest.raises(ValueError, match="prepared for another model"):
+        three_channel.crop(prepared)
+
+
+def test_prepare_full_decodes_the_photo_once_or_beside(cropper, tmp_path):
+    """The full decode is the photo at its upright size; the network input is the one prepare() makes,
+    for a path and for an open file alike (a large JPEG is decoded twice: reduced and in full)."""
+    path, pixels = _jpeg(tmp_path, "big.jpg", (1600, 1200), 8)
+    subject = (500, 300, 400, 500)
+    want = cropper.prepare(path, subject).array
+    with open(path, "rb") as opened:
+        for source in (path, opened):
+            prepared, full = cropper.prepare_full(source, subject)
+            assert np.array_equal(prepared.array, want)
+            assert np.array_equal(np.asarray(full), pixels)
+    path, pixels = _jpeg(tmp_path, "mid.jpg", (200, 150), 9)
+    prepared, full = cropper.prepare_full(Image.fromarray(pixels), (10, 10, 50, 50))
+    assert np.array_equal(np.asarray(full), pixels)
+    assert np.array_equal(prepared.array, cropper.prepare(path, (10, 10, 50, 50)).array)
 
 
 def test_cli_writes_every_shape_exactly(model_dir, example_photo, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The server's building blocks without a model: the batching queue, request limits, upload decoding."""
+"""The server's building blocks: the batching queue and request limits (no model), upload decoding."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -16,9 +17,9 @@ pytest.importorskip("fastapi")
 from gencrop.serve.batching import BatchQueue, DeadlinePassed, QueueClosed, QueueFull  # noqa: E402
 from gencrop.serve.errors import ApiError  # noqa: E402
 from gencrop.serve.limits import RequestLimits  # noqa: E402
-from gencrop.serve.uploads import decode_photo  # noqa: E402
+from gencrop.serve.uploads import check_upload, prepare_upload  # noqa: E402
 
-from serve_support import jpeg_bytes, png_bomb, rotated_jpeg, sixteen_bit_png  # noqa: E402
+from serve_support import bundled_cropper, jpeg_bytes, png_bomb, rotated_jpeg, sixteen_bit_png  # noqa: E402
 
 
 class Gate:
@@ -214,9 +215,13 @@ def test_decode_refuses_a_png_bomb_before_decoding(monkeypatch):
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)
     bomb = png_bomb()
     assert len(bomb) < 200_000
-    with pytest.raises(ApiError) as e:
-        decode_photo(bomb, max_pixels=50_000_000)
-    assert e.value.status == 413 and "20000x20000" in e.value.message
+    for decode in (
+        lambda: check_upload(bomb, max_pixels=50_000_000),
+        lambda: prepare_upload(bundled_cropper(), bomb, (0, 0, 10, 10), full=True, max_pixels=50_000_000),
+    ):
+        with pytest.raises(ApiError) as e:
+            decode()
+        assert e.value.status == 413 and "20000x20000" in e.value.message
 
 
 @pytest.mark.parametrize(
@@ -229,22 +234,59 @@ def test_decode_refuses_a_png_bomb_before_decoding(monkeypatch):
 )
 def test_decode_errors(data, status, words):
     with pytest.raises(ApiError) as e:
-        decode_photo(data, max_pixels=10**7, min_side=16)
+        check_upload(data, max_pixels=10**7, min_side=16)
     assert e.value.status == status and words in e.value.message
 
 
 def test_decode_converts_like_files(example_photo):
+    cropper = bundled_cropper()
     photo = Image.open(example_photo).convert("RGB")
+    subject = (10, 10, 50, 50)
+
+    def full(data):
+        return prepare_upload(cropper, data, subject, full=True, max_pixels=10**7)[1]
+
     deep = sixteen_bit_png(photo)
     assert Image.open(io.BytesIO(deep)).mode == "I;16"
-    assert decode_photo(deep, max_pixels=10**7).mode == "RGB"
-    upright = decode_photo(rotated_jpeg(photo), max_pixels=10**7)
-    assert upright.size == photo.size
-    cmyk = decode_photo(jpeg_bytes(photo.convert("CMYK")), max_pixels=10**7)
+    assert full(deep).mode == "RGB"
+    assert full(rotated_jpeg(photo)).size == photo.size
+    cmyk = full(jpeg_bytes(photo.convert("CMYK")))
     assert cmyk.mode == "RGB" and cmyk.size == photo.size
     with pytest.raises(ApiError) as e:
-        decode_photo(jpeg_bytes(photo.resize((1, 1))), max_pixels=10**7, min_side=16)
+        prepare_upload(cropper, jpeg_bytes(photo.resize((1, 1))), None, full=False, max_pixels=10**7, min_side=16)
     assert e.value.status == 422 and "1x1" in e.value.message
+
+
+def test_upload_prepared_exactly_as_the_file_on_disk(tmp_path, example_photo):
+    """An upload gives the network the input the same file gives it from disk: a large JPEG is
+    decoded at reduced size (DCT scaling) for the network, and in full only when the crop is cut."""
+    cropper = bundled_cropper()
+    big = Image.open(example_photo).convert("RGB").resize((2400, 1800))  # 1/4 decode for a 256 px input
+    data = jpeg_bytes(big)
+    path = tmp_path / "big.jpg"
+    path.write_bytes(data)
+    subject = (900, 500, 600, 700)
+    on_disk = cropper.prepare(path, subject)
+    json_only, no_full = prepare_upload(cropper, data, subject, full=False, max_pixels=10**7)
+    with_full, full = prepare_upload(cropper, data, subject, full=True, max_pixels=10**7)
+    assert no_full is None and full.size == (2400, 1800)
+    assert on_disk.image.size == (600, 450)  # the reduced decode, not a reduction of the full one
+    for p in (json_only, with_full):
+        assert p.size == (2400, 1800) and p.subject.xywh == on_disk.subject.xywh
+        np.testing.assert_array_equal(p.array, on_disk.array)
+    assert cropper.crop(json_only).box == cropper.crop(path, subject).box
+
+
+def test_upload_subject_errors_are_the_requests():
+    cropper = bundled_cropper()
+    data = jpeg_bytes(Image.new("RGB", (300, 200), (40, 90, 140)))
+    with pytest.raises(ApiError) as e:
+        prepare_upload(cropper, data, (400, 10, 20, 20), full=False, max_pixels=10**7)
+    assert e.value.status == 400 and "outside" in e.value.message
+    truncated = jpeg_bytes(Image.effect_noise((600, 400), 60).convert("RGB"))[:3000]
+    with pytest.raises(ApiError) as e:
+        prepare_upload(cropper, truncated, (10, 10, 20, 20), full=False, max_pixels=10**7)
+    assert e.value.status == 422 and "uploaded JPEG photo" in e.value.message
 
 
 def test_serve_command_refuses_bad_limits_before_loading_a_model(capsys):

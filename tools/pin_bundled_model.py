@@ -63,7 +63,7 @@ def _wrong_convention(cropper, photo, subject):
 
     from gencrop.geometry import Box
 
-    p = cropper._prepare(photo, subject)
+    p = cropper.prepare(photo, subject)
     x = torch.from_numpy(p.array[None])
     s = torch.tensor([p.subject_input.xywh], dtype=torch.float32)
     with torch.inference_mode():

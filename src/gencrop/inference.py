@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,7 +29,7 @@ from .io import drafts_jpeg, load_image
 from .runtime import Network, load_network, shape_request
 from .shapes import Shape, fit_shape, pull_toward
 
-__all__ = ["Cropper", "CropResult", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
+__all__ = ["Cropper", "CropResult", "PreparedPhoto", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
 
 # Whether a subject found automatically is also kept (and followed) by default; a given one always
 # is. Measured on the bundled model's FCDB validation photos: keeping a found subject lowers IoU
@@ -83,13 +85,26 @@ def default_device():
 
 
 @dataclass
-class _Prepared:
+class PreparedPhoto:
+    """A photo made ready for one Cropper's network (:meth:`Cropper.prepare`): decoded, reduced,
+    letterboxed, its subject given or found.
+
+    Preparing is the part of cropping that needs no model; a server prepares
+    photos in its request threads while the model runs earlier ones, then hands
+    them to :meth:`Cropper.crop_many` or :meth:`Cropper.crop_shapes`.
+    """
+
     array: np.ndarray  # (C, dim, dim) network input
     subject_input: Box  # subject in input pixels
     subject: Box  # subject in photo pixels
     letterbox: Letterbox
-    source: str
-    image: Image.Image
+    source: str  # "given", "mask", or what found the subject
+    image: Image.Image  # the decode the input was made from (reduced for large photos)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the upright photo: the pixels crops are given in."""
+        return (self.letterbox.width, self.letterbox.height)
 
 
 class Cropper:
@@ -107,6 +122,7 @@ class Cropper:
         self.subject_pull = model.info.subject_pull
         self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
+        self._decoder_lock = threading.Lock()
 
     def __repr__(self) -> str:
         i = self.network.info
@@ -139,14 +155,19 @@ class Cropper:
         device=None,
         subject_finder=None,
         runtime: str = "auto",
+        spin_wait: bool = True,
     ) -> "Cropper":
         """Load a model directory, a hub id, an exported ``.onnx`` file, or (no argument) the bundled model.
 
         ``runtime``: ``"onnx"`` (onnxruntime, no torch needed), ``"torch"``, or
         ``"auto"`` (onnxruntime when the model has an up-to-date ``model.onnx``
         and no GPU is asked for; see :func:`gencrop.runtime.load_network`).
+        ``spin_wait=False`` suits a process that does other work beside the
+        network (a server decoding photos): onnxruntime's threads then sleep
+        between steps instead of spinning.
         """
-        return cls(load_network(path, runtime=runtime, device=device, epoch=epoch), subject_finder=subject_finder)
+        network = load_network(path, runtime=runtime, device=device, epoch=epoch, spin_wait=spin_wait)
+        return cls(network, subject_finder=subject_finder)
 
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
@@ -161,7 +182,16 @@ class Cropper:
         except SubjectNotFound as e:
             raise SubjectRequired(f"{e}; or {how}") from None
 
-    def _prepare(self, image, subject=None, subject_mask: np.ndarray | None = None) -> _Prepared:
+    def prepare(self, image, subject=None, *, subject_mask: np.ndarray | None = None) -> PreparedPhoto:
+        """Decode ``image`` (path, open binary file, PIL image or array) at the size the network
+        needs and give or find its subject (as in :meth:`crop`); no network pass.
+
+        The crop methods take the result in place of a photo (with no subject of their own)."""
+        return self._prepare(image, subject, subject_mask)
+
+    def _prepare(self, image, subject=None, subject_mask: np.ndarray | None = None) -> PreparedPhoto:
+        if isinstance(image, PreparedPhoto):
+            return self._check_prepared(image, subject, subject_mask)
         img, size = load_image(image, min_side=self.dim)
         width, height = size
         photo = Box(0, 0, width, height)
@@ -202,10 +232,21 @@ class Cropper:
             else:
                 channel = box_mask(subject_input, self.dim)
             array = np.concatenate([array, channel[None]], axis=0)
-        return _Prepared(array, subject_input, subject_box, lb, source, img)
+        return PreparedPhoto(array, subject_input, subject_box, lb, source, img)
+
+    def _check_prepared(self, p: PreparedPhoto, subject, subject_mask) -> PreparedPhoto:
+        if subject is not None or subject_mask is not None:
+            raise ValueError("a prepared photo carries its subject already: prepare it with the subject instead")
+        channels = 4 if self.network.info.use_subject_mask else 3
+        if p.array.shape != (channels, self.dim, self.dim):
+            raise ValueError(
+                f"the photo was prepared for another model (input {'x'.join(map(str, p.array.shape))}, "
+                f"this one takes {channels}x{self.dim}x{self.dim})"
+            )
+        return p
 
     # -- prediction ------------------------------------------------------------
-    def _run_network(self, prepared: Sequence[_Prepared], shapes: Sequence[Shape]) -> tuple[np.ndarray, np.ndarray]:
+    def _run_network(self, prepared: Sequence[PreparedPhoto], shapes: Sequence[Shape]) -> tuple[np.ndarray, np.ndarray]:
         """(B, 4) crops in input pixels (xyxy) and (B, rows, cols) cell weights, one row per prepared photo."""
         images = np.stack([p.array for p in prepared])
         subjects = np.array([p.subject_input.xyxy for p in prepared], np.float32)
@@ -219,7 +260,7 @@ class Cropper:
         return np.array([shape_request(area=s.area, aspect=s.aspect) for s in shapes], np.float32)
 
     def _result(
-        self, p: _Prepared, crop_input: np.ndarray, weights: np.ndarray, shape: Shape, keep_subject: bool | None
+        self, p: PreparedPhoto, crop_input: np.ndarray, weights: np.ndarray, shape: Shape, keep_subject: bool | None
     ) -> CropResult:
         """The network's crop in photo pixels, then the user's rules: inside the photo, the shape, the subject."""
         width, height = p.letterbox.width, p.letterbox.height
@@ -246,7 +287,7 @@ class Cropper:
     def _keeps_subject(source: str) -> bool:
         return source in ("given", "mask") or KEEP_FOUND_SUBJECT
 
-    def _predict(self, prepared: Sequence[_Prepared], shape: Shape, keep_subject: bool | None) -> list[CropResult]:
+    def _predict(self, prepared: Sequence[PreparedPhoto], shape: Shape, keep_subject: bool | None) -> list[CropResult]:
         crops, weights = self._run_network(prepared, [shape] * len(prepared))
         return [self._result(p, c, w, shape, keep_subject) for p, c, w in zip(prepared, crops, weights)]
 
@@ -263,7 +304,8 @@ class Cropper:
     ) -> CropResult:
         """Crop one photo around its subject.
 
-        ``image``: path, PIL image or array. ``subject``: ``Box`` or ``(x, y, w, h)``
+        ``image``: path, open binary file, PIL image, array, or a :class:`PreparedPhoto`
+        of this cropper's (which carries its subject). ``subject``: ``Box`` or ``(x, y, w, h)``
         in photo pixels, a bool mask of the photo's size, or ``None`` to find it
         automatically. ``subject_mask`` adds a segmentation to a given box (used
         by mask-channel models). ``aspect`` (w/h, or text such as ``"4:5"``),
@@ -316,12 +358,8 @@ class Cropper:
         meanwhile in a thread, so writing a 12 MP crop costs little more than
         predicting it. ``result.cut(full)`` is the cropped photo.
         """
-        return self._beside_full_decode(
-            image,
-            lambda img: self.crop(
-                img, subject, subject_mask=subject_mask, aspect=aspect, area=area, size=size, keep_subject=keep_subject
-            ),
-        )
+        prepared, full = self.prepare_full(image, subject, subject_mask=subject_mask)
+        return self.crop(prepared, aspect=aspect, area=area, size=size, keep_subject=keep_subject), full
 
     def crop_shapes_full(
         self,
@@ -333,27 +371,45 @@ class Cropper:
         keep_subject: bool | None = None,
     ) -> tuple[list[CropResult], Image.Image]:
         """:meth:`crop_shapes`, plus the full-resolution decode (as :meth:`crop_full`)."""
-        return self._beside_full_decode(
-            image,
-            lambda img: self.crop_shapes(img, shapes, subject, subject_mask=subject_mask, keep_subject=keep_subject),
-        )
+        prepared, full = self.prepare_full(image, subject, subject_mask=subject_mask)
+        return self.crop_shapes(prepared, shapes, keep_subject=keep_subject), full
 
-    def _beside_full_decode(self, image, crop):
-        """``(crop(image), full decode)``; a file's full decode runs in a thread while ``crop`` works."""
-        if not isinstance(image, (str, os.PathLike)) or not drafts_jpeg(image, self.dim):
-            # in memory, or a file the network would see after a full decode anyway: decode once
+    def prepare_full(
+        self, image, subject=None, *, subject_mask: np.ndarray | None = None
+    ) -> tuple[PreparedPhoto, Image.Image]:
+        """:meth:`prepare`, plus the photo's full-resolution decode (to cut the crop from).
+
+        A JPEG large enough to be decoded at 1/4 or 1/8 scale for the network
+        is decoded in full in a thread meanwhile; any other photo is decoded
+        once, in full, and prepared from that decode (the same input either way).
+        """
+        if isinstance(image, PreparedPhoto):
+            raise ValueError("a prepared photo has no full-resolution decode: pass the photo itself")
+        if hasattr(image, "read"):  # an open file: each decode below reads its own copy of the bytes
+            data, name = image.read(), getattr(image, "name", None)
+            image, again = BytesIO(data), BytesIO(data)
+            if isinstance(name, str):  # what a decoding error names
+                image.name = again.name = name
+        else:
+            again = image
+        if not isinstance(image, (str, os.PathLike, BytesIO)) or not drafts_jpeg(image, self.dim):
+            # in memory, or a file the network sees after a full decode anyway: decode once
             full = load_image(image)[0]
-            return crop(full), full
-        if self._decoder is None:
-            self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gencrop-decode")
-        full = self._decoder.submit(load_image, image)
+            return self._prepare(full, subject, subject_mask), full
+        full_decode = self._full_decoder().submit(load_image, again)
         try:
-            result = crop(image)
+            prepared = self._prepare(image, subject, subject_mask)
         except BaseException:
-            with contextlib.suppress(Exception):  # the crop's error is the one to report
-                full.result()
+            with contextlib.suppress(Exception):  # the preparation's error is the one to report
+                full_decode.result()
             raise
-        return result, full.result()[0]
+        return prepared, full_decode.result()[0]
+
+    def _full_decoder(self) -> ThreadPoolExecutor:
+        with self._decoder_lock:
+            if self._decoder is None:
+                self._decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gencrop-decode")
+            return self._decoder
 
     def crop_many(
         self,

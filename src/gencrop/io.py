@@ -176,7 +176,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Open a photo as upright 8-bit RGB.
 
-    ``source`` is a path, a PIL image or an array (HxW, HxWx3, HxWx4; uint8,
+    ``source`` is a path, an open binary file, a PIL image or an array (HxW, HxWx3, HxWx4; uint8,
     uint16 or float in [0, 1]). EXIF orientation is applied. With
     ``min_side``, JPEGs are decoded at a reduced size (DCT scaling, much faster
     for large photos) as long as the shorter side stays >= ``min_side``; an
@@ -190,6 +190,8 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
         img.load()
     elif isinstance(source, np.ndarray):
         img = _array_to_image(source)
+    elif hasattr(source, "read"):  # an open binary file, e.g. an upload's BytesIO
+        return _decode(source, getattr(source, "name", None) or "photo", min_side)
     else:
         path = Path(source)
         if not path.exists():
@@ -198,23 +200,26 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
             raise ImageReadError(f"{path}: is a folder, not a photo")
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
-        try:
-            img = Image.open(path)
-            orientation = img.getexif().get(0x0112, 1)
-            full = img.size
-            if orientation in (5, 6, 7, 8):
-                full = (full[1], full[0])
-            factor = reduction_factor(img.size, min_side) if min_side else 1
-            if img.format == "JPEG" and factor >= DRAFT_MIN_FACTOR:
-                img.draft("RGB", (img.size[0] // factor, img.size[1] // factor))
-            img.load()
-        except ImageReadError:
-            raise
-        except Exception as e:  # PIL raises many types for corrupt data
-            raise ImageReadError(f"{path}: cannot read image ({_image_problem(e)})") from None
-        return _reduce(to_rgb(upright(img, orientation)), min_side), full
+        return _decode(path, str(path), min_side)
     img = to_rgb(upright(img))
     return _reduce(img, min_side), img.size
+
+
+def _decode(source, label: str, min_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """An encoded photo (path or binary file) decoded upright, JPEGs at reduced size where allowed."""
+    try:
+        img = Image.open(source)
+        orientation = img.getexif().get(0x0112, 1)
+        full = img.size
+        if orientation in (5, 6, 7, 8):
+            full = (full[1], full[0])
+        factor = reduction_factor(img.size, min_side) if min_side else 1
+        if img.format == "JPEG" and factor >= DRAFT_MIN_FACTOR:
+            img.draft("RGB", (img.size[0] // factor, img.size[1] // factor))
+        img.load()
+    except Exception as e:  # PIL raises many types for corrupt data
+        raise ImageReadError(f"{label}: cannot read image ({_image_problem(e)})") from None
+    return _reduce(to_rgb(upright(img, orientation)), min_side), full
 
 
 # A JPEG is decoded at 1/4 or 1/8 size (DCT scaling) when that keeps min_side: large photos
@@ -225,16 +230,21 @@ def load_image(source, *, min_side: int | None = None) -> tuple[Image.Image, tup
 DRAFT_MIN_FACTOR = 4
 
 
-def drafts_jpeg(path: str | os.PathLike, min_side: int) -> bool:
-    """Whether :func:`load_image` decodes this file at reduced size for ``min_side`` (header read only).
+def drafts_jpeg(path, min_side: int) -> bool:
+    """Whether :func:`load_image` decodes this file (a path or an open binary file) at reduced size
+    for ``min_side`` (header read only).
 
     When it does not, the full decode is what the network's input is made from, so a caller that
     also needs the full-size photo can decode once."""
+    start = path.tell() if hasattr(path, "read") else None
     try:
         with Image.open(path) as im:
             return im.format == "JPEG" and reduction_factor(im.size, min_side) >= DRAFT_MIN_FACTOR
     except Exception:  # unreadable: let load_image say why
         return False
+    finally:
+        if start is not None:
+            path.seek(start)
 
 
 def _reduce(img: Image.Image, min_side: int | None) -> Image.Image:

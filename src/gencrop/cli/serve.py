@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how long a waiting photo waits for others to batch with (default 5)",
     )
     p.add_argument(
+        "--decode-threads",
+        type=int,
+        default=None,
+        help="photos decoded (and their subjects found) at once, beside the model (default: one per CPU core)",
+    )
+    p.add_argument(
         "--root-path", default="", help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -80,6 +86,7 @@ def build_settings(args):
             max_in_flight=args.max_in_flight,
             batch_size=args.batch_size,
             batch_wait_ms=args.batch_wait_ms,
+            **({"decode_threads": args.decode_threads} if args.decode_threads is not None else {}),
             api_key=args.api_key,
             cors_origins=list(args.cors),
         )
@@ -104,7 +111,8 @@ def run(args) -> int:
     from ..serve.model_info import describe_model
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device)
+        # the model thread shares the cores with the threads that decode uploads: no spinning
+        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, spin_wait=False)
         info = describe_model(resolve_model_dir(args.model), cropper.dim)
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None

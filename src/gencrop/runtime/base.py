@@ -115,7 +115,12 @@ def _freshness(directory: Path, made_from: str | None) -> str:
 
 
 def load_network(
-    path: str | Path | None = None, *, runtime: str = "auto", device=None, epoch: int | None = None
+    path: str | Path | None = None,
+    *,
+    runtime: str = "auto",
+    device=None,
+    epoch: int | None = None,
+    spin_wait: bool = True,
 ) -> Network:
     """Load a model directory (``None``: the bundled model), hub id or ``.onnx`` file on a runtime.
 
@@ -123,6 +128,11 @@ def load_network(
     model has an up-to-date ``model.onnx`` and no GPU device or epoch is asked
     for, else PyTorch. Missing packages raise :class:`MissingExtra` naming
     what to install; a stale ``model.onnx`` is never used.
+
+    ``spin_wait``: onnxruntime's worker threads spin between the steps of a
+    pass (the lowest latency for one caller, but the spinning takes the CPU
+    from any other thread); a server that decodes photos beside the model
+    turns it off. PyTorch ignores it.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
@@ -133,7 +143,7 @@ def load_network(
             raise ValueError("--epoch picks a PyTorch checkpoint, not part of an ONNX file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such ONNX file: {path}")
-        return _onnx(Path(path), device)
+        return _onnx(Path(path), device, spin_wait)
     directory = resolve_model_dir(path)
     has_onnx = (directory / ONNX_NAME).is_file()
     if runtime == "onnx":
@@ -144,14 +154,14 @@ def load_network(
             )
         if not has_onnx:
             raise FileNotFoundError(_onnx_problem(directory, "missing"))
-        net = _onnx(directory / ONNX_NAME, device)
+        net = _onnx(directory / ONNX_NAME, device, spin_wait)
         if _freshness(directory, net.digest) != "fresh":
             raise ValueError(_onnx_problem(directory, "stale"))
         return net
     state = "missing"
     if runtime == "auto" and has_onnx:
         if (device is None or str(device) == "cpu") and epoch is None and _installed("onnxruntime"):
-            net = _onnx(directory / ONNX_NAME, device)
+            net = _onnx(directory / ONNX_NAME, device, spin_wait)
             state = _freshness(directory, net.digest)
             if state == "fresh":
                 return net
@@ -181,9 +191,9 @@ def _onnx_problem(directory: Path, state: str) -> str:
     return f"{where} has no {ONNX_NAME}; export one: {fix}"
 
 
-def _onnx(path: Path, device) -> Network:
+def _onnx(path: Path, device, spin_wait: bool = True) -> Network:
     if not _installed("onnxruntime"):
         raise MissingExtra(f"the onnx runtime needs onnxruntime: {ONNX_HINT}")
     from .onnx_network import OnnxNetwork
 
-    return OnnxNetwork(path, device=device)
+    return OnnxNetwork(path, device=device, spin_wait=spin_wait)

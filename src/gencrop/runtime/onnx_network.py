@@ -24,9 +24,12 @@ __all__ = ["OnnxNetwork", "read_metadata", "FORMAT"]
 FORMAT = "gencrop-onnx-1"  # metadata "format": bumped when the inputs or outputs change meaning
 
 
-def _options(optimize: bool = True) -> "ort.SessionOptions":
+def _options(optimize: bool = True, spin_wait: bool = True) -> "ort.SessionOptions":
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if not spin_wait:  # idle worker threads sleep instead of spinning (see load_network)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return opts
@@ -57,12 +60,14 @@ class OnnxNetwork:
 
     runtime = "onnx"
 
-    def __init__(self, path: str | Path, device=None):
+    def __init__(self, path: str | Path, device=None, *, spin_wait: bool = True):
         from ..data.letterbox import IMAGENET_MEAN, IMAGENET_STD
 
         self.path = Path(path)
         try:
-            self.session = ort.InferenceSession(str(self.path), _options(), providers=_providers(device))
+            self.session = ort.InferenceSession(
+                str(self.path), _options(spin_wait=spin_wait), providers=_providers(device)
+            )
         except MissingExtra:
             raise
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files

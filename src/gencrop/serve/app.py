@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import io
 import logging
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
+import anyio
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -33,7 +35,7 @@ from .errors import ApiError, error_body
 from .jobs import CropJob, CropWorker
 from .limits import RequestLimits
 from .settings import ServeSettings
-from .uploads import decode_photo
+from .uploads import prepare_upload
 
 log = logging.getLogger("gencrop.serve")
 
@@ -124,6 +126,8 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # photos decoded (and their subjects found) at once, beside the model thread: bounds memory too
+        app.state.prepare_limiter = anyio.CapacityLimiter(settings.decode_threads)
         app.state.queue = BatchQueue(
             CropWorker(cropper),
             capacity=settings.queue_size,
@@ -254,20 +258,26 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
 
         data = await photo.read()
         t = time.perf_counter()
-        img = await run_in_threadpool(decode_photo, data, max_pixels=settings.max_pixels, min_side=settings.min_side)
-        decode_s = time.perf_counter() - t
-        del data
-        job = CropJob(
-            img,
-            subject_box.xywh if subject_box is not None else None,
-            shapes,
-            keep_subject=False if allow_subject_cut else None,
+        prepared, full = await anyio.to_thread.run_sync(
+            functools.partial(
+                prepare_upload,
+                cropper,
+                data,
+                subject_box.xywh if subject_box is not None else None,
+                full=output != "json",
+                max_pixels=settings.max_pixels,
+                min_side=settings.min_side,
+            ),
+            limiter=request.app.state.prepare_limiter,
         )
+        prepare_s = time.perf_counter() - t
+        del data
+        job = CropJob(prepared, shapes, keep_subject=False if allow_subject_cut else None)
         results, batch = await run_job(request.app.state.queue, job, deadline)
 
         if output != "json":
             fmt, media, ext = IMAGE_OUTPUTS[output]
-            cut = results[0].cut(img)
+            cut = results[0].cut(full)
             body = await run_in_threadpool(encode_image, cut if cut.mode == "RGB" else cut.convert("RGB"), fmt, quality)
             stem = Path(photo.filename or "photo").stem or "photo"
             cut_box = results[0].box.rounded()  # the pixels cut() takes
@@ -289,7 +299,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             ],
             "model": info.get("name"),
             "timings": {
-                "decode_ms": round(decode_s * 1000, 1),
+                "prepare_ms": round(prepare_s * 1000, 1),
                 "queue_ms": round(batch.queued_s * 1000, 1),
                 "model_ms": round(batch.run_s * 1000, 1),
                 "batch_size": batch.batch_size,
@@ -301,8 +311,6 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
         return answer
 
     async def run_job(queue: BatchQueue, job: CropJob, deadline: float):
-        from ..inference import SubjectRequired
-
         try:
             future = queue.submit(job, deadline=deadline)
         except QueueFull as e:
@@ -320,9 +328,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             ) from None
         except QueueClosed as e:
             raise ApiError(503, str(e), retry_after=5) from None
-        except SubjectRequired as e:
-            raise ApiError(422, str(e)) from None
-        except ValueError as e:  # the Cropper's word on a bad subject or shape
+        except ValueError as e:  # the Cropper's word on a bad shape
             raise ApiError(400, str(e)) from None
 
     app.add_middleware(RequestLimits, max_body=settings.max_upload_bytes, max_in_flight=settings.max_in_flight)

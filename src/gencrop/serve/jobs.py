@@ -1,27 +1,27 @@
 """What the model worker does with a batch of crop requests, through the Cropper's public API.
 
-Requests that ask for the same single shape run together in one
-``Cropper.crop_many`` call (one network pass for all of them); a request for
-several shapes runs alone through ``Cropper.crop_shapes`` (one network pass,
-one result per shape). When a batch fails because of one request (a subject
-outside its photo, no subject found), its requests are run one by one so
-that only the bad one gets the error.
+Photos arrive prepared (decoded, letterboxed, subject given or found: see
+:mod:`gencrop.serve.uploads`), so the model thread only runs the network and
+fits the crops. Requests that ask for the same single shape run together in
+one ``Cropper.crop_many`` call (one network pass for all of them); a request
+for several shapes runs alone through ``Cropper.crop_shapes`` (one network
+pass, one result per shape). When a batch fails because of one request, its
+requests are run one by one so that only the bad one gets the error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
-from PIL import Image
+from ..inference import PreparedPhoto
 
 
 @dataclass
 class CropJob:
-    """One request's work: an upright RGB photo, its subject (None: find it) and its shapes."""
+    """One request's work: its photo, prepared with its subject, and its shapes."""
 
-    photo: Image.Image
-    subject: Any  # (x, y, w, h) in photo pixels, or None
+    photo: PreparedPhoto
     shapes: tuple  # gencrop.shapes.Shape objects; (None,) = the model's free crop
     keep_subject: bool | None = None
 
@@ -85,7 +85,6 @@ class CropWorker:
         first = group[0]
         out = self.cropper.crop_many(
             [j.photo for j in group],
-            [j.subject for j in group],
             batch_size=len(group),
             **_shape_kwargs(first.shapes[0]),
             **_keep_kwargs(first),
@@ -95,4 +94,4 @@ class CropWorker:
     def _one(self, job: CropJob) -> list:
         if len(job.shapes) == 1:
             return self._together([job])[0]
-        return list(self.cropper.crop_shapes(job.photo, list(job.shapes), job.subject, **_keep_kwargs(job)))
+        return list(self.cropper.crop_shapes(job.photo, list(job.shapes), **_keep_kwargs(job)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -19,12 +20,21 @@ class ServeSettings:
     max_in_flight: int = 64  # requests being received or processed; beyond: 429
     batch_size: int = 8  # photos per network pass
     batch_wait_ms: float = 5.0  # how long the first waiting photo waits for company
+    decode_threads: int = field(default_factory=lambda: os.cpu_count() or 2)  # photos decoded at once
     api_key: str | None = None  # required on /v1/crop and /v1/model when set
     cors_origins: list[str] = field(default_factory=list)  # CORS is off unless origins are given
     jpeg_quality: int = 90
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_pixels", "min_side", "queue_size", "max_in_flight", "batch_size"):
+        for name in (
+            "max_upload_bytes",
+            "max_pixels",
+            "min_side",
+            "queue_size",
+            "max_in_flight",
+            "batch_size",
+            "decode_threads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.timeout <= 0:
