@@ -20,7 +20,7 @@ full-resolution decode; gencrop runs it in a thread beside the network, as
 `gencrop crop` does, and saves at quality 92). The 12 MP photo is the FCDB photo upscaled to
 ``--big`` and saved as JPEG (quality 92) in a temporary folder.
 
-Targets (issue: bundled default model): given subject <= 0.1 s per FCDB-size
+Targets for the bundled model: given subject <= 0.1 s per FCDB-size
 photo and <= 0.15 s per 12 MP photo; automatic subject <= 0.6 s per 12 MP
 photo. smartcrop.py was quoted at about 0.08 s (1024x744) and 1.7 s (4000x2906)
 on the reference 2-core CPU: those match ``smartcrop_fullres``; as its command

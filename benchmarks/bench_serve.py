@@ -13,7 +13,7 @@ requests per client, so that every client is busy for most of the run. Every ans
 200, or the run fails. ``--memory-requests N`` then sends N more requests at the highest
 concurrency and prints the server's resident memory before and after.
 
-Targets (issue: `gencrop serve`): 16 clients with no failed answer and >= 80% of `crop_many`'s
+Targets for `gencrop serve`: 16 clients with no failed answer and >= 80% of `crop_many`'s
 throughput; one photo (given subject, JSON, warm server) <= 60 ms median on FCDB-size photos.
 """
 
