@@ -189,6 +189,25 @@ def test_crop_without_torch(example_photo, tmp_path):
     assert (tmp_path / "astronaut_crop.jpg").is_file() and (tmp_path / "astronaut_vis.jpg").is_file()
 
 
+def test_serve_without_torch():
+    """The light install serves too: `gencrop serve` loads the bundled model and builds its app
+    without importing torch (uvicorn.run is replaced, so nothing listens)."""
+    pytest.importorskip("fastapi")
+    if not (DEFAULT_MODEL_DIR / ONNX_NAME).exists():
+        pytest.skip("no bundled model in this checkout")
+    code = (
+        "import sys, uvicorn\nfrom gencrop.cli import main\nseen = {}\n"
+        "uvicorn.run = lambda app, **kw: seen.update(app=app, **kw)\n"
+        "rc = main(['serve', '--port', '8765'])\n"
+        "assert rc == 0 and seen['app'].title == 'gencrop' and seen['port'] == 8765, seen\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(seen['app'].state.model_info['name'])"
+    )
+    r = _run(code, block=TORCH_MODULES)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "gencrop-default"
+
+
 def test_missing_extras_are_named_in_one_line(example_photo, tmp_path):
     code = "import sys\nfrom gencrop.cli import main\nsys.exit(main(sys.argv[1:]))"
     r = _run(

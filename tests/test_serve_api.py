@@ -39,7 +39,7 @@ def cropper():
 
 @pytest.fixture(scope="module")
 def client(cropper):
-    from gencrop.modeling.checkpoints import resolve_model_dir
+    from gencrop.runtime.files import resolve_model_dir
 
     app = create_app(
         cropper,

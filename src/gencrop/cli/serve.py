@@ -107,7 +107,7 @@ def run(args) -> int:
         raise CommandError(f"--port must be 1-65535, got {args.port}")
 
     from ..inference import Cropper
-    from ..modeling.checkpoints import resolve_model_dir
+    from ..runtime.files import resolve_model_dir
     from ..serve.model_info import describe_model
 
     try:
