@@ -296,3 +296,51 @@ def test_serve_command_refuses_bad_limits_before_loading_a_model(capsys):
     assert "queue_size must be at least 1" in capsys.readouterr().err
     assert main(["serve", "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+# -- the model worker ---------------------------------------------------------------------------
+class CountingNetwork:
+    """A runtime network that counts its passes and the rows of each."""
+
+    def __init__(self, network):
+        self.network, self.runtime, self.info, self.rows = network, network.runtime, network.info, []
+
+    def __call__(self, images, subjects, shapes=None):
+        self.rows.append(len(images))
+        return self.network(images, subjects, shapes)
+
+
+def test_worker_runs_requests_with_the_same_shapes_in_one_pass(example_photo):
+    from gencrop.inference import Cropper
+    from gencrop.serve.jobs import CropJob, CropWorker
+    from gencrop.shapes import Shape
+
+    real = bundled_cropper()
+    counting = CountingNetwork(real.network)
+    cropper = Cropper(counting)
+    photo = Image.open(example_photo).convert("RGB")
+    subjects = [(20, 30, 200, 300), (250, 40, 200, 200), (100, 100, 150, 150)]
+    several = (Shape.parse("1:1"), Shape.parse("16:9"), Shape.parse("1200x630"))
+    jobs = [CropJob(cropper.prepare(photo, s), several) for s in subjects]
+    jobs.append(CropJob(cropper.prepare(photo, subjects[0]), (None,)))  # the free crop: a group of its own
+    torch = pytest.importorskip("torch")
+    from gencrop.modeling import GenCrop, GenCropConfig
+
+    torch.manual_seed(0)
+    other = Cropper(GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=3)))
+    wrong = other.prepare(photo, subjects[0])  # prepared for another model
+    jobs.append(CropJob(wrong, several))
+
+    results = CropWorker(cropper)(jobs)
+
+    # the three good multi-shape jobs and the bad one share a pass that fails; then each runs alone
+    assert isinstance(results[4], ValueError) and "another model" in str(results[4])
+    for subject, crops in zip(subjects, results[:3]):
+        expected = real.crop_shapes(photo, ["1:1", "16:9", "1200x630"], subject)
+        assert [c.box for c in crops] == [e.box for e in expected]
+    assert [c.box for c in results[3]] == [real.crop(photo, subjects[0]).box]
+    assert results[3][0].shape is None
+
+    counting.rows.clear()
+    results = CropWorker(cropper)(jobs[:4])
+    assert sorted(counting.rows) == [1, 3]  # one pass for the three photos' nine crops, one for the free crop

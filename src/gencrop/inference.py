@@ -287,10 +287,6 @@ class Cropper:
     def _keeps_subject(source: str) -> bool:
         return source in ("given", "mask") or KEEP_FOUND_SUBJECT
 
-    def _predict(self, prepared: Sequence[PreparedPhoto], shape: Shape, keep_subject: bool | None) -> list[CropResult]:
-        crops, weights = self._run_network(prepared, [shape] * len(prepared))
-        return [self._result(p, c, w, shape, keep_subject) for p, c, w in zip(prepared, crops, weights)]
-
     def crop(
         self,
         image,
@@ -315,8 +311,9 @@ class Cropper:
         always inside the crop unless this is False (see :mod:`gencrop.shapes`).
         """
         shape = Shape.from_aspect(aspect, area, size)
-        p = self._prepare(image, subject, subject_mask)
-        return self._predict([p], shape, keep_subject)[0]
+        return self.crop_shapes_many(
+            [image], [shape], [subject], subject_masks=[subject_mask], keep_subject=keep_subject
+        )[0][0]
 
     def crop_shapes(
         self,
@@ -329,16 +326,9 @@ class Cropper:
     ) -> list[CropResult]:
         """One crop per requested shape (``Shape`` or text: ``"1:1"``, ``"16:9"``, ``"1200x630"``, ``"free"``),
         from one decode of the photo and one network pass."""
-        shapes = [s if isinstance(s, Shape) else Shape.parse(s) for s in shapes]
-        if not shapes:
-            raise ValueError("no shapes asked for")
-        p = self._prepare(image, subject, subject_mask)
-        if self.network.info.takes_shape:  # the shape goes into the network: one row each
-            crops, weights = self._run_network([p] * len(shapes), shapes)
-        else:
-            c, w = self._run_network([p], [Shape()])
-            crops, weights = np.repeat(c, len(shapes), 0), np.repeat(w, len(shapes), 0)
-        return [self._result(p, c, w, s, keep_subject) for s, c, w in zip(shapes, crops, weights)]
+        return self.crop_shapes_many(
+            [image], shapes, [subject], subject_masks=[subject_mask], keep_subject=keep_subject
+        )[0]
 
     def crop_full(
         self,
@@ -425,17 +415,49 @@ class Cropper:
     ) -> list[CropResult]:
         """Crop several photos (any sizes) in batches; ``subjects``/``subject_masks`` and the shape as in :meth:`crop`."""
         shape = Shape.from_aspect(aspect, area, size)
+        per_photo = self.crop_shapes_many(
+            images, [shape], subjects, subject_masks=subject_masks, batch_size=batch_size, keep_subject=keep_subject
+        )
+        return [crops[0] for crops in per_photo]
+
+    def crop_shapes_many(
+        self,
+        images: Iterable,
+        shapes: Sequence[Shape | str],
+        subjects: Iterable | None = None,
+        *,
+        subject_masks: Iterable | None = None,
+        batch_size: int = 8,
+        keep_subject: bool | None = None,
+    ) -> list[list[CropResult]]:
+        """:meth:`crop_shapes` for several photos: one list of crops (one per shape) per photo, one
+        network pass per batch of photos."""
+        shapes = [s if isinstance(s, Shape) else Shape.parse(s) for s in shapes]
+        if not shapes:
+            raise ValueError("no shapes asked for")
+        results: list[list[CropResult]] = []
+        for chunk in self._prepared_batches(images, subjects, subject_masks, batch_size):
+            if self.network.info.takes_shape:  # the shape goes into the network: one row per photo and shape
+                crops, weights = self._run_network([p for p in chunk for _ in shapes], shapes * len(chunk))
+            else:  # one row per photo, whatever the shapes
+                c, w = self._run_network(chunk, [Shape()] * len(chunk))
+                crops, weights = np.repeat(c, len(shapes), 0), np.repeat(w, len(shapes), 0)
+            n = len(shapes)
+            for i, p in enumerate(chunk):
+                rows = zip(shapes, crops[i * n : (i + 1) * n], weights[i * n : (i + 1) * n])
+                results.append([self._result(p, c, w, s, keep_subject) for s, c, w in rows])
+        return results
+
+    def _prepared_batches(self, images: Iterable, subjects, subject_masks, batch_size: int):
+        """The photos prepared, ``batch_size`` at a time (each batch only when it is needed)."""
         images = list(images)
         subjects = list(subjects) if subjects is not None else [None] * len(images)
         masks = list(subject_masks) if subject_masks is not None else [None] * len(images)
         if not len(subjects) == len(masks) == len(images):
             raise ValueError(f"{len(images)} photos but {len(subjects)} subjects and {len(masks)} masks")
-        results: list[CropResult] = []
         for start in range(0, len(images), batch_size):
             end = start + batch_size
-            chunk = [
+            yield [
                 self._prepare(im, sb, mk)
                 for im, sb, mk in zip(images[start:end], subjects[start:end], masks[start:end])
             ]
-            results.extend(self._predict(chunk, shape, keep_subject))
-        return results

@@ -2,11 +2,10 @@
 
 Photos arrive prepared (decoded, letterboxed, subject given or found: see
 :mod:`gencrop.serve.uploads`), so the model thread only runs the network and
-fits the crops. Requests that ask for the same single shape run together in
-one ``Cropper.crop_many`` call (one network pass for all of them); a request
-for several shapes runs alone through ``Cropper.crop_shapes`` (one network
-pass, one result per shape). When a batch fails because of one request, its
-requests are run one by one so that only the bad one gets the error.
+fits the crops. Requests that ask for the same shapes (one or several) run
+together in one ``Cropper.crop_shapes_many`` call: one network pass for all
+their photos. When a group fails because of one request, its requests are run
+one by one so that only the bad one gets the error.
 """
 
 from __future__ import annotations
@@ -25,27 +24,15 @@ class CropJob:
     shapes: tuple  # gencrop.shapes.Shape objects; (None,) = the model's free crop
     keep_subject: bool | None = None
 
-    def batch_key(self):
-        """Jobs with equal keys can share one ``crop_many`` call."""
-        if len(self.shapes) != 1:
-            return None
-        return (_shape_key(self.shapes[0]), self.keep_subject)
+    def batch_key(self) -> tuple:
+        """Jobs with equal keys share one network pass."""
+        return (tuple(_shape_key(s) for s in self.shapes), self.keep_subject)
 
 
 def _shape_key(shape) -> tuple:
     if shape is None:
         return (None, None, None)
     return (shape.aspect, shape.size, shape.area)
-
-
-def _shape_kwargs(shape) -> dict:
-    if shape is None or (shape.aspect is None and shape.size is None and shape.area is None):
-        return {}
-    return {"aspect": shape.aspect, "size": shape.size, "area": shape.area}
-
-
-def _keep_kwargs(job: CropJob) -> dict:
-    return {} if job.keep_subject is None else {"keep_subject": job.keep_subject}
 
 
 class CropWorker:
@@ -58,40 +45,26 @@ class CropWorker:
         results: list = [None] * len(jobs)
         groups: dict = {}
         for i, job in enumerate(jobs):
-            key = job.batch_key()
-            if key is None:
-                results[i] = self._guarded(self._one, job)
-            else:
-                groups.setdefault(key, []).append(i)
+            groups.setdefault(job.batch_key(), []).append(i)
         for indices in groups.values():
             group = [jobs[i] for i in indices]
             try:
                 crops = self._together(group)
             except Exception:  # noqa: BLE001 - find out which request it was
-                crops = [self._guarded(self._one, job) for job in group]
+                crops = [self._alone(job) for job in group]
             for i, crop in zip(indices, crops):
                 results[i] = crop
         return results
 
-    @staticmethod
-    def _guarded(fn, job):
+    def _together(self, group: list[CropJob]) -> list[list]:
+        """Jobs with the same shapes: one call; a list of crops (one per shape) per job."""
+        first = group[0]
+        shapes = ["free" if s is None else s for s in first.shapes]
+        keep = {} if first.keep_subject is None else {"keep_subject": first.keep_subject}
+        return self.cropper.crop_shapes_many([j.photo for j in group], shapes, batch_size=len(group), **keep)
+
+    def _alone(self, job: CropJob):
         try:
-            return fn(job)
+            return self._together([job])[0]
         except Exception as e:  # noqa: BLE001 - this request's own error
             return e
-
-    def _together(self, group: list[CropJob]) -> list[list]:
-        """Same single shape: one crop_many call; a list of one result per job."""
-        first = group[0]
-        out = self.cropper.crop_many(
-            [j.photo for j in group],
-            batch_size=len(group),
-            **_shape_kwargs(first.shapes[0]),
-            **_keep_kwargs(first),
-        )
-        return [[r] for r in out]
-
-    def _one(self, job: CropJob) -> list:
-        if len(job.shapes) == 1:
-            return self._together([job])[0]
-        return list(self.cropper.crop_shapes(job.photo, list(job.shapes), **_keep_kwargs(job)))
