@@ -1,7 +1,8 @@
 """`gencrop serve` under concurrency, beside `Cropper.crop_many` in-process on the same photos.
 
     python benchmarks/bench_serve.py [--photos 32] [--requests 96] [--clients 1 4 16] [--batch-size 8]
-                                     [--output json|jpeg] [--memory-requests 2000] [--json out.json]
+                                     [--output json|jpeg] [--aspect 1:1 --aspect 16:9 ...]
+                                     [--memory-requests 2000] [--json out.json]
 
 The server runs as its own process (`python -m gencrop serve` on 127.0.0.1, bundled model) and the
 clients are threads of this process, each with its own keep-alive connection; every request sends a
@@ -69,24 +70,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def in_process(photos: list[Path], subjects: list, batch_size: int, repeats: int) -> float:
-    """crop_many's throughput in photos/s (best of ``repeats`` after a warm-up)."""
-    import torch
-
+def in_process(photos: list[Path], subjects: list, batch_size: int, repeats: int, aspects: list[str]) -> float:
+    """crop_many's (crop_shapes_many's, with ``aspects``) throughput in photos/s (best of ``repeats``
+    after a warm-up)."""
     from gencrop import Cropper
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     cropper = Cropper.from_pretrained(device="cpu")
-    cropper.crop_many(photos[:batch_size], subjects[:batch_size], batch_size=batch_size)
+    shapes = aspects or ["free"]
+    cropper.crop_shapes_many(photos[:batch_size], shapes, subjects[:batch_size], batch_size=batch_size)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        cropper.crop_many(photos, subjects, batch_size=batch_size)
+        cropper.crop_shapes_many(photos, shapes, subjects, batch_size=batch_size)
         best = min(best, time.perf_counter() - t)
     return len(photos) / best
 
 
-def load(url: str, bodies: list[tuple[bytes, str]], clients: int, requests: int, output: str) -> dict:
+def load(
+    url: str, bodies: list[tuple[bytes, str]], clients: int, requests: int, output: str, aspects: list[str] = ()
+) -> dict:
     """``requests`` requests spread over ``clients`` threads; latencies and failures."""
     import httpx
 
@@ -106,7 +108,7 @@ def load(url: str, bodies: list[tuple[bytes, str]], clients: int, requests: int,
                 t = time.perf_counter()
                 r = c.post(
                     "/v1/crop",
-                    params={"subject": subject, "output": output},
+                    params={"subject": subject, "output": output, "aspect": list(aspects)},
                     files={"photo": ("p.jpg", data, "image/jpeg")},
                 )
                 dt = time.perf_counter() - t
@@ -144,6 +146,13 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--output", default="json", choices=["json", "jpeg"])
     ap.add_argument(
+        "--aspect",
+        action="append",
+        default=[],
+        help="ask every request for this shape (repeatable: several shapes per request, JSON output); "
+        "default: the free crop",
+    )
+    ap.add_argument(
         "--repeats", type=int, default=3, help="runs of crop_many and of each client level (the best counts)"
     )
     ap.add_argument("--memory-requests", type=int, default=0)
@@ -155,7 +164,7 @@ def main() -> int:
     bodies = [(p.read_bytes(), ",".join(map(str, s))) for p, s in zip(photos, subjects)]
     print(f"{len(photos)} photos from {photos[0].parent}", flush=True)
 
-    reference = in_process(photos, subjects, args.batch_size, args.repeats)
+    reference = in_process(photos, subjects, args.batch_size, args.repeats, args.aspect)
     print(f"crop_many in-process (batch {args.batch_size}): {reference:.1f} photos/s", flush=True)
 
     port = free_port()
@@ -194,12 +203,13 @@ def main() -> int:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not start")
             time.sleep(0.2)
-        load(url, bodies, max(args.clients), min(32, args.requests), args.output)  # warm-up
+        load(url, bodies, max(args.clients), min(32, args.requests), args.output, args.aspect)  # warm-up
         print(f"{'clients':>7} {'photos/s':>9} {'vs crop_many':>12} {'p50 ms':>8} {'p95 ms':>8} {'failed':>6}")
         for clients in args.clients:
             # measured like crop_many: the best of --repeats runs, each long enough for every client
             runs = [
-                load(url, bodies, clients, max(args.requests, 12 * clients), args.output) for _ in range(args.repeats)
+                load(url, bodies, clients, max(args.requests, 12 * clients), args.output, args.aspect)
+                for _ in range(args.repeats)
             ]
             r = max(runs, key=lambda run: run["throughput"])
             r["failed"] = sum(run["failed"] for run in runs)
@@ -215,7 +225,7 @@ def main() -> int:
                 print(f"        failure: {f}")
         if args.memory_requests:
             before = rss_mib(server.pid)
-            r = load(url, bodies, max(args.clients), args.memory_requests, args.output)
+            r = load(url, bodies, max(args.clients), args.memory_requests, args.output, args.aspect)
             after = rss_mib(server.pid)
             figures["memory"] = {
                 "requests": args.memory_requests,
