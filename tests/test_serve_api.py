@@ -222,6 +222,82 @@ def test_server_keeps_serving_after_bad_requests(client, photo):
     assert r.status_code == 200 and client.get("/v1/health").json()["status"] == "ok"
 
 
+def _odd_photos(photo: Image.Image) -> dict[str, bytes]:
+    """The same photo in the formats and pixel modes browsers, cameras and scanners produce."""
+    small = photo.resize((240, 200))
+    out = {}
+    for mode in ("RGB", "RGBA", "L", "LA", "P", "1", "I", "F", "CMYK", "YCbCr"):
+        for fmt in ("PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG"):
+            img = small.convert(mode)
+            buf = io.BytesIO()
+            try:
+                img.save(buf, format=fmt)
+            except (OSError, ValueError, KeyError):
+                continue  # this format cannot hold this mode
+            out[f"{mode}.{fmt.lower()}"] = buf.getvalue()
+    frames = [small.rotate(a).convert("P") for a in (0, 10, 20)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out["animated.gif"] = buf.getvalue()
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", progressive=True, quality=80)
+    out["progressive.jpg"] = buf.getvalue()
+    return out
+
+
+def test_every_format_and_mode_is_answered(client, photo):
+    """Photos in every mode a format can store are cropped (200, the right size), or refused with a
+    documented status; nothing is a server error."""
+    odd = _odd_photos(photo)
+    assert len(odd) > 30
+    cropped = 0
+    for name, data in odd.items():
+        r = post(client, data, {"subject": "20,20,100,120", "aspect": "4:5"}, name=name)
+        if r.status_code == 200:
+            cropped += 1
+            body = r.json()
+            assert body["size"] == [240, 200], name
+            x, y, w, h = body["crops"][0]["box"]
+            assert abs(w / h - 0.8) < 0.01 and x + w <= 240 and y + h <= 200, name
+        else:
+            assert_error(r, r.status_code)
+            assert r.status_code in (415, 422), (name, r.text)
+    assert cropped >= len(odd) - 2  # every readable combination crops (PIL may write one it cannot read back)
+
+
+def test_corrupted_uploads_never_break_the_server(client, photo, fcdb_bytes):
+    """Seeded corruptions of real JPEG and PNG files: flipped bytes, cuts, spliced headers. Every answer
+    is a crop or a documented JSON error, and the server keeps serving."""
+    import random
+
+    rng = random.Random(13)
+    sources = [fcdb_bytes, png_bytes(photo.resize((300, 240))), jpeg_bytes(photo.resize((300, 240)))]
+    seen = set()
+    for i in range(60):
+        data = bytearray(rng.choice(sources))
+        kind = i % 4
+        if kind == 0:  # flip bytes after the first few
+            for _ in range(rng.randint(1, 40)):
+                data[rng.randrange(4, len(data))] ^= rng.randrange(1, 256)
+        elif kind == 1:  # cut anywhere
+            data = data[: rng.randrange(1, len(data))]
+        elif kind == 2:  # one format's header on another's body
+            other = rng.choice(sources)
+            data = other[: rng.randrange(2, 64)] + data[rng.randrange(2, 64) :]
+        else:  # random bytes inserted into the middle
+            at = rng.randrange(len(data))
+            data = data[:at] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 500))) + data[at:]
+        params = {"subject": "10,10,100,100", "output": "jpeg" if i % 3 == 0 else "json"}
+        r = post(client, bytes(data), params)
+        seen.add(r.status_code)
+        if r.status_code != 200:
+            assert_error(r, r.status_code)
+            assert r.status_code in (400, 413, 415, 422), r.text
+    assert {415, 422} <= seen, f"answers {sorted(seen)}: the corruptions should be refused in both ways"
+    r = post(client, jpeg_bytes(photo), {"subject": "100,50,250,400"})
+    assert r.status_code == 200
+
+
 # -- access --------------------------------------------------------------------------------------------
 def test_api_key_and_cors(cropper, photo):
     settings = ServeSettings(api_key="s3cret-key", cors_origins=["https://cms.example.com"])
