@@ -208,6 +208,7 @@ def test_request_limits_refuse_large_bodies_and_too_many_requests():
 
 
 # -- decoding uploads -----------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decode_refuses_a_png_bomb_before_decoding(monkeypatch):
     def no_decode(self):
         raise AssertionError("the bomb's pixels were decoded")
