@@ -345,3 +345,26 @@ def test_worker_runs_requests_with_the_same_shapes_in_one_pass(example_photo):
     counting.rows.clear()
     results = CropWorker(cropper)(jobs[:4])
     assert sorted(counting.rows) == [1, 3]  # one pass for the three photos' nine crops, one for the free crop
+
+
+def test_warm_up_loads_the_subject_finder_once_and_never_fails():
+    from gencrop.geometry import Box
+    from gencrop.inference import Cropper
+    from gencrop.serve import warm_up
+    from gencrop.serve.app import EXAMPLE_PHOTO
+    from gencrop.subject import Subject, SubjectNotFound
+
+    network = bundled_cropper().network
+    calls = []
+
+    def finder(img, size):
+        calls.append(size)
+        return Subject(box=Box(10, 10, 100, 100), mask=None, source="saliency")
+
+    assert warm_up(Cropper(network, subject_finder=finder)) == "subjects are found automatically (saliency)"
+    assert len(calls) == 1 and calls[0] == Image.open(EXAMPLE_PHOTO).size
+
+    def nothing(img, size):
+        raise SubjectNotFound("nothing stands out")
+
+    assert "must give their subject" in warm_up(Cropper(network, subject_finder=nothing))

@@ -98,7 +98,7 @@ def run(args) -> int:
     try:
         import uvicorn
 
-        from ..serve import create_app
+        from ..serve import create_app, warm_up
         from ..serve.settings import LOOPBACK_HOSTS
     except ImportError as e:
         raise CommandError(f"{e}; {SERVE_HINT}") from None
@@ -125,9 +125,11 @@ def run(args) -> int:
             f"use the server{'' if args.api_key else ' (no --api-key set)'}",
             file=sys.stderr,
         )
+    print(f"gencrop serve: model {info['name']} loaded; warming up", file=sys.stderr, flush=True)
+    subjects = warm_up(cropper)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"gencrop serve: model {info['name']} loaded; open http://{shown}:{args.port}/ (API docs at /docs)",
+        f"gencrop serve: ready, {subjects}; open http://{shown}:{args.port}/ (API docs at /docs)",
         file=sys.stderr,
     )
     app = create_app(cropper, settings, model_info=info)

@@ -6,7 +6,7 @@ batches photos for the model (:mod:`.batching`, :mod:`.jobs`). The page in
 ``static/`` is plain HTML/CSS/JS and needs no network.
 """
 
-from .app import create_app
+from .app import create_app, warm_up
 from .settings import ServeSettings
 
-__all__ = ["create_app", "ServeSettings"]
+__all__ = ["create_app", "warm_up", "ServeSettings"]

@@ -119,6 +119,23 @@ def encode_image(img: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
+
+
+def warm_up(cropper) -> str:
+    """Crop the bundled example photo twice, with a given subject and with one found automatically,
+    so that the first request does not pay for the first network pass or for loading the subject
+    finder (seconds, for the detector). Says how it went, in words."""
+    from ..inference import SubjectRequired
+
+    cropper.crop(EXAMPLE_PHOTO, (150, 30, 200, 300))
+    try:
+        found = cropper.prepare(EXAMPLE_PHOTO)
+    except SubjectRequired:
+        return "no subject finder installed: requests must give their subject"
+    return f"subjects are found automatically ({found.source})"
+
+
 def create_app(cropper, settings: ServeSettings | None = None, *, model_info: dict | None = None) -> FastAPI:
     """The server around a loaded ``Cropper``; ``model_info`` is what ``GET /v1/model`` answers."""
     settings = settings or ServeSettings()
