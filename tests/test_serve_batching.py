@@ -323,7 +323,7 @@ def test_worker_runs_requests_with_the_same_shapes_in_one_pass(example_photo):
     subjects = [(20, 30, 200, 300), (250, 40, 200, 200), (100, 100, 150, 150)]
     several = (Shape.parse("1:1"), Shape.parse("16:9"), Shape.parse("1200x630"))
     jobs = [CropJob(cropper.prepare(photo, s), several) for s in subjects]
-    jobs.append(CropJob(cropper.prepare(photo, subjects[0]), (None,)))  # the free crop: a group of its own
+    jobs.append(CropJob(cropper.prepare(photo, subjects[0]), (Shape(),)))  # the free crop: a group of its own
     torch = pytest.importorskip("torch")
     from gencrop.modeling import GenCrop, GenCropConfig
 

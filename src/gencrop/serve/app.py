@@ -56,12 +56,10 @@ in progress, 503 model queue full or time limit passed (both with `Retry-After`)
 
 
 def parse_shapes(aspects: list[str], size: str | None, area: float | None) -> tuple:
-    """The requested shapes (``gencrop.shapes.Shape``); ``(None,)`` when none is asked: the free crop."""
-    specs = [a for a in aspects if a.strip()] + ([size] if size else [])
-    if area is None and [s.strip().lower() for s in specs] in ([], ["free"]):
-        return (None,)
+    """The requested shapes (``gencrop.shapes.Shape``); the free crop when none is asked."""
     from ..shapes import Shape
 
+    specs = [a for a in aspects if a.strip()] + ([size] if size else [])
     shapes = []
     for spec in specs or ["free"]:
         try:
@@ -82,13 +80,9 @@ def parse_subject(text: str | None) -> Box | None:
         raise ApiError(400, f"subject: {e}") from None
 
 
-def shape_name(shape) -> str:
-    return "free" if shape is None else shape.name
-
-
 def output_size(result, shape) -> list[int]:
     """The pixel size of the image a crop becomes (the requested size, when one was asked)."""
-    if shape is not None and getattr(shape, "size", None):
+    if shape.size:
         return [int(shape.size[0]), int(shape.size[1])]
     b = result.box.rounded()
     return [int(b.w), int(b.h)]
@@ -301,7 +295,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             headers = {
                 "X-Crop-Box": ",".join(str(int(v)) for v in cut_box.xywh),
                 "X-Subject-Box": ",".join(str(round(v)) for v in results[0].subject.xywh),
-                "Content-Disposition": f'inline; filename="{_safe_name(stem)}_{shape_name(shapes[0])}.{ext}"',
+                "Content-Disposition": f'inline; filename="{_safe_name(stem)}_{shapes[0].name}.{ext}"',
             }
             return Response(body, media_type=media, headers=headers)
 
@@ -311,7 +305,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             "subject": [round(v, 2) for v in first.subject.xywh],
             "subject_source": first.subject_source,
             "crops": [
-                {"shape": shape_name(s), "box": [round(v, 2) for v in r.box.xywh], "output_size": output_size(r, s)}
+                {"shape": s.name, "box": [round(v, 2) for v in r.box.xywh], "output_size": output_size(r, s)}
                 for s, r in zip(shapes, results)
             ],
             "model": info.get("name"),

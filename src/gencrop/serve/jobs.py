@@ -21,18 +21,12 @@ class CropJob:
     """One request's work: its photo, prepared with its subject, and its shapes."""
 
     photo: PreparedPhoto
-    shapes: tuple  # gencrop.shapes.Shape objects; (None,) = the model's free crop
+    shapes: tuple  # gencrop.shapes.Shape objects (hashable: equal shapes batch together)
     keep_subject: bool | None = None
 
     def batch_key(self) -> tuple:
         """Jobs with equal keys share one network pass."""
-        return (tuple(_shape_key(s) for s in self.shapes), self.keep_subject)
-
-
-def _shape_key(shape) -> tuple:
-    if shape is None:
-        return (None, None, None)
-    return (shape.aspect, shape.size, shape.area)
+        return (self.shapes, self.keep_subject)
 
 
 class CropWorker:
@@ -59,9 +53,10 @@ class CropWorker:
     def _together(self, group: list[CropJob]) -> list[list]:
         """Jobs with the same shapes: one call; a list of crops (one per shape) per job."""
         first = group[0]
-        shapes = ["free" if s is None else s for s in first.shapes]
         keep = {} if first.keep_subject is None else {"keep_subject": first.keep_subject}
-        return self.cropper.crop_shapes_many([j.photo for j in group], shapes, batch_size=len(group), **keep)
+        return self.cropper.crop_shapes_many(
+            [j.photo for j in group], list(first.shapes), batch_size=len(group), **keep
+        )
 
     def _alone(self, job: CropJob):
         try:
