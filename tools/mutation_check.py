@@ -132,7 +132,90 @@ MUTATIONS = [
         ("tests/test_conventions.py", "tests/test_inference.py"),
         "both letterbox mappings with scale and shift swapped (round trips still hold)",
     ),
+    # -- rules the fast suite missed before the contract tests (tests/test_contracts_*.py) --------
+    Mutation(
+        "pull-away-vertically",
+        "src/gencrop/shapes.py",
+        "amount * (sy - cy)",
+        "amount * (cy - sy)",
+        ("tests/test_contracts_shapes.py", "tests/test_shapes.py"),
+        "the subject pull moves the crop away from the subject on the vertical axis",
+    ),
+    Mutation(
+        "fit-area-over-ratio",
+        "src/gencrop/shapes.py",
+        "m = int(round(math.sqrt(max(area, 1.0) / (p * q))))",
+        "m = int(round(math.sqrt(max(area, 1.0) / (p / q))))",
+        ("tests/test_contracts_shapes.py", "tests/test_shapes.py"),
+        "fit_shape divides the area by p/q instead of p*q: non-square crops lose the proposal's area",
+    ),
+    Mutation(
+        "mask-subject-not-kept",
+        "src/gencrop/inference.py",
+        'return source in ("given", "mask") or KEEP_FOUND_SUBJECT',
+        'return source == "given" or KEEP_FOUND_SUBJECT',
+        ("tests/test_contracts_crop.py", "tests/test_crop_requests.py", "tests/test_inference.py"),
+        "a subject given as a mask is not kept inside the crop",
+    ),
+    Mutation(
+        "exif-transpose-no-swap",
+        "src/gencrop/io.py",
+        "        if orientation in (5, 6, 7, 8):\n            full = (full[1], full[0])",
+        "        if orientation in (6, 8):\n            full = (full[1], full[0])",
+        ("tests/test_contracts_crop.py", "tests/test_bad_data.py"),
+        "EXIF orientations 5 and 7 (transpose, transverse) do not swap the photo's width and height",
+    ),
+    Mutation(
+        "onnx-ignores-shape",
+        "src/gencrop/runtime/onnx_network.py",
+        "np.zeros((len(images), 4), np.float32) if shapes is None else np.ascontiguousarray(shapes, np.float32)",
+        "np.zeros((len(images), 4), np.float32)",
+        ("tests/test_contracts_runtime.py", "tests/test_runtime.py"),
+        "the ONNX network feeds GenCrop-C models 'no preference' whatever shape is asked for",
+    ),
+    Mutation(
+        "stale-onnx-accepted",
+        "src/gencrop/runtime/base.py",
+        'return "fresh" if current is None or made_from == current else "stale"',
+        'return "fresh"',
+        ("tests/test_contracts_runtime.py", "tests/test_runtime.py"),
+        "an ONNX export made from other weights is used as if it were up to date",
+    ),
+    Mutation(
+        "serve-no-subject-400",
+        "src/gencrop/serve/uploads.py",
+        "    except SubjectRequired as e:\n        raise ApiError(422, str(e)) from None",
+        "    except SubjectRequired as e:\n        raise ApiError(400, str(e)) from None",
+        ("tests/test_contracts_serve.py", "tests/test_serve_api.py"),
+        "the server answers 'no subject found' with 400 instead of the documented 422",
+    ),
+    Mutation(
+        "follow-toward-a",
+        "src/gencrop/evaluation/following.py",
+        "bx, by = self.b.center",
+        "bx, by = self.a.center",
+        ("tests/test_contracts_following.py",),
+        "the following protocol counts a move toward subject A instead of B",
+    ),
+    Mutation(
+        "portrait-view-landscape-branch",
+        "src/gencrop/data/sampling.py",
+        "lo, hi = max(fh, fw / ratio), min(height, width / ratio)",
+        "lo, hi = max(fw, fh / ratio), min(width, height / ratio)",
+        ("tests/test_contracts_training.py", "tests/test_conventions.py", "tests/test_train_synth.py"),
+        "the view range for portrait frames computed by the landscape formula",
+    ),
+    Mutation(
+        "sbl-no-valid-exemption",
+        "src/gencrop/training/losses.py",
+        "touches = torch.isclose(subject, crop_xyxy.float(), atol=_TOUCH_ATOL) | torch.isclose(\n"
+        "        subject, valid_xyxy.float(), atol=_TOUCH_ATOL\n    )",
+        "touches = torch.isclose(subject, crop_xyxy.float(), atol=_TOUCH_ATOL)",
+        ("tests/test_contracts_training.py", "tests/test_losses.py"),
+        "the boundary loss penalises subject edges that lie on the photo's valid area",
+    ),
 ]
+
 
 _IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs", "out", "build", "dist"
