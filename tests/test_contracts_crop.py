@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract_support import FixedNetwork
 from gencrop.geometry import Box
 from gencrop.inference import Cropper
 from gencrop.io import load_image
-
-from contract_support import FixedNetwork
 
 
 def _photo(width, height):

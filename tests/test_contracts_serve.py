@@ -13,10 +13,9 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from contract_support import FixedNetwork  # noqa: E402
 from gencrop.inference import Cropper  # noqa: E402
 from gencrop.serve import create_app  # noqa: E402
-
-from contract_support import FixedNetwork  # noqa: E402
 
 
 def _finds_nothing(img, size):
