@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract_support import FixedNetwork
+from contract_support import FixedNetwork, SubjectEchoNetwork
 from gencrop.geometry import Box
 from gencrop.inference import Cropper
-from gencrop.io import load_image
+from gencrop.io import image_size, load_image, reduction_factor
 
 
 def _photo(width, height):
@@ -99,6 +99,25 @@ def test_genCrop_c_models_get_the_requested_shape():
     shapes = net.calls[-1][2]
     assert shapes is not None
     assert shapes[0] == pytest.approx([0.25, np.log(16 / 9), 1.0, 1.0])
+    # a free crop beside a shaped one: one row each, the free one "no preference"
+    Cropper(net).crop_shapes(_photo(320, 200), ["free", "4:5"], (250, 150, 50, 40))
+    shapes = net.calls[-1][2]
+    assert shapes is not None
+    np.testing.assert_allclose(shapes, [[0, 0, 0, 0], [0, np.log(4 / 5), 0, 1]], atol=1e-6)
+
+
+def test_several_photos_and_shapes_each_get_their_own_photos_crop():
+    """Two photos x two shapes from one network pass: each result is its own photo's proposal."""
+    photos = [_photo(320, 200), _photo(200, 320)]
+    subjects = [Box(250, 150, 50, 40), Box(20, 200, 60, 100)]
+    results = Cropper(SubjectEchoNetwork(PROPOSAL)).crop_shapes_many(
+        photos, ["free", "1:1"], subjects, keep_subject=False
+    )
+    assert len(results) == 2 and all(len(r) == 2 for r in results)
+    for per_photo, subject in zip(results, subjects):
+        for r in per_photo:
+            assert r.raw_box.xyxy == pytest.approx(subject.xyxy, abs=1e-3)  # the network proposed the subject
+    assert results[0][0].box == Box(250, 150, 50, 40) and results[1][0].box == Box(20, 200, 60, 100)
 
 
 # -- EXIF orientations -------------------------------------------------------------------------
@@ -139,6 +158,21 @@ def test_exif_orientations_give_the_upright_size_and_pixels(orientation, tmp_pat
     img, size = load_image(path)
     assert size == (expected.shape[1], expected.shape[0]) == img.size
     assert np.array_equal(np.asarray(img), expected)
+    assert image_size(path) == size  # from the header alone, as the evaluation reads sizes
+
+
+@pytest.mark.parametrize(
+    "size, min_side, factor",
+    [
+        ((1024, 512), 256, 2),  # short side 512 = 2 x 256: halved exactly to 256
+        ((1023, 511), 256, 1),  # 511 / 2 < 256: not reduced
+        ((600, 1000), 256, 2),  # 600 / 2 = 300 >= 256; / 4 = 150 < 256
+        ((4000, 3000), 256, 8),  # at most 1/8 (3000 / 8 = 375)
+        ((2048, 1024), 256, 4),  # 1024 / 4 = 256
+    ],
+)
+def test_the_decoders_reduction_keeps_the_short_side(size, min_side, factor):
+    assert reduction_factor(size, min_side) == factor
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -153,3 +187,15 @@ def test_exif_orientations_of_a_large_jpeg_read_reduced(orientation):
     # the centre of each 32 px block is its colour (JPEG: within a few levels)
     centres = np.asarray(img)[16::32, 16::32].astype(int)
     assert np.abs(centres - expected.astype(int)).max() <= 12
+
+
+def test_a_jpeg_halved_for_the_network_is_the_input_its_decoded_photo_gives(tmp_path):
+    """Files and photos in memory make the same network input: a 1/2 reduction is never the decoder's
+    (DCT scaling differs from the box filter a photo in memory gets, and the network notices)."""
+    rng = np.random.default_rng(5)
+    path = tmp_path / "half.jpg"
+    Image.fromarray(rng.integers(0, 255, (540, 700, 3), dtype=np.uint8)).save(path, quality=90)
+    from_file, size = load_image(path, min_side=256)  # 540 / 2 = 270 >= 256: halved
+    from_memory, _ = load_image(load_image(path)[0], min_side=256)
+    assert size == (700, 540) and from_file.size == from_memory.size == (350, 270)
+    assert np.array_equal(np.asarray(from_file), np.asarray(from_memory))

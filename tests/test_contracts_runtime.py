@@ -16,7 +16,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from gencrop.runtime import load_network, weights_digest  # noqa: E402
-from gencrop.runtime.base import onnx_state  # noqa: E402
+from gencrop.runtime.loading import onnx_state  # noqa: E402
 
 DIM = 32
 

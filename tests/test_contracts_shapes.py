@@ -76,3 +76,18 @@ def test_subject_larger_than_the_proposal_grows_the_shaped_crop_on_the_tall_axis
     assert (crop.w, crop.h) == (268, 201)
     # placed to hold the subject with the least move: y from the subject's bottom (700 - 201 = 499)
     assert crop.contains(Box(300, 500, 50, 200)) and crop.y == 499
+
+
+@pytest.mark.parametrize(
+    "photo, proposal, text, subject, expected",
+    [
+        # 1:1 in 1000 x 800: at most 800 x 800, but the subject is 850 wide: the crop is centred on
+        # its columns, x = (100 + 950) / 2 - 400 = 125; its rows fit, so y holds them: 0
+        ((1000, 800), Box(0, 0, 100, 100), "1:1", Box(100, 100, 850, 300), Box(125, 0, 800, 800)),
+        # 16:9 in a 600 x 900 portrait photo: at most 37 x (16, 9) = 592 x 333, the subject is 500 tall:
+        # centred on its rows, y = round(350 - 166.5) = 184; its columns fit: x = 0 (from the proposal)
+        ((600, 900), Box(0, 800, 50, 50), "16:9", Box(200, 100, 100, 500), Box(0, 184, 592, 333)),
+    ],
+)
+def test_a_subject_larger_than_the_shape_allows_is_centred(photo, proposal, text, subject, expected):
+    assert fit_shape(proposal, Shape.parse(text), *photo, subject=subject) == expected

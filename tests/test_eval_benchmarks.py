@@ -230,7 +230,7 @@ def test_found_subjects_fill_photos_without_one(shared_data):
     """--find-subjects: photos with no annotated subject get the finder's box and polygon."""
     import numpy as np
 
-    from gencrop.data.benchmarks import attach_found_subjects
+    from gencrop.evaluation.subjects import attach_found_subjects
     from gencrop.subject import Subject
 
     b = load_benchmark("fcdb", shared_data, all_images=True)

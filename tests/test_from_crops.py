@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from gencrop.cli import main
-from gencrop.data.from_crops import from_crops, read_crop_annotations, split_ids
 from gencrop.data.outpaint import parse_outpaint_name, read_outpaint_set
 from gencrop.engine.detections import Detection
+from gencrop.engine.from_crops import from_crops, read_crop_annotations, split_ids
 from gencrop.geometry import Box
 from gencrop.io import load_npz, read_json
 from gencrop.subject import SubjectFinder

@@ -13,7 +13,7 @@ import pytest
 
 from gencrop.geometry import Box
 from gencrop.runtime import DEFAULT_MODEL_DIR, ONNX_NAME, load_network, weights_digest
-from gencrop.runtime.base import onnx_state
+from gencrop.runtime.loading import onnx_state
 
 pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from .validation import DataError
+from .errors import DataError
 
 __all__ = [
     "ImageReadError",

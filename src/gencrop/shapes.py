@@ -28,7 +28,7 @@ from fractions import Fraction
 
 from .geometry import Box
 
-__all__ = ["Shape", "fit_shape", "keep_subject", "pull_toward", "round_box", "MAX_RATIO_TERM"]
+__all__ = ["Shape", "fit_shape", "keep_subject", "pull_toward", "round_box", "shape_request", "MAX_RATIO_TERM"]
 
 # A ratio typed as a decimal (0.8) is read as the nearest fraction with terms up to this.
 MAX_RATIO_TERM = 100
@@ -224,3 +224,15 @@ def _fit_near_aspect(box: Box, aspect: float, width: int, height: int, subject: 
     cx, cy = box.center
     span = _pixel_span(subject, width, height)
     return Box(_place(cx, w, width, span and span[0]), _place(cy, h, height, span and span[1]), w, h)
+
+
+def shape_request(area: float | None = None, aspect: float | None = None) -> list[float]:
+    """The GenCrop-C request for a user's shape: ``[area, log(aspect), has_area, has_aspect]``.
+
+    ``area`` in (0, 1] of the photo, ``aspect`` = width / height; None = let the model choose.
+    """
+    if area is not None and not 0 < area <= 1:
+        raise ValueError(f"area must be a fraction of the photo in (0, 1]; got {area}")
+    if aspect is not None and not aspect > 0:
+        raise ValueError(f"aspect must be positive (width / height); got {aspect}")
+    return [area or 0.0, math.log(aspect) if aspect else 0.0, float(area is not None), float(aspect is not None)]

@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_from_crops(args) -> int:
     require_path(args.annotations, "file")
     require_path(args.img_dir)
-    from ..data.from_crops import from_crops
+    from ..engine.from_crops import from_crops
     from ..subject import SubjectFinder, SubjectNotFound
 
     if args.det_size <= 0 or args.det_size % 32:

@@ -253,7 +253,7 @@ def run_eval(args) -> int:
         bench.photos = bench.photos[: args.limit]
     masks = _subject_masks(bench, method, args)
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
-        from ..data.benchmarks import attach_found_subjects
+        from ..evaluation.subjects import attach_found_subjects
         from ..subject import SubjectNotFound, default_finder
 
         detector = default_finder().detector if args.protocol == "follow" else None

@@ -111,13 +111,14 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
 
 def _check_photos(report: CheckReport, images_dir: Path, all_ids: dict[str, list[str]]) -> None:
     """Every id needs a readable photo: ``img<ID>.<ext>``, or canvases ``img<ID>_X_Y_W_H.<ext>``."""
-    from ..engine.runner import parse_outpaint_name
+    from .outpaint import parse_outpaint_name
 
     files: dict[str, list[Path]] = {}
     for p in list_images(images_dir):
-        parsed = parse_outpaint_name(p.name)
-        if parsed is not None:
-            files.setdefault(parsed[0], []).append(p)
+        try:
+            files.setdefault(parse_outpaint_name(p.name)[0], []).append(p)
+        except ValueError:  # not a canvas: a photo of its own
+            pass
         if p.stem.startswith("img"):
             files.setdefault(p.stem[3:], []).append(p)
     for split, ids in all_ids.items():

@@ -422,7 +422,7 @@ def draw_quality_sheet(
     """Contact sheet of images sorted by badness (worst first), score under each; red = judged bad."""
     from PIL import Image
 
-    from .view import contact_sheet
+    from .sheets import contact_sheet
 
     tiles = []
     for path, score in ranked:

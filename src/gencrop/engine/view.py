@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..geometry import Box
 from ..io import ImageReadError, list_images, load_image, load_npz, polygon_to_mask, read_json, save_image
 from .runner import parse_outpaint_name
+from .sheets import contact_sheet
 
 
 # ----------------------------------------------------------------------------
@@ -86,38 +87,6 @@ def inspect_file(path: str | Path, max_items: int = 3) -> str:
 # ----------------------------------------------------------------------------
 # contact sheets
 # ----------------------------------------------------------------------------
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size)
-    except TypeError:  # Pillow < 10.1: bitmap font only
-        return ImageFont.load_default()
-
-
-def contact_sheet(
-    tiles: Sequence[tuple[Image.Image, Sequence[str], tuple[int, int, int]]], thumb: int = 192, columns: int = 6
-) -> Image.Image:
-    """A grid of ``(image, text lines, colour)`` tiles: each image fitted in a square, text below."""
-    font = _font(max(10, thumb // 14))
-    line_h = max(12, thumb // 12)
-    n_lines = max((len(t[1]) for t in tiles), default=1)
-    cell_w, cell_h = thumb + 8, thumb + 8 + n_lines * line_h
-    columns = max(1, min(columns, len(tiles)))
-    rows = max(1, -(-len(tiles) // columns))
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (24, 24, 24))
-    draw = ImageDraw.Draw(sheet)
-    for i, (img, lines, colour) in enumerate(tiles):
-        x0, y0 = (i % columns) * cell_w + 4, (i // columns) * cell_h + 4
-        small = img.copy()
-        small.thumbnail((thumb, thumb))
-        sheet.paste(small, (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
-        draw.rectangle([x0 - 2, y0 - 2, x0 + thumb + 1, y0 + thumb + 1], outline=colour, width=2)
-        for j, text in enumerate(lines):
-            while len(text) > 4 and draw.textlength(text, font=font) > thumb:
-                text = text[:-4] + "..."
-            draw.text((x0, y0 + thumb + 4 + j * line_h), text, fill=colour, font=font)
-    return sheet
-
-
 def draw_overlay(
     img: Image.Image,
     frame: Box | None = None,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from .gencrop import GenCrop
+from .config import GenCropConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,14 @@ class Backbone(nn.Module):
         return [feats[i] for i in self.levels]
 
 
-def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
+class _WithBackbone(Protocol):
+    """What loading backbone weights needs of a model (a GenCrop): its config and its backbone."""
+
+    config: GenCropConfig
+    backbone: Backbone
+
+
+def load_backbone_weights(model: _WithBackbone, spec: str | None) -> str:
     """Load ImageNet weights into ``model.backbone``; returns a line saying what was loaded.
 
     ``spec``: ``"none"``/``None`` (random init), ``"auto"`` (weights shipped in a

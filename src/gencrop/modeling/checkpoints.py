@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from ..runtime.files import DEFAULT_MODEL_DIR, resolve_model_dir  # noqa: F401  (public here too)
-from .gencrop import CONFIG_NAME, WEIGHTS_NAME, GenCropConfig
+from ..model_files import CONFIG_NAME, DEFAULT_MODEL_DIR, WEIGHTS_NAME, resolve_model_dir  # noqa: F401  (public here)
+from .config import GenCropConfig
 
 #: original key prefix -> gencrop key prefix
 ORIGINAL_KEY_MAP = {

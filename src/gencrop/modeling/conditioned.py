@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..runtime.base import shape_request
+from ..shapes import shape_request
 from .gencrop import GenCrop
 
 __all__ = ["GenCropC", "CONDITION_DIM", "crop_shape", "shape_condition", "training_condition"]

@@ -9,15 +9,12 @@ convolution's output tensor), so no per-architecture table is needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from .gencrop import GenCrop
-
-ModelT = TypeVar("ModelT", bound="GenCrop")
+ModelT = TypeVar("ModelT", bound=nn.Module)  # a GenCrop; any network with BatchNorms works
 
 
 def _bn_replacement(bn: nn.BatchNorm2d) -> nn.Module:
@@ -94,5 +91,8 @@ def optimize_for_inference(model: ModelT, image_size: int, in_channels: int) -> 
     """Fold BatchNorms of the backbone and use channels-last memory (faster convolutions on CPU)."""
     model.eval()
     example = torch.zeros(1, in_channels, image_size, image_size, device=next(model.parameters()).device)
-    fold_batchnorm(model.backbone, example)
+    backbone = model.backbone
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"{type(model).__name__} has no backbone module to fold")
+    fold_batchnorm(backbone, example)
     return model.to(memory_format=torch.channels_last)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from ..runtime.files import CONFIG_NAME, WEIGHTS_NAME
+from ..model_files import CONFIG_NAME, WEIGHTS_NAME
 from .backbone import Backbone
+from .config import GenCropConfig
 from .rod_align import rod_align_avg_per_image
 
 __all__ = [
@@ -47,55 +48,6 @@ __all__ = [
     "cell_anchors",
     "SUBJECT_WEIGHTINGS",
 ]
-
-
-@dataclass
-class GenCropConfig:
-    """Everything needed to rebuild a GenCrop network (saved as ``config.json``)."""
-
-    arch: str = "tf_efficientnet_lite0"
-    image_size: int = 256
-    in_channels: int = 3  # 4 = RGB + binary subject-mask channel
-    variant: str = "gencrop"  # "gencrop" | "gencrop-c" (requested shape)
-    fuse_channels: int = 256
-    cell_channels: int = 32
-    num_heads: int = 8
-    num_layers: int = 2
-    ffn_channels: int = 2048
-    dropout: float = 0.1
-    roi_size: int = 5
-    score_channels: int = 128
-    mask_epsilon: float = 1e-4
-    transpose_anchors: bool = True  # original convention; see module docstring
-    subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
-    # Framing of a given subject at inference (not used by the network): the crop's centre moves
-    # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
-    # validation photos for each shipped model.
-    subject_pull: float = 0.0
-    extra: dict = field(default_factory=dict)  # free-form metadata (training recipe, ...)
-
-    @property
-    def stride(self) -> int:
-        return 16
-
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.stride
-
-    @property
-    def use_subject_mask(self) -> bool:
-        return self.in_channels == 4
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GenCropConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown GenCrop config fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass

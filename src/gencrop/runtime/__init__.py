@@ -11,7 +11,8 @@ loaded: the light install (onnxruntime, no torch) crops photos, and
 ``gencrop --help`` answers at once.
 """
 
-from .base import RUNTIMES, MissingExtra, Network, NetworkInfo, load_network, shape_request
+from .base import MissingExtra, Network, NetworkInfo, shape_request
+from .loading import RUNTIMES, load_network
 from .files import CONFIG_NAME, DEFAULT_MODEL_DIR, ONNX_NAME, WEIGHTS_NAME, resolve_model_dir, weights_digest
 
 __all__ = [

@@ -32,12 +32,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from ..engine.runner import MAX_ASPECT, MIN_SIDE, Summary, outpaint_name, progress
-from ..engine.segment import DETECT_FILE, PARTS_DIR, _record, merge_parts, read_segmentation
+from ..data.outpaint import load_outpaint_split
 from ..geometry import Box
 from ..io import ImageReadError, atomic_path, load_image, read_json, write_json
 from ..validation import DataError, box_problem, outside_photo, read_split
-from .outpaint import load_outpaint_split
+from .runner import MAX_ASPECT, MIN_SIDE, Summary, outpaint_name, progress
+from .segment import DETECT_FILE, PARTS_DIR, _record, merge_parts, read_segmentation
 
 __all__ = ["read_crop_annotations", "split_ids", "from_crops", "SPLITS"]
 
@@ -319,7 +319,7 @@ def _finish(out_dir: Path, outpaint: Path, stems: list[str], splits: dict[str, s
 
 def _reader_check(out_dir: Path) -> str:
     """What the training reader makes of the result (matched subjects, heuristic filter)."""
-    from .outpaint import read_outpaint_set
+    from ..data.outpaint import read_outpaint_set
 
     kept = heuristic = unmatched = 0
     for s in SPLITS:
