@@ -100,8 +100,8 @@ def gencrop_once(cropper, path: Path, subject, out_dir: Path | None):
         return cropper.crop(path, subject=subject)
     from gencrop.io import save_image
 
-    res, full = cropper.crop_full(path, subject=subject)
-    save_image(res.cut(full), out_dir / "gencrop.jpg")
+    res = cropper.crop(path, subject=subject, cut=True)
+    save_image(res.image, out_dir / "gencrop.jpg")
     return res
 
 

@@ -71,17 +71,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def in_process(photos: list[Path], subjects: list, batch_size: int, repeats: int, aspects: list[str]) -> float:
-    """crop_many's (crop_shapes_many's, with ``aspects``) throughput in photos/s (best of ``repeats``
-    after a warm-up)."""
+    """Cropper.crop's throughput on the list of photos (with ``aspects``: several shapes each) in
+    photos/s (best of ``repeats`` after a warm-up); the figure the server is compared with."""
     from gencrop import Cropper
 
     cropper = Cropper.from_pretrained(device="cpu")
     shapes = aspects or ["free"]
-    cropper.crop_shapes_many(photos[:batch_size], shapes, subjects[:batch_size], batch_size=batch_size)
+    list(cropper.crop(photos[:batch_size], subjects[:batch_size], shapes=shapes, batch_size=batch_size))
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        cropper.crop_shapes_many(photos, shapes, subjects, batch_size=batch_size)
+        list(cropper.crop(photos, subjects, shapes=shapes, batch_size=batch_size))
         best = min(best, time.perf_counter() - t)
     return len(photos) / best
 

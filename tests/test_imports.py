@@ -28,7 +28,20 @@ LAYERS = [
     ("data", ["data"]),
     ("modeling", ["modeling"]),
     ("runtime", ["runtime"]),
-    ("crop", ["", "inference", "subject", "export", "visualize"]),  # "": gencrop/__init__.py
+    (
+        "crop",
+        [
+            "",
+            "inference",
+            "crop_prepare",
+            "crop_batch",
+            "crop_result",
+            "crop_deprecated",
+            "subject",
+            "export",
+            "visualize",
+        ],
+    ),  # "": gencrop/__init__.py
     ("jobs", ["engine", "training", "evaluation"]),
     ("apps", ["cli", "serve", "__main__"]),
 ]

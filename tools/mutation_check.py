@@ -94,7 +94,7 @@ MUTATIONS = [
     ),
     Mutation(
         "cropper-subject-xywh",
-        "src/gencrop/inference.py",
+        "src/gencrop/crop_batch.py",
         "[p.subject_input.xyxy for p in prepared]",
         "[p.subject_input.xywh for p in prepared]",
         ("tests/test_conventions.py", "tests/test_bundled_model_pinned.py", "tests/test_bundled_model.py"),
@@ -151,7 +151,7 @@ MUTATIONS = [
     ),
     Mutation(
         "mask-subject-not-kept",
-        "src/gencrop/inference.py",
+        "src/gencrop/crop_batch.py",
         'return source in ("given", "mask") or KEEP_FOUND_SUBJECT',
         'return source == "given" or KEEP_FOUND_SUBJECT',
         ("tests/test_contracts_crop.py", "tests/test_crop_requests.py"),
@@ -217,7 +217,7 @@ MUTATIONS = [
     # -- rules of recently changed code, found by looking for what a test would miss ----------------
     Mutation(
         "shapes-batch-tiled",
-        "src/gencrop/inference.py",
+        "src/gencrop/crop_batch.py",
         "np.repeat(c, len(shapes), 0), np.repeat(w, len(shapes), 0)",
         "np.tile(c, (len(shapes), 1)), np.tile(w, (len(shapes), 1, 1))",
         ("tests/test_contracts_crop.py",),
@@ -225,7 +225,7 @@ MUTATIONS = [
     ),
     Mutation(
         "free-beside-shape-no-request",
-        "src/gencrop/inference.py",
+        "src/gencrop/crop_batch.py",
         "all(s.is_free for s in shapes)",
         "any(s.is_free for s in shapes)",
         ("tests/test_contracts_crop.py",),
@@ -233,17 +233,17 @@ MUTATIONS = [
     ),
     Mutation(
         "keep-subject-false-ignored",
-        "src/gencrop/inference.py",
-        "keep = self._keeps_subject(p.source) if keep_subject is None else bool(keep_subject)",
-        "keep = self._keeps_subject(p.source)",
+        "src/gencrop/crop_batch.py",
+        "keep = keeps_subject(p.source) if keep_subject is None else bool(keep_subject)",
+        "keep = keeps_subject(p.source)",
         ("tests/test_contracts_crop.py", "tests/test_crop_requests.py"),
         "keep_subject=False (--allow-subject-cut) still moves the crop onto the subject",
     ),
     Mutation(
         "mask-channel-from-box",
-        "src/gencrop/inference.py",
+        "src/gencrop/crop_prepare.py",
         "channel = letterbox_mask(mask, lb)",
-        "channel = box_mask(subject_input, self.dim)",
+        "channel = box_mask(subject_input, dim)",
         ("tests/test_contracts_crop.py",),
         "a mask-channel model gets the subject's box instead of its mask",
     ),

@@ -296,17 +296,15 @@ def run(args) -> int:
                 subject = subjects.get(path)
             else:
                 raise ValueError(f"no entry in {args.subjects} (--find-missing-subjects finds its subject)")
-            if args.no_write:
-                results, img = cropper.crop_shapes(path, shapes, subject, keep_subject=keep), None
-            else:
-                results, img = cropper.crop_shapes_full(path, shapes, subject, keep_subject=keep)
+            results = cropper.crop(path, subject, shapes=shapes, keep_subject=keep, cut=not args.no_write)
+            img = None if args.no_write else results[0].photo
             suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
             records = [result.to_json(str(path)) for result in results]
             if img is not None:
                 for result, record in zip(results, records):
                     name = f"{path.stem}_{result.shape.name if named else 'crop'}{suffix}"
                     target = out_dir / relative.parent / name
-                    save_image(result.cut(img), target)
+                    save_image(result.image, target)
                     record["output"] = str(target)
                 if args.visualize:
                     from ..visualize import crop_visualization

@@ -3,7 +3,7 @@
 Photos arrive prepared (decoded, letterboxed, subject given or found: see
 :mod:`gencrop.serve.uploads`), so the model thread only runs the network and
 fits the crops. Requests that ask for the same shapes (one or several) run
-together in one ``Cropper.crop_shapes_many`` call: one network pass for all
+together in one ``Cropper.crop`` call on their prepared photos: one network pass for all
 their photos. When a group fails because of one request, its requests are run
 one by one so that only the bad one gets the error.
 """
@@ -54,8 +54,8 @@ class CropWorker:
         """Jobs with the same shapes: one call; a list of crops (one per shape) per job."""
         first = group[0]
         keep = {} if first.keep_subject is None else {"keep_subject": first.keep_subject}
-        return self.cropper.crop_shapes_many(
-            [j.photo for j in group], list(first.shapes), batch_size=len(group), **keep
+        return list(
+            self.cropper.crop([j.photo for j in group], shapes=list(first.shapes), batch_size=len(group), **keep)
         )
 
     def _alone(self, job: CropJob):

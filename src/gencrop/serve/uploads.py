@@ -67,9 +67,8 @@ def prepare_upload(cropper, data: bytes, subject=None, *, full: bool, max_pixels
     source = io.BytesIO(data)
     source.name = f"the uploaded {fmt} photo"  # what a decoding error names
     try:
-        if full:
-            return cropper.prepare_full(source, subject)
-        return cropper.prepare(source, subject), None
+        prepared = cropper.prepare(source, subject, cut=full)
+        return prepared, (prepared.photo if full else None)
     except ImageReadError as e:  # truncated or corrupt pixel data
         raise ApiError(422, str(e)) from None
     except SubjectRequired as e:
