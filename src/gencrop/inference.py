@@ -137,9 +137,18 @@ class Cropper(DeprecatedCropCalls):
         same as one shape. Every crop has exactly the requested aspect in whole pixels.
 
         ``keep_subject``: a given subject is always inside the crop unless this is False (see
-        :mod:`gencrop.shapes`). ``result.box`` is the crop; ``result.image`` the cropped photo at
-        full resolution, decoded when first asked for, or in a thread beside the network with
-        ``cut=True`` (when you will cut every crop).
+        :mod:`gencrop.shapes`); a found one is used as found.
+
+        A :class:`CropResult` has ``box`` (the crop: whole photo pixels, inside the photo),
+        ``subject`` and ``subject_source`` (``"given"``, ``"mask"`` or what found it),
+        ``subject_kept``, ``heatmap`` (the cell weights behind the crop), ``size`` (the upright
+        photo's), ``to_json()``, and ``image``: the cropped photo at full resolution (resized to a
+        ``"WxH"`` shape's size), decoded when first asked for, or in a thread beside the network
+        with ``cut=True`` (when you will cut every crop).
+
+        >>> cropper.crop("a.jpg", (120, 40, 200, 380)).image.save("a_crop.jpg")
+        >>> square, card = cropper.crop("a.jpg", shapes=["1:1", "1200x630"])   # subject found
+        >>> for r in cropper.crop(paths, subjects, shapes="4:5", cut=True): r.image.save(...)
         """
         shape_list, several = _shapes(shapes, aspect, area, size)
         if _is_one_photo(photos):
