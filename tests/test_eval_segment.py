@@ -3,13 +3,14 @@
 import sys
 
 import pytest
-import torch
 
-from eval_layouts import gaicd_root
-from gencrop.cli import main
-from gencrop.data.benchmarks import load_benchmark, unsegmented
-from gencrop.engine.detections import Detection
-from gencrop.modeling import GenCrop, GenCropConfig
+torch = pytest.importorskip("torch")
+
+from eval_layouts import gaicd_root  # noqa: E402
+from gencrop.cli import main  # noqa: E402
+from gencrop.data.benchmarks import load_benchmark, unsegmented  # noqa: E402
+from gencrop.engine.detections import Detection  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
 
 
 def _eval(capsys, *argv):
