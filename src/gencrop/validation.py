@@ -300,5 +300,9 @@ def check_writable(path: str | os.PathLike, kind: str = "folder") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{existing}: cannot write there ({e.strerror or type(e).__name__})") from None
+        why = e.strerror or type(e).__name__
+        if existing == path or (kind == "file" and existing == path.parent):
+            raise OutputError(f"{existing}: cannot write there ({why})") from None
+        # name what was asked for, and the folder that refused it
+        raise OutputError(f"{path}: cannot be made inside {existing} ({why})") from None
     return path

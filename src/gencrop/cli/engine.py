@@ -165,7 +165,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw outpainted images with the original photo's frame (green), detected "
         "subjects and masks (pink, best in yellow) and the quality verdict.",
     )
-    p.add_argument("dataset", metavar="DATASET", help="folder of outpainted images img<ID>_X_Y_W_H.jpg")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="folder of outpainted images img<ID>_X_Y_W_H.jpg, or the outpaint/ folder holding images/ "
+        "(then --detect and --quality default to its detect.json.gz and bad.json)",
+    )
     p.add_argument("--out", required=True, metavar="sheet.png")
     p.add_argument("--detect", metavar="SEG_DIR", help="segment output folder (default: DATASET)")
     p.add_argument("--quality", metavar="bad.json", help="quality output")
@@ -348,6 +353,21 @@ def run_inspect(args) -> int:
     return status
 
 
+def outpaint_layout(
+    folder: Path, detect: str | None, quality: str | None
+) -> tuple[Path, str | Path | None, str | Path | None]:
+    """``(images, detect, quality)`` to draw: an ``outpaint/`` folder, as ``train`` takes it, means its
+    ``images/`` with the ``detect.json.gz`` and ``bad.json`` beside them; an image folder is drawn as given."""
+    from ..engine.runner import parse_outpaint_name
+    from ..io import list_images
+
+    if not (folder / "images").is_dir() or any(parse_outpaint_name(p.name) for p in list_images(folder)):
+        return folder, detect, quality
+    if quality is None and (folder / "bad.json").is_file():
+        quality = folder / "bad.json"
+    return folder / "images", folder if detect is None else detect, quality
+
+
 def run_view(args) -> int:
     from ..engine.runner import read_id_list
     from ..engine.view import view_dataset
@@ -355,13 +375,14 @@ def run_view(args) -> int:
 
     writable(args.out, "file")
     require_path(args.dataset)
+    images, detect, quality = outpaint_layout(Path(args.dataset), args.detect, args.quality)
     try:
         ids = read_id_list(args.ids) if args.ids else None
         n = view_dataset(
-            args.dataset,
+            images,
             args.out,
-            detect_dir=args.detect,
-            quality=args.quality,
+            detect_dir=detect,
+            quality=quality,
             limit=args.limit,
             columns=args.columns,
             ids=ids,

@@ -108,6 +108,12 @@ def _register_eval(sub) -> None:
     )
     p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
+    p.add_argument(
+        "--no-bad-filter",
+        dest="bad_filter",
+        action="store_false",
+        help="a generated test split: also score the canvases listed in outpaint/bad.json (as train --no-bad-filter)",
+    )
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument(
@@ -235,6 +241,7 @@ def run_eval(args) -> int:
                 dataset=dataset,
                 images=args.images,
                 seed=args.seed,
+                bad_filter=args.bad_filter,
             )
         except BenchmarkError as e:
             raise CommandError(str(e)) from None
@@ -278,6 +285,11 @@ def run_eval(args) -> int:
         raise CommandError(
             f"{bench.description}: no photos to score in {bench.folder}"
             + (f" ({len(bench.missing)} annotated photos missing, e.g. {shown})" if bench.missing else "")
+            + (
+                "; --no-bad-filter also scores the canvases bad.json rejects"
+                if bench.name == "own" and args.bad_filter
+                else ""
+            )
         )
     if bench.missing:
         print(

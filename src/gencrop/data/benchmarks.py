@@ -538,7 +538,9 @@ def _seeded_view(
     return Box(x, y, vw, vh)
 
 
-def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "test") -> Benchmark:
+def load_own_test(
+    outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "test", bad_filter: bool = True
+) -> Benchmark:
     """The test split of a generated dataset: one seeded view per photo, 1.25-2x its frame.
 
     The photo's variation and the view are drawn from a generator seeded by
@@ -548,13 +550,14 @@ def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "
     ``null`` gets the rule training uses: the whole view is its subject, with
     an empty mask channel. Photos of the split without a usable canvas are
     listed in ``skipped``; a photo also in another split is an error.
+    ``bad_filter=False`` also scores the canvases ``bad.json`` rejects (as ``train --no-bad-filter``).
     """
     from .outpaint import read_outpaint_set, read_split_files
 
     outpaint_dir = Path(outpaint_dir)
     try:
         read_split_files(outpaint_dir.parent, ("train", "val", "test"))
-        data = read_outpaint_set(outpaint_dir, split)
+        data = read_outpaint_set(outpaint_dir, split, bad_filter=bad_filter)
     except FileNotFoundError as e:
         raise BenchmarkError(str(e)) from None
     photos = []
@@ -708,12 +711,14 @@ def load_benchmark(
     dataset: str | os.PathLike | None = None,
     images: str | os.PathLike | None = None,
     seed: int = 0,
+    bad_filter: bool = True,
 ) -> Benchmark:
-    """Load a benchmark by its command-line name (``None``: the test split of ``dataset``)."""
+    """Load a benchmark by its command-line name (``None``: the test split of ``dataset``, where
+    ``bad_filter`` drops the canvases its ``bad.json`` names)."""
     if name is None:
         if dataset is None:
             raise BenchmarkError("no --benchmark and no --dataset: give the outpainted dataset folder to test on")
-        return load_own_test(dataset, seed=seed)
+        return load_own_test(dataset, seed=seed, bad_filter=bad_filter)
     name = name.lower()
     if name == "unsplash":
         if dataset is None or images is None:
