@@ -54,7 +54,18 @@ def recording_segmenter(monkeypatch):
 
 def test_missing_ultralytics_is_one_line_with_the_install_and_the_offline_backend(gaicd, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # as when it is not installed
-    code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", gaicd, "--segment")
+    code, _, err = _eval(
+        capsys,
+        "--method",
+        "subject",
+        "--benchmark",
+        "gaicd",
+        "--data-root",
+        gaicd,
+        "--segment",
+        "--segment-backend",
+        "ultralytics",
+    )
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "pip install ultralytics" in err and "--segment-backend yolov7" in err
 

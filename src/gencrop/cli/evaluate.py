@@ -106,7 +106,13 @@ def _register_eval(sub) -> None:
         action="store_true",
         help="segment the photos to be scored that detect.json.gz / mask.npz do not cover yet",
     )
-    p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
+    p.add_argument(
+        "--segment-backend",
+        default="auto",
+        choices=("auto", "ultralytics", "yolov7"),
+        help="with --segment: as `gencrop segment --backend` (default auto: ultralytics when its weights are "
+        "on this machine, else the offline yolov7)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
     p.add_argument(
         "--no-bad-filter",
@@ -174,10 +180,13 @@ def _own_dataset(args, method) -> str | None:
 def segment_scored_photos(bench, backend: str, quiet: bool) -> None:
     """``--segment``: add the photos to be scored that no ``detect.json.gz`` covers yet (person class)."""
     from ..data.benchmarks import unsegmented
-    from ..engine.segment import segment_folder
+    from ..engine.segment import choose_backend, segment_folder
 
     for (image_dir, folder), stems in unsegmented(bench).items():
         try:
+            backend, why = choose_backend(backend)
+            if not quiet:
+                print(f"gencrop eval: --segment: {backend} backend ({why})", file=sys.stderr)
             summary = segment_folder(image_dir, folder, backend=backend, stems=stems, quiet=quiet)
         except ImportError as e:  # a backend whose packages are missing: one line, with the install command
             other = "" if backend == "yolov7" else " (or --segment-backend yolov7, which works offline)"
