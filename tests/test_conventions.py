@@ -73,7 +73,7 @@ def test_evaluation_report_figures_match_hand_computed_values(tmp_path):
         assert summary[key] == pytest.approx(value), key
         assert summary_from_csv(tmp_path / "report")[key] == pytest.approx(value), key
     text = format_summary(summary)
-    assert "Mean IoU: 0.7520" in text and "Mean disp: 0.0620" in text and "IoU >= 0.75: 0.6000" in text
+    assert "Mean IoU: 0.7520" in text and "BDE: 0.0620" in text and "IoU >= 0.75: 0.6000" in text
 
 
 # -- letterbox ---------------------------------------------------------------------------

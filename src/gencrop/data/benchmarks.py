@@ -38,7 +38,7 @@ import numpy as np
 
 from ..geometry import Box
 from ..io import ImageReadError, image_size, polygon_to_mask, read_json
-from ..validation import DataError, annotation_box, outside_photo, read_detections, read_masks
+from ..validation import DataError, add_crop, annotation_box, outside_photo, read_detections, read_masks
 
 __all__ = [
     "BENCHMARKS",
@@ -256,7 +256,8 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
         )
     test_file = folder / "cropping_testing_set.json"
     tests = _read(test_file, "FCDB test annotations", list)
-    crops = {}
+    crops: dict[str, Box] = {}
+    first_entry: dict[str, int] = {}
     for i, d in enumerate(tests):
         if not isinstance(d, dict):
             raise DataError(f'must be an object with "url" and "crop"; got {type(d).__name__}', test_file, i)
@@ -265,7 +266,7 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
         if "crop" not in d:
             raise DataError('no "crop"', test_file, i)
         name = d["url"].rstrip("/").rsplit("/", 1)[-1]
-        crops.setdefault(name, annotation_box(d["crop"], "xywh", test_file, i))
+        add_crop(crops, first_entry, name, annotation_box(d["crop"], "xywh", test_file, i), test_file, i)
     image_dir = folder / "data" if (folder / "data").is_dir() else folder / "images"
     if all_images:
         entries = [(n, [b], None) for n, b in crops.items()]
