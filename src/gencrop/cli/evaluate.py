@@ -569,10 +569,18 @@ def _register_dataset(sub) -> None:
         "`link` makes a folder of img<ID>.jpg links to photos named otherwise.",
     )
     ds = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
-    c = ds.add_parser("check", help="validate train/val/test.json (and that the photos exist)")
+    c = ds.add_parser(
+        "check",
+        help="validate train/val/test.json, the photos, and what train reads of outpaint/",
+        description="Check a dataset folder before training: the split files, the photos (--images, or "
+        "outpaint/images), and, when DIR has outpaint/, everything `gencrop train` reads there "
+        "(canvases decoded, detect.json.gz, mask.npz, bad.json), reported as train would: errors "
+        "stop training, warnings are what it skips.",
+    )
     c.add_argument("dataset_dir", metavar="DIR")
     c.add_argument("--images", metavar="IMG_DIR", help="folder of img<ID>.jpg to check the photos against")
     c.add_argument("--max-problems", type=int, default=50, help="print at most this many problems")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=run_dataset_check)
     ln = ds.add_parser("link", help="make img<ID>.jpg links (ID = file name without extension)")
     ln.add_argument("src_dir", metavar="SRC_DIR")
@@ -586,7 +594,7 @@ def run_dataset_check(args) -> int:
 
     if not Path(args.dataset_dir).is_dir():
         raise CommandError(f"{args.dataset_dir}: no such folder")
-    report = check_dataset(args.dataset_dir, args.images)
+    report = check_dataset(args.dataset_dir, args.images, progress=not args.quiet)
     for prob in report.problems[: args.max_problems]:
         print(prob)
     if len(report.problems) > args.max_problems:
