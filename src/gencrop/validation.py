@@ -273,7 +273,8 @@ def outside_photo(box, width: int, height: int, tolerance: float = EDGE_TOLERANC
     """
     inside = box.clamp(width, height)
     if box.is_empty() or inside.is_empty() or inside.area < box.area - tolerance * (box.w + box.h):
-        where = "larger than" if box.w > width + tolerance or box.h > height + tolerance else "outside"
+        too_big = box.w > width + tolerance or box.h > height + tolerance
+        where = "larger than" if too_big and not inside.is_empty() else "outside"
         return f"crop {[round(v, 1) for v in box.xywh]} (x, y, w, h) is {where} the {width}x{height} photo"
     return None
 

@@ -325,10 +325,8 @@ def run_segment(args) -> int:
     ids, shard = _setup(args)
     writable(args.out)
     classes = None if [c.lower() for c in args.cls] == ["all"] else args.cls
-    try:
-        backend, why = choose_backend(args.backend, args.model)
-    except (ImportError, ValueError) as e:
-        raise user_error(e) from None
+    require_path(args.img_dir)  # before the backend is chosen and named
+    backend, why = choose_backend(args.backend, args.model)
     if not args.quiet:
         print(f"segment: {backend} backend, {args.model or DEFAULT_MODELS[backend]} ({why})", file=sys.stderr)
     return _run(

