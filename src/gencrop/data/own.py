@@ -100,6 +100,7 @@ def check_dataset(
                 first_split[pid] = split
         all_ids[split] = ids
 
+    splits_readable = not report.errors  # the training files are read through the splits
     if images_dir is None and (dataset_dir / "outpaint" / "images").is_dir():
         images_dir = dataset_dir / "outpaint" / "images"  # a `gencrop data from-crops` dataset
     if images_dir is not None:
@@ -109,7 +110,7 @@ def check_dataset(
         else:
             _check_photos(report, images_dir, all_ids)
             report.photos_checked_in = images_dir
-    if (dataset_dir / "outpaint" / "images").is_dir() and not report.errors:
+    if (dataset_dir / "outpaint" / "images").is_dir() and splits_readable:
         _check_training_files(report, dataset_dir / "outpaint", list(all_ids), progress)
     return report
 
