@@ -19,6 +19,17 @@ def bundled_cropper():
     return Cropper.from_pretrained(device="cpu")
 
 
+@functools.lru_cache(maxsize=1)
+def warmed_cropper():
+    """The bundled cropper after `gencrop serve`'s warm-up: its subject finder is loaded, as in a server
+    that listens (the first load takes longer than a request may)."""
+    from gencrop.serve import warm_up
+
+    cropper = bundled_cropper()
+    warm_up(cropper)
+    return cropper
+
+
 class LiveServer:
     """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a thread; a context manager."""
 

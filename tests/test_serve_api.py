@@ -20,12 +20,12 @@ from gencrop.serve.model_info import describe_model  # noqa: E402
 
 from serve_support import (  # noqa: E402
     LiveServer,
-    bundled_cropper,
     jpeg_bytes,
     png_bomb,
     png_bytes,
     rotated_jpeg,
     sixteen_bit_png,
+    warmed_cropper,
 )
 
 FCDB_PHOTO = "6356033521_b93c3cf5d6_b.jpg"  # 1024 x 744
@@ -34,7 +34,7 @@ SUBJECT = (300, 200, 300, 300)
 
 @pytest.fixture(scope="module")
 def cropper():
-    return bundled_cropper()
+    return warmed_cropper()
 
 
 @pytest.fixture(scope="module")

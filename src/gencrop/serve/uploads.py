@@ -122,17 +122,21 @@ def _jpeg_frame_marker(data: bytes) -> int | None:
 
 
 def _decoded_as_header(decoded: tuple[int, int], size: tuple[int, int]) -> bool:
-    """Whether a decode of ``decoded`` pixels is the ``size`` photo, whole or reduced by a power of two."""
-    f = 1
-    while f <= 64:
-        if abs(-(-size[0] // f) - decoded[0]) <= 1 and abs(-(-size[1] // f) - decoded[1]) <= 1:
-            return True
-        f *= 2
+    """Whether a decode of ``decoded`` pixels is the ``size`` photo, whole or reduced by a power of two,
+    upright or turned a quarter (EXIF orientation)."""
+    for w, h in (size, size[::-1]):
+        f = 1
+        while f <= 64:
+            if abs(-(-w // f) - decoded[0]) <= 1 and abs(-(-h // f) - decoded[1]) <= 1:
+                return True
+            f *= 2
     return False
 
 
 def check_upload(data: bytes, *, max_pixels: int, min_side: int = 1) -> tuple[str, tuple[int, int]]:
-    """The photo's format and upright size, after its header passed the checks; an :class:`ApiError` says why not."""
+    """The photo's format and stored size, after its header passed the checks; an :class:`ApiError` says why not.
+
+    No EXIF is read here: a PNG's may follow its pixel data, which PIL would decode to find it."""
     if not data:
         raise ApiError(422, "the photo is empty (0 bytes)")
     # PIL warns of a possible decompression bomb above its own limit (once per process, in the
@@ -142,7 +146,6 @@ def check_upload(data: bytes, *, max_pixels: int, min_side: int = 1) -> tuple[st
         fmt, width, height, img = header_size(data)
         with img:
             too_short = jpeg_too_short(img, data)
-            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except UnidentifiedImageError:
         raise ApiError(415, f"not a photo gencrop can read: send a {FORMAT_NAMES} file") from None
     except Image.DecompressionBombWarning:
@@ -164,7 +167,7 @@ def check_upload(data: bytes, *, max_pixels: int, min_side: int = 1) -> tuple[st
         raise ApiError(
             422, f"the JPEG's header says {width}x{height} pixels but its {len(data)} bytes cannot hold them"
         )
-    return fmt, ((height, width) if turned else (width, height))
+    return fmt, (width, height)
 
 
 def prepare_upload(
@@ -202,7 +205,7 @@ def prepare_upload(
     except ValueError as e:  # the Cropper's word on a bad subject
         raise ApiError(400, str(e)) from None
     actual = decoded.size if decoded is not None else prepared.image.size
-    if tuple(prepared.size) != tuple(size) or not _decoded_as_header(actual, size):
+    if not (_decoded_as_header(prepared.size, size) and _decoded_as_header(actual, size)):
         raise ApiError(
             422, f"the photo decodes to {actual[0]}x{actual[1]} pixels but its header says {size[0]}x{size[1]}"
         )
