@@ -230,6 +230,7 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             "preparing": queue.reserved,
             "queue_size": queue.capacity,
             "in_flight": request.app.state.in_flight,
+            "decoding": request.app.state.workers.busy,
             "served": queue.stats.completed,
             "batches": queue.stats.batches,
         }
@@ -308,10 +309,10 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             check_output_size(*shapes[0].size, output, settings.max_output_pixels, f"size {size}")
         if queue.full():  # refused before the upload is read (the connection closes)
             raise ApiError(503, "the server is busy (its queue is full); try again shortly", retry_after=1)
+        check_in_flight(state)
 
         data, filename = await read_photo(request, deadline)
-        if state.in_flight >= settings.max_in_flight:
-            raise ApiError(429, f"too many requests in progress ({state.in_flight}); try again shortly", retry_after=1)
+        check_in_flight(state)
         state.in_flight += 1
         try:
             reservation = reserve(queue)  # a place for the photo before it is decoded
@@ -386,6 +387,10 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             return answer
         finally:
             state.in_flight -= 1
+
+    def check_in_flight(state) -> None:
+        if state.in_flight >= settings.max_in_flight:
+            raise ApiError(429, f"too many requests in progress ({state.in_flight}); try again shortly", retry_after=1)
 
     def reserve(queue: BatchQueue) -> Reservation:
         try:
