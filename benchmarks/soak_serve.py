@@ -149,9 +149,12 @@ class Soak:
 
     # -- slow clients -------------------------------------------------------------------------------
     def slow_client(self) -> None:
+        # a well-formed start of an upload, then the photo's bytes at SLOW_RATE: held until the server ends it
         head = (
             f"POST /v1/crop HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
             "Content-Type: multipart/form-data; boundary=slow\r\nContent-Length: 100000\r\n\r\n"
+            '--slow\r\nContent-Disposition: form-data; name="photo"; filename="slow.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
         ).encode()
         while not self.slow_stop.is_set():
             t = time.monotonic()
@@ -167,7 +170,7 @@ class Soak:
                                 break
                             answer += chunk
                         except TimeoutError:
-                            s.sendall(b"x")  # two bytes a second
+                            s.sendall(b"\xff")  # two bytes a second
             except OSError as e:
                 answer = answer or f"{type(e).__name__}".encode()
             if self.slow_stop.is_set():
