@@ -302,3 +302,22 @@ def test_health_says_when_the_model_thread_has_stopped():
         r = c.get("/v1/health")
         assert r.status_code == 503 and r.json()["model_thread"] == "stopped"
         assert c.get("/v1/ready").status_code == 503
+
+
+def test_too_many_in_flight_is_429_before_the_upload(photo_bytes):
+    held = HeldCropper(bundled_cropper())
+    settings = ServeSettings(max_in_flight=1, batch_wait_ms=0, timeout=20)
+    files = {"photo": ("a.jpg", photo_bytes, "image/jpeg")}
+    with LiveServer(create_app(held, settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/v1/ready").json() == {"ready": True}
+        first = threading.Thread(target=lambda: c.post("/v1/crop", params={"subject": SUBJECT}, files=files))
+        first.start()
+        assert held.entered.wait(20)
+        prepared = held.prepared
+        answer, _ = raw_request(server.port, multipart_head(server.port, 10_000))  # headers only: no body sent
+        assert answer.startswith(b"HTTP/1.1 429") and b"retry-after: 1" in answer.lower()
+        assert b"connection: close" in answer.lower() and held.prepared == prepared
+        assert c.get("/v1/ready").status_code == 503
+        held.gate.set()
+        first.join(30)
+        assert c.get("/v1/ready").status_code == 200
