@@ -183,7 +183,7 @@ class Cropper:
         how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"
         from .subject import SubjectNotFound, find_subject, resolve_finder  # (tests replace find_subject there)
 
-        finder = self._subject_finder or find_subject
+        finder = find_subject if self._subject_finder in (None, "auto") else self._subject_finder
         if isinstance(finder, str) or hasattr(finder, "find"):
             finder = resolve_finder(finder).find
         try:
