@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from . import CommandError, counted, writable
+from . import CommandError, add_subject_finder_option, counted, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
         "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)",
     )
+    add_subject_finder_option(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -284,7 +285,13 @@ def run(args) -> int:
     from ..runtime import MissingExtra
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+        cropper = Cropper.from_pretrained(
+            args.model,
+            epoch=args.epoch,
+            device=args.device,
+            runtime=args.runtime,
+            subject_finder=args.subject_finder,
+        )
     except MissingExtra as e:
         raise CommandError(str(e)) from None
     except FileNotFoundError as e:
