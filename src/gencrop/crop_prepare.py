@@ -84,16 +84,18 @@ def open_photo(image, dim: int, cut: bool, decoder: Callable[[], ThreadPoolExecu
 
 
 def find_subject(img: Image.Image, size: tuple[int, int], finder=None):
-    """The subject the finder (default :func:`gencrop.subject.find_subject`) picks in ``img``."""
+    """The subject ``finder`` picks in ``img``: a finder name (``"auto"``, ``"faces"``, ``"saliency"``,
+    ``"detector"``), an object with ``find(image, size=...)``, a function ``find(image, size=...)``, or
+    None (:func:`gencrop.subject.find_subject`, the ``"auto"`` finder)."""
     how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"
+    from . import subject as finders  # (tests replace find_subject there)
+
+    finder = finders.find_subject if finder in (None, "auto") else finder
+    if isinstance(finder, str) or hasattr(finder, "find"):
+        finder = finders.resolve_finder(finder).find
     try:
-        from .subject import SubjectNotFound
-        from .subject import find_subject as default_finder
-    except ImportError as e:
-        raise SubjectRequired(f"no subject given and no subject finder available ({e}); {how}") from None
-    try:
-        return (finder or default_finder)(img, size=size)
-    except SubjectNotFound as e:
+        return finder(img, size=size)
+    except finders.SubjectNotFound as e:
         raise SubjectRequired(f"{e}; or {how}") from None
 
 

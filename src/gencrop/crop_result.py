@@ -68,6 +68,15 @@ class CropResult:
     subject_kept: bool = False  # the crop was moved/grown to contain the subject
     full: FullPhoto | None = field(default=None, repr=False, compare=False)  # what :attr:`image` is cut from
 
+    def __repr__(self) -> str:
+        """One line: ``print(result)`` shows the crop, not the heatmap's numbers."""
+        shape = "free" if self.shape is None else self.shape.name
+        heatmap = "x".join(str(n) for n in np.shape(self.heatmap))
+        return (
+            f"CropResult(box={self.box!r}, subject={self.subject!r}, subject_source={self.subject_source!r}, "
+            f"shape={shape!r}, size={tuple(self.size)!r}, subject_kept={self.subject_kept}, heatmap=<{heatmap}>)"
+        )
+
     def to_json(self, photo: str | None = None) -> dict:
         d = {
             "crop": [int(v) for v in self.box.xywh],

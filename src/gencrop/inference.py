@@ -57,7 +57,13 @@ class Cropper(DeprecatedCropCalls):
         self.dim = model.info.image_size
         # how far a kept subject draws the crop toward it (gencrop.shapes.pull_toward); per model
         self.subject_pull = model.info.subject_pull
-        self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
+        # a finder name ("auto", "faces", "saliency", "detector"), an object with find(image, size=...),
+        # or a function find(image, size=...); None: gencrop.subjects.find_subject (the "auto" finder)
+        if isinstance(subject_finder, str):  # an unknown name fails here, not at the first photo
+            from .subject import resolve_finder
+
+            resolve_finder(subject_finder)
+        self._subject_finder = subject_finder
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
         self._decoder_lock = threading.Lock()
 
@@ -100,7 +106,9 @@ class Cropper(DeprecatedCropCalls):
         (onnxruntime when the model has an up-to-date ``model.onnx`` and no GPU is asked for; see
         :func:`gencrop.runtime.load_network`). ``spin_wait=False`` suits a process that does other
         work beside the network (a server decoding photos): onnxruntime's threads then sleep between
-        steps instead of spinning.
+        steps instead of spinning. ``subject_finder`` finds the subject of a photo given without one:
+        a name (``"auto"``, ``"faces"``, ``"saliency"``, ``"detector"``; see :mod:`gencrop.subjects`)
+        or a finder object; default ``"auto"``.
         """
         network = load_network(path, runtime=runtime, device=device, epoch=epoch, spin_wait=spin_wait)
         return cls(network, subject_finder=subject_finder)
