@@ -90,15 +90,16 @@ class CellWeights:
         """What the colours mean, in words."""
         if self.scored.all():
             return "heatmap: each cell's weight in the crop (the cells' crops are averaged), relative to the top cell"
+        low = float(np.nanmin(self.relative()))
+        what = (
+            f"heatmap: each subject cell's weight in the crop (set by the model's score of the cell's crop), "
+            f"{low:.0%} to 100% of the top cell"
+        )
         if self.share >= 0.995:
-            return (
-                "heatmap: each subject cell's weight in the crop (the model's scores of the cells' crops), "
-                "relative to the top cell; the other cells have no weight"
-            )
+            return f"{what}; the other cells have no weight"
         return (
-            f"heatmap: each subject cell's weight in the crop (the model's scores of the cells' crops), "
-            f"relative to the top cell; the subject's cells carry {self.share:.0%} of the crop, "
-            f"every other cell the same fixed weight whatever its score (uncoloured)"
+            f"{what}; the subject's cells carry {self.share:.0%} of the crop, every other cell "
+            f"the same fixed weight whatever its score (uncoloured)"
         )
 
 
