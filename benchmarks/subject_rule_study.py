@@ -65,11 +65,16 @@ def make_finder(name: str):
     raise SystemExit(f"unknown finder {name!r}; choose auto or saliency")
 
 
-def crop_records(cropper: Cropper, finder, photos) -> list[dict]:
-    """Per photo: the found subject and the crops with it not kept, kept (pulled + contained) and contained only."""
+def crop_records(cropper: Cropper, finder, photos, records: list[dict], checkpoint=None) -> list[dict]:
+    """Per photo: the found subject and the crops with it not kept, kept (pulled + contained) and contained only.
+
+    ``records`` already made are kept (a resumed run); ``checkpoint()`` is called every 10 photos."""
     cropper = Cropper(cropper.network, subject_finder=finder.find)
-    records = []
-    for name, path, gt in tqdm(photos, desc="photos", unit="photo", file=sys.stderr):
+    done = {r["name"] for r in records}
+    todo = [p for p in photos if p[0] not in done]
+    for k, (name, path, gt) in enumerate(tqdm(todo, desc="photos", unit="photo", file=sys.stderr)):
+        if checkpoint is not None and k and k % 10 == 0:
+            checkpoint()
         prepared = cropper.prepare(path)
         free = cropper.crop(prepared, keep_subject=False)
         kept = cropper.crop(prepared, keep_subject=True)
@@ -154,7 +159,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos (a quick look)")
-    ap.add_argument("--save", type=Path, help="write the per-photo crops here (JSON) for --load")
+    ap.add_argument("--save", type=Path, help="write the per-photo crops here (JSON) for --load; resumes from it")
     ap.add_argument("--load", type=Path, help="tabulate crops saved by --save instead of cropping")
     ap.add_argument(
         "--all-rules",
@@ -173,11 +178,20 @@ def main() -> None:
         # the detector decides which photos show a person, whatever finder is studied
         finders = ["auto"] + [f for f in args.finders if f != "auto"]
         runs = {"split": args.split, "finders": {}}
+        if args.save and args.save.is_file():  # resume
+            runs = json.loads(args.save.read_text())
+            if runs["split"] != args.split:
+                raise SystemExit(f"{args.save} holds the {runs['split']} split, not {args.split}")
+
+        def checkpoint():
+            if args.save:
+                write_json(args.save, runs)
+
         for name in finders:
             print(f"finder {name}: {len(photos)} {args.split} photos", file=sys.stderr)
-            runs["finders"][name] = crop_records(cropper, make_finder(name), photos)
-        if args.save:
-            write_json(args.save, runs)
+            records = runs["finders"].setdefault(name, [])
+            crop_records(cropper, make_finder(name), photos, records, checkpoint)
+            checkpoint()
     auto = runs["finders"]["auto"]
     persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in auto}
     rules = candidate_rules(args.thresholds)
