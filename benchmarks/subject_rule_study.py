@@ -75,7 +75,12 @@ def crop_records(cropper: Cropper, finder, photos, records: list[dict], checkpoi
     for k, (name, path, gt) in enumerate(tqdm(todo, desc="photos", unit="photo", file=sys.stderr)):
         if checkpoint is not None and k and k % 10 == 0:
             checkpoint()
-        prepared = cropper.prepare(path)
+        try:
+            prepared = cropper.prepare(path)
+        except Exception as e:  # noqa: BLE001 - a finder that fails on a photo is a result too: counted, not fatal
+            print(f"{name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+            records.append({"name": name, "error": f"{type(e).__name__}: {e}"})
+            continue
         free = cropper.crop(prepared, keep_subject=False)
         kept = cropper.crop(prepared, keep_subject=True)
         W, H = free.size
@@ -192,6 +197,12 @@ def main() -> None:
             records = runs["finders"].setdefault(name, [])
             crop_records(cropper, make_finder(name), photos, records, checkpoint)
             checkpoint()
+    for name, records in runs["finders"].items():
+        failed = [r for r in records if "error" in r]
+        if failed:
+            print(f"finder {name}: no subject on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
+    failed_names = {r["name"] for records in runs["finders"].values() for r in records if "error" in r}
+    runs["finders"] = {k: [r for r in v if r["name"] not in failed_names] for k, v in runs["finders"].items()}
     auto = runs["finders"]["auto"]
     persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in auto}
     rules = candidate_rules(args.thresholds)
