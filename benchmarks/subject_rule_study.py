@@ -200,7 +200,7 @@ def main() -> None:
     for name, records in runs["finders"].items():
         failed = [r for r in records if "error" in r]
         if failed:
-            print(f"finder {name}: no subject on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
+            print(f"finder {name}: failed on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
     failed_names = {r["name"] for records in runs["finders"].values() for r in records if "error" in r}
     runs["finders"] = {k: [r for r in v if r["name"] not in failed_names] for k, v in runs["finders"].items()}
     auto = runs["finders"]["auto"]
