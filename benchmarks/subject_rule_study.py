@@ -35,6 +35,7 @@ from gencrop.shapes import Shape, fit_shape
 from gencrop.subject_rule import FOUND_SUBJECT_RULE, SubjectRule
 
 PERSON = "person"
+DETECTOR = "detector"  # the finder whose person class tells the two kinds of photo apart
 PERSON_CLASSES = frozenset({"person", "face"})
 CUT_FRACTION = 0.1  # a crop "cuts" the person when it leaves out more than this of the person's box
 VAL_FRACTION, VAL_SEED = 0.1, 0  # `gencrop data from-crops` defaults: the bundled model's validation photos
@@ -55,14 +56,21 @@ def photos_of(data_root: Path, split: str) -> list[tuple[str, Path, Box]]:
 
 
 def make_finder(name: str):
-    """A subject finder by name: ``auto`` (detector, else saliency: today's default) or ``saliency``."""
-    from gencrop.subject import SubjectFinder
+    """A subject finder by name, as ``--subject-finder`` names them (``detector``: the most prominent COCO
+    detection, else the salient region; ``saliency``; and whatever else gencrop ships)."""
+    try:
+        from gencrop.subjects import get_finder
+    except ImportError:  # before gencrop.subjects: the detector-first finder and saliency alone
+        from gencrop.subject import SubjectFinder
 
-    if name == "auto":
-        return SubjectFinder()
-    if name == "saliency":
-        return SubjectFinder(detector=None)
-    raise SystemExit(f"unknown finder {name!r}; choose auto or saliency")
+        finders = {"detector": SubjectFinder, "saliency": lambda: SubjectFinder(detector=None)}
+        if name not in finders:
+            raise SystemExit(f"unknown finder {name!r}; choose from {', '.join(finders)}") from None
+        return finders[name]()
+    try:
+        return get_finder(name)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def crop_records(cropper: Cropper, finder, photos, records: list[dict], checkpoint=None) -> list[dict]:
@@ -155,12 +163,19 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
             )
 
 
+def load_runs(path: Path) -> dict:
+    runs = json.loads(path.read_text())
+    if "auto" in runs["finders"]:  # files written when the detector-first finder was the default ("auto")
+        runs["finders"].setdefault(DETECTOR, runs["finders"].pop("auto"))
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_root = Path(os.environ.get("GENCROP_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
     ap.add_argument("--data-root", type=Path, default=default_root, help="folder holding fcdb/")
     ap.add_argument("--split", choices=("val", "test"), default="val")
-    ap.add_argument("--finders", nargs="+", default=["auto", "saliency"])
+    ap.add_argument("--finders", nargs="+", default=["detector", "saliency"])
     ap.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos (a quick look)")
@@ -174,17 +189,17 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.load:
-        runs = json.loads(args.load.read_text())
+        runs = load_runs(args.load)
     else:
         photos = photos_of(args.data_root, args.split)[: args.limit]
         if not photos:
             raise SystemExit(f"no FCDB photos under {args.data_root}")
         cropper = Cropper.from_pretrained(args.model)
         # the detector decides which photos show a person, whatever finder is studied
-        finders = ["auto"] + [f for f in args.finders if f != "auto"]
+        finders = [DETECTOR] + [f for f in args.finders if f != DETECTOR]
         runs = {"split": args.split, "finders": {}}
         if args.save and args.save.is_file():  # resume
-            runs = json.loads(args.save.read_text())
+            runs = load_runs(args.save)
             if runs["split"] != args.split:
                 raise SystemExit(f"{args.save} holds the {runs['split']} split, not {args.split}")
 
@@ -203,7 +218,7 @@ def main() -> None:
             print(f"finder {name}: failed on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
     failed_names = {r["name"] for records in runs["finders"].values() for r in records if "error" in r}
     runs["finders"] = {k: [r for r in v if r["name"] not in failed_names] for k, v in runs["finders"].items()}
-    auto = runs["finders"]["auto"]
+    auto = runs["finders"][DETECTOR]
     persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in auto}
     rules = candidate_rules(args.thresholds)
     if runs["split"] == "test" and not args.all_rules:  # rules are chosen on validation photos, never here
