@@ -130,6 +130,14 @@ def visualization_file_name(photo_name: str) -> str:
     return f"{PurePosixPath(photo_name).stem}_vis.jpg"
 
 
+def crop_line(record: dict, named: bool) -> str:
+    """A crop as printed without --json: ``photo.jpg: 1x1 crop x,y,w,h -> out/photo_1x1.jpg``."""
+    x, y, w, h = record["crop"]
+    where = f" -> {record['output']}" if record.get("output") else ""
+    shape = f" {record.get('shape') or 'free'}" if named else ""
+    return f"{record['photo']}:{shape} crop {x},{y},{w},{h}{where}"
+
+
 def error_line(photo: str, error: str) -> str:
     """A failed photo's message, naming the photo once."""
     return error if photo in error else f"{photo}: {error}"
@@ -222,6 +230,7 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
     without an entry are cropped with a found subject only under
     --find-missing-subjects, and when no photo has an entry it is a usage error.
     """
+    command = f"gencrop {getattr(args, 'command', None) or 'crop'}"  # `gencrop batch` says the same
     found: dict[Path, object] = {}
     used: set[str] = set()
     for photo in photos:
@@ -234,7 +243,7 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
     if unused:
         shown = ", ".join(unused[:3]) + (", ..." if len(unused) > 3 else "")
         print(
-            f"gencrop crop: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
+            f"{command}: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
             f"name no photo given ({shown})",
             file=sys.stderr,
         )
@@ -246,13 +255,13 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
                 f"{photos[0].path.name!r}); --find-missing-subjects finds subjects automatically"
             )
         print(
-            f"gencrop crop: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
+            f"{command}: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
             f"(e.g. {without[0]}) will fail; --find-missing-subjects finds their subjects automatically",
             file=sys.stderr,
         )
     elif without:
         print(
-            f"gencrop crop: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
+            f"{command}: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
             f"their subjects are found automatically",
             file=sys.stderr,
         )
@@ -342,14 +351,11 @@ def run(args) -> int:
                     save_image(crop_visualization(img, results[0], cropper.dim), vis)
                     for record in records:
                         record["visualization"] = str(vis)
-            for result, record in zip(results, records):
+            for record in records:
                 if args.json:
                     print(json.dumps(record), flush=True)
                 elif not args.quiet:
-                    x, y, w, h = record["crop"]
-                    where = f" -> {record['output']}" if "output" in record else ""
-                    shape = f" {result.shape.name}" if named else ""
-                    tqdm.write(f"{path}:{shape} crop {x},{y},{w},{h}{where}", file=sys.stdout)
+                    tqdm.write(crop_line(record, named), file=sys.stdout)
         except (ImageReadError, ValueError, OSError) as e:
             failed += 1
             if args.json:
