@@ -230,3 +230,21 @@ def test_a_killed_job_loses_nothing_and_a_rerun_redoes_nothing(ray_cluster, phot
     for r in ok:
         assert r["output"].startswith(f"{out}/") and Path(r["output"][len("file://") :]).is_file()
     assert plan().todo == []  # a third run has nothing to do
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_documented_local_run_runs_as_written(ray_cluster, tmp_path, monkeypatch):
+    from test_docs_commands import fenced_blocks, gencrop_commands
+
+    doc = REPO / "docs" / "scale.md"
+    command = gencrop_commands(fenced_blocks(doc, "bash")[0])[0]
+    shown = fenced_blocks(doc, "")[0].strip().splitlines()  # the output printed under it
+    (tmp_path / "src").symlink_to(REPO / "src")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(command)
+    assert code == 0, err
+    assert out.strip().splitlines() == [line for line in shown if not line.startswith("gencrop batch:")]
+    assert err.strip().splitlines()[-1] == shown[-1]
+    for line in out.strip().splitlines():
+        assert (tmp_path / line.split(" -> ")[1]).is_file()
