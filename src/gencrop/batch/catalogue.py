@@ -90,7 +90,8 @@ class Location:
     def parse(cls, text: str | Path) -> Location:
         text = str(text)
         if "://" not in text:
-            return cls(text, None, text)
+            local = str(Path(text))  # as gencrop crop shows a path: "./a.jpg" is "a.jpg"
+            return cls(local, None, local)
         import pyarrow.fs as pafs
 
         try:
