@@ -1,6 +1,6 @@
 """`gencrop batch` on Ray with 1 and 2 actors beside `gencrop crop` on one process, on the same photos.
 
-    python benchmarks/bench_ray.py [--photos 48] [--batch-size 8] [--find-subjects] [--json out.json]
+    python benchmarks/bench_ray.py [--photos 96] [--batch-size 8] [--find-subjects] [--json out.json]
 
 Prints photos per second, all measured in this run, on the same photos (FCDB
 photos from ``$GENCROP_SHARED``, else copies of the bundled example photo),
@@ -63,8 +63,9 @@ def make_photos(folder: Path, count: int) -> Path:
 
 
 def tree_cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and every live process below it: Ray's daemons and
-    workers when this process started the cluster. On a shared machine this moves less than wall time."""
+    """CPU seconds (user + system) of this process and every process below it: Ray's daemons and workers
+    when this process started the cluster, and (through their parents' counts) those that have exited.
+    On a shared machine this moves less than wall time."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents, cpu = {}, {}
     for entry in os.listdir("/proc"):
@@ -76,7 +77,7 @@ def tree_cpu_seconds() -> float:
         except OSError:  # exited meanwhile
             continue
         parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+        cpu[int(entry)] = sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
     mine, changed = {os.getpid()}, True
     while changed:
         below = {pid for pid, parent in parents.items() if parent in mine} - mine
@@ -100,7 +101,7 @@ def timed_cli(argv: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=48)
+    parser.add_argument("--photos", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--find-subjects", action="store_true", help="find subjects instead of giving them")
     parser.add_argument("--json", help="also write the figures here")
