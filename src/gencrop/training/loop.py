@@ -11,14 +11,17 @@ Run directory layout (``RUN_DIR``)::
     training_state.pt  model, optimizer, scheduler, grad-scaler and RNG state after the last complete
                        epoch (written atomically, last): ``--resume`` continues from it
 
-Only the main process writes. The data of an epoch is fixed by ``(seed, epoch)``,
-so a resumed run trains on exactly what the interrupted one would have.
+Only the main process writes. The data of an epoch, its order included, is fixed
+by ``(seed, epoch)``, so a resumed run trains on exactly what the interrupted one
+would have. Each process trains on its own share of the epoch's order
+(``TrainingSet.process_share``): no example is seen twice in an epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import shutil
 import sys
@@ -33,7 +36,7 @@ from ..io import atomic_path, read_json, write_json
 from .losses import batch_loss, gencrop_loss
 from .schedule import cosine_with_warmup, warmup_steps
 
-__all__ = ["TrainOptions", "train", "STATE_NAME", "HISTORY_NAME", "box_iou_xyxy"]
+__all__ = ["TrainOptions", "train", "default_workers", "STATE_NAME", "HISTORY_NAME", "box_iou_xyxy"]
 
 STATE_NAME = "training_state.pt"
 HISTORY_NAME = "loss.json"
@@ -61,13 +64,14 @@ class TrainOptions:
     sbl: bool = True
     invert: bool = True
     augment: bool = True
+    shuffle: bool = True  # a new order of the photos every epoch (the paper's); False: the set's order
     whole_view_prob: float = 0.0  # train on the whole canvas this often (real-context data)
     composite_prob: float = 0.0  # train on several photos on one canvas this often (the subject picks the frame)
     subject_weighting: str = "original"  # GenCropConfig.subject_weighting of a new network
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: int = 500
-    workers: int = 4
+    workers: int = dataclasses.field(default_factory=lambda: default_workers())
     seed: int = 0
     pretrained: str = "auto"
     init: str | None = None  # start from a trained GenCrop model (fine-tuning); None: from scratch
@@ -76,6 +80,16 @@ class TrainOptions:
     keep_epochs: int = 0  # 0: keep every epoch's checkpoint
     quiet: bool = False
     model_overrides: dict = dataclasses.field(default_factory=dict)  # extra GenCropConfig fields (Python API)
+
+
+def default_workers(most: int = 4) -> int:
+    """Data loader processes: up to ``most``, never more than the CPUs this process may use
+    (more only contend for them, and torch warns about it)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(most, cpus))
 
 
 def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -123,12 +137,14 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def _loader(dataset, batch_size: int, workers: int, pin: bool):
+def _loader(dataset, batch_size: int, workers: int, pin: bool, indices: list[int] | None = None):
+    """Batches of ``dataset`` in its own order (or of ``indices``, this process's share of it)."""
     from ..data.training_set import collate
 
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
+        sampler=indices,
         shuffle=False,
         num_workers=workers,
         collate_fn=collate,
@@ -227,6 +243,7 @@ def _load_datasets(opts: TrainOptions, log):
         seed=opts.seed,
         sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
         composite_prob=opts.composite_prob,
+        shuffle=opts.shuffle,
     )
     room = train_ds.room_report()
     log(
@@ -367,9 +384,9 @@ def train(opts: TrainOptions) -> list[dict]:
         model.load_state_dict(state["model"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
 
-    # batches per epoch per process: Accelerate gives each process every num_processes-th batch
+    # batches per epoch per process: each process trains on len // n_proc examples (process_share)
     n_proc = accelerator.num_processes
-    per_epoch = math.ceil(math.ceil(len(train_ds) / opts.batch_size) / n_proc)
+    per_epoch = math.ceil(len(train_ds) // n_proc / opts.batch_size)
     total_steps = per_epoch * opts.epochs
     warm = warmup_steps(opts.warmup, total_steps)
     scheduler = cosine_with_warmup(optimizer, warm, total_steps)
@@ -406,13 +423,17 @@ def train(opts: TrainOptions) -> list[dict]:
     for epoch in range(start_epoch, opts.epochs + 1):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        loader = accelerator.prepare_data_loader(_loader(train_ds, opts.batch_size, opts.workers, pin))
+        # not accelerator.prepare_data_loader: it would shard the share again, and pad the last
+        # batches with repeated examples
+        share = train_ds.process_share(accelerator.process_index, n_proc)
+        loader = _loader(train_ds, opts.batch_size, opts.workers, pin, share)
         model.train()
         total, count, replaced = 0.0, 0, 0.0
         bar = tqdm(
             loader, desc=f"epoch {epoch}/{opts.epochs}", disable=not main or opts.quiet, leave=False, dynamic_ncols=True
         )
         for batch in bar:
+            batch = {k: v.to(accelerator.device, non_blocking=pin) for k, v in batch.items()}
             with accelerator.autocast():
                 out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch, True))
             loss, _parts = batch_loss(out_, batch, float(opts.dim), use_sbl=opts.sbl)
