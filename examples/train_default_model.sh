@@ -12,13 +12,16 @@
 # validation photos (docs/model-card.md, "Training").
 #
 # GENCROP / PYTHON: the commands to run (e.g. GENCROP="python -m gencrop" for a source checkout).
+# TRAIN_ARGS: more options for every training step; the bundled model was trained before gencrop
+# followed the original code's order, dropout and mask-channel start, i.e. with
+# TRAIN_ARGS="--no-shuffle --positional-dropout 0 --mask-channel-init zeros" (docs/training.md).
 set -euo pipefail
 FCDB=${FCDB:?set FCDB to the FCDB folder}
 DATA=${DATA:-data}
 RUNS=${RUNS:-runs}
 GENCROP=${GENCROP:-gencrop}
 PYTHON=${PYTHON:-python}
-COMMON=(--arch tf_efficientnet_lite0 --use-subject --no-heuristic-filter --dim 256 --batch-size 16 --workers 2)
+COMMON=(--arch tf_efficientnet_lite0 --use-subject --no-heuristic-filter --dim 256 --batch-size 16 --workers 2 ${TRAIN_ARGS:-})
 
 # 1. Real-context training layout: canvas = the photo, frame = the expert crop,
 #    subject = the most prominent detection or the salient region.
