@@ -87,6 +87,21 @@ def register(subparsers) -> None:
         help="how cell weights use the subject: the research code's softmax(score x cell mask), "
         "or a softmax restricted to the subject's cells (needed for the crop to follow it)",
     )
+    p.add_argument(
+        "--positional-dropout",
+        type=float,
+        default=0.1,
+        metavar="P",
+        help="dropout on the cell tokens once their positions are added (the original code's 0.1; "
+        "0 for networks built before it existed)",
+    )
+    p.add_argument(
+        "--mask-channel-init",
+        choices=("timm", "zeros"),
+        default="timm",
+        help="with --use-subject and ImageNet weights: start the mask channel as timm's in_chans=4 "
+        "adapts the first convolution (the original code's way), or at zero weight",
+    )
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=500, help="warm-up steps (shortened for short runs)")
     p.add_argument(

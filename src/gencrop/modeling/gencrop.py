@@ -18,8 +18,9 @@ checkpoints depend on them (``transpose_anchors=True`` reproduces them):
 The second barely restricts anything: a subject over K cells divides their
 logits by K, so the weights end up nearly uniform over *all* cells and the
 crop hardly depends on the subject. ``subject_weighting="restricted"`` is a
-true softmax over the subject's cells at full logit scale (what gencrop's own
-models use); ``"original"`` stays the default so old checkpoints load unchanged.
+true softmax over the subject's cells at full logit scale (a training option:
+the bundled model keeps ``"original"``, which did better on its data);
+``"original"`` stays the default so old checkpoints load unchanged.
 """
 
 from __future__ import annotations

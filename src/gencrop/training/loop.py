@@ -5,7 +5,7 @@ Run directory layout (``RUN_DIR``)::
     config.json, model.safetensors   the best epoch so far (lowest validation loss), so
                                      ``GenCrop.from_pretrained(RUN_DIR)`` / ``Cropper.from_pretrained(RUN_DIR)`` work
     epoch{N}/config.json, epoch{N}/model.safetensors   every epoch (N from 1); ``from_pretrained(RUN_DIR, epoch=N)``
-    loss.json        [{"epoch", "train_loss", "val_loss", "val_iou", "val_iou_full_view", ...}]
+    loss.json        [{"epoch", "train_loss", "val_loss", "val_iou", "val_iou_full_view", "val_empty_frames", ...}]
     loss.png         the curves
     train_args.json  the options of the run
     training_state.pt  model, optimizer, scheduler, grad-scaler and RNG state after the last complete
@@ -42,7 +42,16 @@ STATE_NAME = "training_state.pt"
 HISTORY_NAME = "loss.json"
 ARGS_NAME = "train_args.json"
 # options that define the network; a resumed run must keep them
-_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant", "subject_weighting", "model_overrides")
+_MODEL_OPTIONS = (
+    "arch",
+    "dim",
+    "use_subject",
+    "variant",
+    "subject_weighting",
+    "positional_dropout",
+    "mask_channel_init",
+    "model_overrides",
+)
 
 
 @dataclass
@@ -68,6 +77,8 @@ class TrainOptions:
     whole_view_prob: float = 0.0  # train on the whole canvas this often (real-context data)
     composite_prob: float = 0.0  # train on several photos on one canvas this often (the subject picks the frame)
     subject_weighting: str = "original"  # GenCropConfig.subject_weighting of a new network
+    positional_dropout: float = 0.1  # GenCropConfig.positional_dropout (the original's)
+    mask_channel_init: str = "timm"  # GenCropConfig.mask_channel_init (the original's)
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: int = 500
@@ -357,8 +368,12 @@ def train(opts: TrainOptions) -> list[dict]:
         image_size=opts.dim,
         in_channels=4 if opts.use_subject else 3,
         variant=opts.variant,
-        subject_weighting=opts.subject_weighting,
-        **opts.model_overrides,
+        **{
+            "subject_weighting": opts.subject_weighting,
+            "positional_dropout": opts.positional_dropout,
+            "mask_channel_init": opts.mask_channel_init,
+            **opts.model_overrides,
+        },
         extra={
             "training": {
                 **{
@@ -465,6 +480,7 @@ def train(opts: TrainOptions) -> list[dict]:
             "val_loss": None,
             "val_iou": None,
             "val_iou_full_view": None,
+            "val_empty_frames": None,
             "lr": scheduler.get_last_lr()[0],
             "samples_per_s": float(sums[1]) / max(train_seconds, 1e-9),
         }
@@ -475,12 +491,9 @@ def train(opts: TrainOptions) -> list[dict]:
         if main:
             _write_epoch(accelerator.unwrap_model(model), optimizer, scheduler, accelerator, history, out, opts)
         accelerator.wait_for_everyone()
-        val_txt = (
-            ""
-            if entry["val_loss"] is None
-            else f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} (full view {entry['val_iou_full_view']:.3f})"
+        log(
+            f"epoch {epoch}: train loss {train_loss:.4f}{_validation_summary(entry)}, {entry['samples_per_s']:.1f} samples/s"
         )
-        log(f"epoch {epoch}: train loss {train_loss:.4f}{val_txt}, {entry['samples_per_s']:.1f} samples/s")
     best = _best(history)
     if best is not None:
         log(f"done: best epoch {best['epoch']} -> {out}")
@@ -513,12 +526,37 @@ def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
             per_item.append(loss)
         pred = out.crop.float()
         pred = torch.cat([torch.maximum(pred[:, :2], valid[:, :2]), torch.minimum(pred[:, 2:], valid[:, 2:])], 1)
-        rows.append(torch.stack([torch.stack(per_item), box_iou_xyxy(pred, crop), box_iou_xyxy(valid, crop)], 1))
-    local = torch.cat(rows) if rows else torch.zeros((0, 3), device=accelerator.device)
+        empty = ((pred[:, 2] <= pred[:, 0]) | (pred[:, 3] <= pred[:, 1])).to(crop.dtype)
+        rows.append(torch.stack([torch.stack(per_item), box_iou_xyxy(pred, crop), box_iou_xyxy(valid, crop), empty], 1))
+    local = torch.cat(rows) if rows else torch.zeros((0, 4), device=accelerator.device)
     allrows = accelerator.gather_for_metrics(local)
     model.train()
     m = allrows.double().mean(0)
-    return {"val_loss": float(m[0]), "val_iou": float(m[1]), "val_iou_full_view": float(m[2])}
+    return {
+        "val_loss": float(m[0]),
+        "val_iou": float(m[1]),
+        "val_iou_full_view": float(m[2]),
+        "val_empty_frames": float(m[3]),
+    }
+
+
+def _validation_summary(entry: dict) -> str:
+    """The epoch line's validation part, saying what each figure is.
+
+    An untrained network predicts frames of (nearly) no area -- each cell's box starts as a point at
+    its anchor -- so the first epochs of a short run can score IoU 0: the line says so instead of
+    leaving a bare 0.000 that reads like a bug.
+    """
+    if entry.get("val_loss") is None:
+        return ""
+    text = (
+        f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} of the predicted frames with the "
+        f"true ones (the whole view scores {entry['val_iou_full_view']:.3f})"
+    )
+    empty = entry.get("val_empty_frames") or 0.0
+    if empty > 0:
+        text += f"; {empty:.0%} of the predicted frames are empty (no size learnt yet)"
+    return text
 
 
 def _write_epoch(model, optimizer, scheduler, accelerator, history: list[dict], out: Path, opts: TrainOptions) -> None:
