@@ -1,4 +1,4 @@
-"""`gencrop serve` under concurrency, beside `Cropper.crop_many` in-process on the same photos.
+"""`gencrop serve` under concurrency, beside `Cropper.crop` in-process on the same photos.
 
     python benchmarks/bench_serve.py [--photos 32] [--requests 96] [--clients 1 4 16] [--batch-size 8]
                                      [--output json|jpeg] [--aspect 1:1 --aspect 16:9 ...]
@@ -7,14 +7,14 @@
 The server runs as its own process (`python -m gencrop serve` on 127.0.0.1, bundled model) and the
 clients are threads of this process, each with its own keep-alive connection; every request sends a
 photo's file with a given subject (the centre half of the photo). For each number of clients it
-prints throughput (photos/s), p50/p95 latency and the share of `crop_many`'s throughput, measured
+prints throughput (photos/s), p50/p95 latency and the share of the in-process throughput, measured
 first in this process with the same photos and subjects (batch ``--batch-size``, the files decoded
-by `crop_many` itself). Both count the best of ``--repeats`` runs; a level sends at least 12
+by `Cropper.crop` itself). Both count the best of ``--repeats`` runs; a level sends at least 12
 requests per client, so that every client is busy for most of the run. Every answer must be
 200, or the run fails. ``--memory-requests N`` then sends N more requests at the highest
 concurrency and prints the server's resident memory before and after.
 
-Targets for `gencrop serve`: 16 clients with no failed answer and >= 80% of `crop_many`'s
+Targets for `gencrop serve`: 16 clients with no failed answer and >= 80% of the in-process
 throughput; one photo (given subject, JSON, warm server) <= 60 ms median on FCDB-size photos.
 """
 
@@ -165,7 +165,7 @@ def main() -> int:
     print(f"{len(photos)} photos from {photos[0].parent}", flush=True)
 
     reference = in_process(photos, subjects, args.batch_size, args.repeats, args.aspect)
-    print(f"crop_many in-process (batch {args.batch_size}): {reference:.1f} photos/s", flush=True)
+    print(f"Cropper.crop in-process (batch {args.batch_size}): {reference:.1f} photos/s", flush=True)
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}

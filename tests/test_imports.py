@@ -9,7 +9,7 @@ blocks: an import deferred to save start-up time is still a dependency. The laye
     runtime     running a network (onnxruntime or torch)
     crop        the Cropper, the subject finder, export, pictures, the package's front door
     jobs        the data engine, training, evaluation
-    apps        the command line and the server
+    apps        the command line, the server and the batch job
 
 A module may import its own layer and the layers below it, never a layer above.
 """
@@ -39,12 +39,13 @@ LAYERS = [
             "crop_deprecated",
             "subject",
             "subjects",
+            "subject_rule",
             "export",
             "visualize",
         ],
     ),  # "": gencrop/__init__.py
     ("jobs", ["engine", "training", "evaluation"]),
-    ("apps", ["cli", "serve", "__main__"]),
+    ("apps", ["cli", "serve", "batch", "__main__"]),
 ]
 
 # Arrows still pointing up, each with the reason it is allowed for now (none).

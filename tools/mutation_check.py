@@ -148,6 +148,22 @@ MUTATIONS = [
         ("tests/test_cli_output.py",),
         "two different crops of one photo in an annotation file: the first kept silently",
     ),
+    Mutation(
+        "heatmap-all-cells",
+        "src/gencrop/visualize.py",
+        "    if not scored.any() or (outside.size and",
+        "    if True or (outside.size and",
+        ("tests/test_visualize.py",),
+        "the heatmap colours every cell on one scale again (the fixed outside weight drawn as 'high')",
+    ),
+    Mutation(
+        "found-subject-rule-ignored",
+        "src/gencrop/subject_rule.py",
+        "        if self.classes is not None and cls not in self.classes:",
+        "        if False:",
+        ("tests/test_subject_rule.py",),
+        "the rule for found subjects keeps any class",
+    ),
     # -- rules the fast suite missed before the contract tests (tests/test_contracts_*.py) --------
     Mutation(
         "pull-away-vertically",
@@ -167,9 +183,9 @@ MUTATIONS = [
     ),
     Mutation(
         "mask-subject-not-kept",
-        "src/gencrop/crop_batch.py",
-        'return source in ("given", "mask") or KEEP_FOUND_SUBJECT',
-        'return source == "given" or KEEP_FOUND_SUBJECT',
+        "src/gencrop/subject_rule.py",
+        'GIVEN_SOURCES = ("given", "mask")',
+        'GIVEN_SOURCES = ("given",)',
         ("tests/test_contracts_crop.py", "tests/test_crop_requests.py"),
         "a subject given as a mask is not kept inside the crop",
     ),
@@ -250,8 +266,9 @@ MUTATIONS = [
     Mutation(
         "keep-subject-false-ignored",
         "src/gencrop/crop_batch.py",
-        "keep = keeps_subject(p.source) if keep_subject is None else bool(keep_subject)",
-        "keep = keeps_subject(p.source)",
+        "keep = keeps_subject(p.source, p.subject_class, p.subject_score) "
+        "if keep_subject is None else bool(keep_subject)",
+        "keep = keeps_subject(p.source, p.subject_class, p.subject_score)",
         ("tests/test_contracts_crop.py", "tests/test_crop_requests.py"),
         "keep_subject=False (--allow-subject-cut) still moves the crop onto the subject",
     ),

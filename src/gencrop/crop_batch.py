@@ -17,18 +17,9 @@ from .crop_result import CropResult
 from .geometry import Box
 from .runtime import Network, NetworkInfo
 from .shapes import Shape, fit_shape, pull_toward, shape_request
+from .subject_rule import keeps_subject
 
-__all__ = ["KEEP_FOUND_SUBJECT", "crop_prepared", "crop_result", "keeps_subject", "shape_requests"]
-
-# Whether a subject found automatically is also kept (and followed) by default; a given one always
-# is. Measured on the bundled model's FCDB validation photos: keeping a found subject lowers IoU
-# (0.707 -> 0.702, it is sometimes the wrong object), so it is not; see docs/model-card.md.
-KEEP_FOUND_SUBJECT = False
-
-
-def keeps_subject(source: str) -> bool:
-    """Whether a subject from ``source`` ("given", "mask", or a finder's name) is kept by default."""
-    return source in ("given", "mask") or KEEP_FOUND_SUBJECT
+__all__ = ["crop_prepared", "crop_result", "shape_requests"]
 
 
 def shape_requests(info: NetworkInfo, shapes: Sequence[Shape]) -> np.ndarray | None:
@@ -69,6 +60,8 @@ def crop_result(
         subject_source=p.source,
         shape=None if shape.is_free else shape,
         subject_kept=keep,
+        subject_class=p.subject_class,
+        subject_score=p.subject_score,
         full=p.full,
     )
 
@@ -90,7 +83,7 @@ def crop_prepared(
     n = len(shapes)
     results = []
     for i, p in enumerate(prepared):
-        keep = keeps_subject(p.source) if keep_subject is None else bool(keep_subject)
+        keep = keeps_subject(p.source, p.subject_class, p.subject_score) if keep_subject is None else bool(keep_subject)
         rows = zip(shapes, crops[i * n : (i + 1) * n], weights[i * n : (i + 1) * n])
         results.append([crop_result(p, c, w, s, keep, subject_pull) for s, c, w in rows])
     return results

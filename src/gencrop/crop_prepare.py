@@ -43,6 +43,8 @@ class PreparedPhoto:
     letterbox: Letterbox
     source: str  # "given", "mask", or what found the subject
     image: Image.Image  # the decode the input was made from (reduced for large photos)
+    subject_class: str | None = None  # a found subject's class (None: given)
+    subject_score: float | None = None  # a found subject's confidence (None: given)
     full: FullPhoto | None = None  # the full-resolution photo crops are cut from
 
     @property
@@ -99,6 +101,11 @@ def find_subject(img: Image.Image, size: tuple[int, int], finder=None):
         raise SubjectRequired(f"{e}; or {how}") from None
 
 
+def _is_found(subject) -> bool:
+    """A subject a finder returned (:class:`gencrop.subject.Subject`): it carries what found it."""
+    return all(hasattr(subject, a) for a in ("box", "source", "cls", "score"))
+
+
 def prepare_photo(
     image, subject=None, subject_mask: np.ndarray | None = None, *, dim: int, mask_channel: bool, finder=None
 ) -> PreparedPhoto:
@@ -116,9 +123,12 @@ def prepare_photo(
             raise ValueError(f"subject mask is {mask.shape[1]}x{mask.shape[0]}, photo is {width}x{height}")
     elif subject_mask is not None:
         subject = subject_mask
-    if subject is None:
-        found = find_subject(img, size, finder)
-        subject_box, mask, source = found.box, found.mask, found.source
+    found_class = found_score = None
+    if subject is None or _is_found(subject):
+        found = find_subject(img, size, finder) if subject is None else subject
+        subject_box, source = found.box, found.source
+        mask = mask if mask is not None else found.mask
+        found_class, found_score = found.cls, float(found.score)
     elif isinstance(subject, np.ndarray) and subject.ndim == 2:
         mask = subject.astype(bool)
         if mask.shape != (height, width):
@@ -144,7 +154,7 @@ def prepare_photo(
         else:
             channel = box_mask(subject_input, dim)
         array = np.concatenate([array, channel[None]], axis=0)
-    return PreparedPhoto(array, subject_input, subject_box, lb, source, img)
+    return PreparedPhoto(array, subject_input, subject_box, lb, source, img, found_class, found_score)
 
 
 def check_prepared(p: PreparedPhoto, subject, subject_mask, *, dim: int, mask_channel: bool) -> PreparedPhoto:

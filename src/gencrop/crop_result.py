@@ -66,6 +66,8 @@ class CropResult:
     subject_source: str = "given"  # "given", "mask", or what found it ("detection", "saliency")
     shape: Shape | None = None  # the requested shape (None: free)
     subject_kept: bool = False  # the crop was moved/grown to contain the subject
+    subject_class: str | None = None  # a found subject: what the finder called it ("person", "salient", ...)
+    subject_score: float | None = None  # a found subject: the finder's confidence in [0, 1]
     full: FullPhoto | None = field(default=None, repr=False, compare=False)  # what :attr:`image` is cut from
 
     def __repr__(self) -> str:
@@ -83,7 +85,12 @@ class CropResult:
             "subject": [round(v, 2) for v in self.subject.xywh],
             "size": list(self.size),
             "subject_source": self.subject_source,
+            "subject_kept": self.subject_kept,
         }
+        if self.subject_class is not None:
+            d["subject_class"] = self.subject_class
+        if self.subject_score is not None:
+            d["subject_score"] = round(self.subject_score, 3)
         if self.shape is not None:
             d["shape"] = self.shape.name
         return {"photo": photo, **d} if photo is not None else d

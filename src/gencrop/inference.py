@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .crop_batch import KEEP_FOUND_SUBJECT, crop_prepared
+from .crop_batch import crop_prepared
 from .crop_deprecated import DeprecatedCropCalls
 from .crop_prepare import PreparedPhoto, SubjectRequired, check_prepared, open_photo, prepare_photo
 from .crop_result import CropResult
@@ -32,7 +32,7 @@ from .geometry import Box
 from .runtime import Network, load_network
 from .shapes import Shape
 
-__all__ = ["Cropper", "CropResult", "PreparedPhoto", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
+__all__ = ["Cropper", "CropResult", "PreparedPhoto", "SubjectRequired", "default_device"]
 
 ONE_PHOTO = (str, os.PathLike, Image.Image, np.ndarray, PreparedPhoto)
 
@@ -135,7 +135,9 @@ class Cropper(DeprecatedCropCalls):
         you iterate.
 
         ``subject``: ``Box`` or ``(x, y, w, h)`` in photo pixels, a bool mask of the photo's size,
-        or ``None`` to find it automatically; for many photos, an iterable with one per photo.
+        ``None`` to find it automatically, or a subject a finder returned earlier
+        (:class:`gencrop.subject.Subject`, treated as found); for many photos, an iterable with one
+        per photo.
         ``subject_mask`` adds a segmentation to a given box (used by mask-channel models).
 
         ``shapes``: one shape (``"1:1"``, ``"16:9"``, ``"0.8"``, ``"1200x630"``, ``"free"`` or a
@@ -145,11 +147,12 @@ class Cropper(DeprecatedCropCalls):
         same as one shape. Every crop has exactly the requested aspect in whole pixels.
 
         ``keep_subject``: a given subject is always inside the crop unless this is False (see
-        :mod:`gencrop.shapes`); a found one is used as found.
+        :mod:`gencrop.shapes`); a found one when :mod:`gencrop.subject_rule` says so, unless this
+        says otherwise.
 
         A :class:`CropResult` has ``box`` (the crop: whole photo pixels, inside the photo),
-        ``subject`` and ``subject_source`` (``"given"``, ``"mask"`` or what found it),
-        ``subject_kept``, ``heatmap`` (the cell weights behind the crop), ``size`` (the upright
+        ``subject`` and ``subject_source`` (``"given"``, ``"mask"`` or what found it; a found one's
+        ``subject_class`` and ``subject_score``), ``subject_kept``, ``heatmap`` (the cell weights behind the crop), ``size`` (the upright
         photo's), ``to_json()``, and ``image``: the cropped photo at full resolution (resized to a
         ``"WxH"`` shape's size), decoded when first asked for, or in a thread beside the network
         with ``cut=True`` (when you will cut every crop).

@@ -23,6 +23,7 @@ from .. import __version__
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.batch",
     "gencrop.cli.export",
     "gencrop.cli.serve",
     "gencrop.cli.train",

@@ -164,15 +164,8 @@ def _make_method(args):
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    if args.allow_subject_cut:
-        keep = False
-    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
-        from ..inference import KEEP_FOUND_SUBJECT
-
-        keep = KEEP_FOUND_SUBJECT
-    else:
-        keep = None
-    return ModelMethod(cropper, name, keep_subject=keep)
+    # a found subject (--find-subjects) is kept as `gencrop crop` keeps it: by gencrop.subject_rule
+    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
 
 
 def _own_dataset(args, method) -> str | None:

@@ -84,6 +84,7 @@ class BenchmarkPhoto:
     view: Box | None = None  # the region of the file that is the photo (own test split)
     mask_source: str = "box"  # "detection", "file", "png" or "box"
     detections: list | None = None  # every detection of the photo, when a detector was run
+    found: object | None = None  # the subject finder's Subject, when the subject was found (not given)
 
     def subject_mask(self, width: int, height: int, scale: float = 1.0) -> np.ndarray | None:
         """The subject as a bool ``height x width`` mask; ``None`` without a subject.

@@ -48,6 +48,8 @@ def attach_found_subjects(
         frame = photo.gts[0].clamp(*size) if inside_ground_truth and photo.gts else None
         subject = finder(img, size=size, frame=frame, detections=detections)
         photo.subject = subject.box
+        if frame is None:  # found as `gencrop crop` finds it: methods may treat it as found (gencrop.subject_rule)
+            photo.found = subject
         if len(subject.polygon) >= 3:
             photo.mask_polygon = np.asarray(subject.polygon, np.float32).reshape(-1, 2)
         photo.mask_source = f"{'inside the crop' if frame is not None else 'found'} ({subject.source})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-__all__ = ["GenCropConfig"]
+__all__ = ["GenCropConfig", "LEGACY_DEFAULTS", "MASK_CHANNEL_INITS"]
 
 
 @dataclass
@@ -25,11 +25,18 @@ class GenCropConfig:
     num_layers: int = 2
     ffn_channels: int = 2048
     dropout: float = 0.1
+    # Dropout on the cell tokens once their positions are added, as in the original
+    # code's PositionalEncoding; a config.json without the field means 0 (see LEGACY_DEFAULTS).
+    positional_dropout: float = 0.1
     roi_size: int = 5
     score_channels: int = 128
     mask_epsilon: float = 1e-4
     transpose_anchors: bool = True  # original convention; see module docstring
     subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
+    # How ImageNet weights start the subject-mask input channel (in_channels 4): "timm" adapts the
+    # pretrained first convolution as timm's in_chans=4 does (the original code's way), "zeros"
+    # leaves the RGB filters as they are and gives the mask zero weight. Training only.
+    mask_channel_init: str = "timm"
     # Framing of a given subject at inference (not used by the network): the crop's centre moves
     # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
     # validation photos for each shipped model.
@@ -53,8 +60,15 @@ class GenCropConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GenCropConfig:
+        """A saved config; fields it predates take the values its model was built with (LEGACY_DEFAULTS)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown GenCrop config fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**LEGACY_DEFAULTS, **d})
+
+
+#: What a config.json written before a field existed meant: new models default to the original
+#: code's behaviour, models saved without these fields keep training and loading as they were built.
+LEGACY_DEFAULTS = {"positional_dropout": 0.0, "mask_channel_init": "zeros"}
+MASK_CHANNEL_INITS = ("timm", "zeros")

@@ -18,8 +18,9 @@ checkpoints depend on them (``transpose_anchors=True`` reproduces them):
 The second barely restricts anything: a subject over K cells divides their
 logits by K, so the weights end up nearly uniform over *all* cells and the
 crop hardly depends on the subject. ``subject_weighting="restricted"`` is a
-true softmax over the subject's cells at full logit scale (what gencrop's own
-models use); ``"original"`` stays the default so old checkpoints load unchanged.
+true softmax over the subject's cells at full logit scale (a training option:
+the bundled model keeps ``"original"``, which did better on its data);
+``"original"`` stays the default so old checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from torchvision.ops import roi_align
 
 from ..model_files import CONFIG_NAME, WEIGHTS_NAME
 from .backbone import Backbone
-from .config import GenCropConfig
+from .config import LEGACY_DEFAULTS, MASK_CHANNEL_INITS, GenCropConfig  # noqa: F401  (public here too)
 from .rod_align import rod_align_avg_per_image
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "subject_softmax",
     "cell_anchors",
     "SUBJECT_WEIGHTINGS",
+    "LEGACY_DEFAULTS",
 ]
 
 
@@ -116,10 +118,11 @@ def subject_softmax(logits: Tensor, cell_mask: Tensor, weighting: str = "origina
 
 
 class SinusoidalPositions(nn.Module):
-    """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels)."""
+    """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels), then dropout."""
 
-    def __init__(self, channels: int, length: int):
+    def __init__(self, channels: int, length: int, dropout: float = 0.0):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         pos = torch.arange(length, dtype=torch.float32)[:, None]
         div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(10000.0) / channels))
         pe = torch.zeros(length, channels)
@@ -128,7 +131,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return tokens + self.pe[None, : tokens.shape[1]]
+        return self.dropout(tokens + self.pe[None, : tokens.shape[1]])
 
 
 class CropScorer(nn.Module):
@@ -167,6 +170,8 @@ class GenCrop(nn.Module):
             raise ValueError(f"image_size must be a multiple of {config.stride}; got {config.image_size}")
         if config.subject_weighting not in SUBJECT_WEIGHTINGS:
             raise ValueError(f"subject_weighting must be one of {SUBJECT_WEIGHTINGS}; got {config.subject_weighting!r}")
+        if config.mask_channel_init not in MASK_CHANNEL_INITS:
+            raise ValueError(f"mask_channel_init must be one of {MASK_CHANNEL_INITS}; got {config.mask_channel_init!r}")
         self.config = config
         c = config
         self.backbone = Backbone(c.arch, c.in_channels)
@@ -177,7 +182,7 @@ class GenCrop(nn.Module):
         self.fuse_out = nn.Conv2d(c.fuse_channels, c.cell_channels, 1)
 
         grid = c.grid_size
-        self.pos_encoding = SinusoidalPositions(c.cell_channels, grid * grid)
+        self.pos_encoding = SinusoidalPositions(c.cell_channels, grid * grid, c.positional_dropout)
         self.encoder = self._build_cell_transformer()
         self.box_head = nn.Linear(c.cell_channels, 4)
         self.register_buffer("anchors", cell_anchors(grid, c.image_size, c.stride), persistent=False)
