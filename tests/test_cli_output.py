@@ -213,7 +213,7 @@ def test_the_eval_report_draws_with_the_crop_pictures_palette(tmp_path):
 
 # -- annotations ---------------------------------------------------------------------------------
 def test_conflicting_duplicate_crops_are_an_error_naming_both(tmp_path):
-    from gencrop.data.from_crops import read_crop_annotations
+    from gencrop.engine.from_crops import read_crop_annotations
     from gencrop.validation import DataError
 
     path = tmp_path / "ann.json"
