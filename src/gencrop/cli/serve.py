@@ -126,6 +126,7 @@ def run(args) -> int:
 
         from ..serve import create_app, warm_up
         from ..serve.connections import raise_open_files_limit, uvicorn_config
+        from ..serve.memory import limit_arenas
         from ..serve.settings import LOOPBACK_HOSTS
     except ImportError as e:
         raise CommandError(f"{e}; {SERVE_HINT}") from None
@@ -133,6 +134,7 @@ def run(args) -> int:
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1-65535, got {args.port}")
 
+    limit_arenas()  # before any thread starts: fewer, less fragmented heaps (gencrop.serve.memory)
     from ..inference import Cropper
     from ..runtime.files import resolve_model_dir
     from ..serve.model_info import describe_model
