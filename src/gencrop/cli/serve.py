@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CommandError
+from . import CommandError, add_subject_finder_option
 
 SERVE_HINT = "install the server: pip install 'gencrop[serve]'"
 
@@ -93,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--root-path", default="", help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs"
     )
+    add_subject_finder_option(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -141,7 +142,9 @@ def run(args) -> int:
 
     try:
         # the model thread shares the cores with the threads that decode uploads: no spinning
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, spin_wait=False)
+        cropper = Cropper.from_pretrained(
+            args.model, epoch=args.epoch, device=args.device, spin_wait=False, subject_finder=args.subject_finder
+        )
         info = describe_model(resolve_model_dir(args.model), cropper.dim)
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None

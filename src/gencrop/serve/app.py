@@ -89,16 +89,19 @@ def output_size(result, shape) -> list[int]:
 
 
 def heatmap_json(result, dim: int) -> dict:
-    """The cell weights as a small colour PNG and the photo-pixel box that its grid covers."""
-    from ..visualize import colormap, stretch_heatmap
+    """The heatmap (:mod:`gencrop.visualize`) as a small RGBA PNG of the cells, the photo-pixel box
+    that its grid covers, and what it shows in words."""
+    from ..visualize import crop_cell_weights, heatmap_rgba
 
-    grid = Image.fromarray(colormap(stretch_heatmap(result.heatmap)))
+    weights = crop_cell_weights(result, dim)
     buf = io.BytesIO()
-    grid.save(buf, format="PNG")
+    Image.fromarray(heatmap_rgba(weights), "RGBA").save(buf, format="PNG")
     covered = Letterbox(result.size[0], result.size[1], dim).to_photo(Box(0, 0, dim, dim))
     return {
         "image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
         "box": [round(v, 2) for v in covered.xywh],
+        "caption": weights.caption(),
+        "subject_share": round(weights.share, 4),
     }
 
 
@@ -364,6 +367,9 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
                 "size": list(first.size),
                 "subject": [round(v, 2) for v in first.subject.xywh],
                 "subject_source": first.subject_source,
+                "subject_kept": first.subject_kept,
+                **({"subject_class": first.subject_class} if first.subject_class is not None else {}),
+                **({"subject_score": round(first.subject_score, 3)} if first.subject_score is not None else {}),
                 "crops": [
                     {"shape": s.name, "box": [round(v, 2) for v in r.box.xywh], "output_size": output_size(r, s)}
                     for s, r in zip(shapes, results)

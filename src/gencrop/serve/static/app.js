@@ -81,11 +81,20 @@ async function recrop(photo, attempt = 0) {
     heat.src = data.heatmap.image;
   }
   const t = data.timings;
-  const how = data.subject_source === "given" ? "your subject" : `subject found (${data.subject_source})`;
+  const how = data.subject_source === "given" ? "your subject" : foundSubject(data);
+  const caption = $(".heat-caption", photo.card);
+  caption.textContent = data.heatmap ? data.heatmap.caption : "";
+  caption.hidden = !data.heatmap || !$("#show-heatmap").checked;
   setStatus(photo, `${data.size[0]}×${data.size[1]} px · ${how} · ${Math.round(t.total_ms)} ms`);
   draw(photo);
   renderCrops(photo);
   updateDownloadAll();
+}
+
+function foundSubject(data) {
+  const what = data.subject_class || data.subject_source;
+  const sure = data.subject_score != null ? ` ${data.subject_score.toFixed(2)}` : "";
+  return `subject found: ${what}${sure}, ${data.subject_kept ? "kept in the crop" : "not kept"}`;
 }
 
 function failed(photo, text) {
@@ -120,8 +129,8 @@ function draw(photo) {
     if (photo.heat && $("#show-heatmap").checked) {
       const [hx, hy, hw, hh] = r.heatmap.box;
       ctx.save();
-      ctx.globalAlpha = 0.45;
-      ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = 0.5;
+      ctx.imageSmoothingEnabled = false;  // one colour per cell: the cells are what the model weighs
       ctx.drawImage(photo.heat, hx * k, hy * k, hw * k, hh * k);
       ctx.restore();
     }
@@ -353,7 +362,10 @@ function setup() {
   const customChanged = debounce(() => { if ($("#custom-on").checked) recropAll(); }, 400);
   $("#custom-w").addEventListener("input", customChanged);
   $("#custom-h").addEventListener("input", customChanged);
-  $("#show-heatmap").addEventListener("change", () => state.photos.forEach(draw));
+  $("#show-heatmap").addEventListener("change", () => state.photos.forEach((photo) => {
+    $(".heat-caption", photo.card).hidden = !(photo.result && photo.result.heatmap) || !$("#show-heatmap").checked;
+    draw(photo);
+  }));
   $("#download-all").addEventListener("click", downloadAll);
   $("#api-key").value = state.apiKey;
   $("#key-retry").addEventListener("click", () => {
