@@ -62,8 +62,10 @@ def test_process_shares_are_disjoint_and_equal(data, num_processes):
         ds.process_share(num_processes, num_processes)
 
 
-def test_a_resumed_run_trains_on_the_uninterrupted_sequence(data, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_resumed_run_trains_on_the_uninterrupted_sequence(tmp_path, monkeypatch):
     """The photo sequence the loop renders, epoch by epoch, with and without an interruption."""
+    data = make_dataset(tmp_path / "d", n_photos=8, per_photo=1, canvas=96)  # one file a photo: files give the order
     seen: list[tuple[int, str]] = []
     render = TrainingSet.render
 
@@ -81,11 +83,12 @@ def test_a_resumed_run_trains_on_the_uninterrupted_sequence(data, tmp_path, monk
             pretrained="none", dim=64, batch_size=4, workers=0, quiet=True,
         )  # fmt: skip
 
-    train(options("whole", 3))
+    train(options("whole", 2))
     uninterrupted = list(seen)
     seen.clear()
-    train(options("resumed", 2))
-    train(options("resumed", 3, resume=True))
+    train(options("resumed", 1))
+    train(options("resumed", 2, resume=True))
     assert seen == uninterrupted
-    by_epoch = [[f for e, f in uninterrupted if e == epoch] for epoch in (1, 2, 3)]
-    assert len({tuple(files) for files in by_epoch}) == 3, "two epochs trained in the same order"
+    by_epoch = [[f for e, f in uninterrupted if e == epoch] for epoch in (1, 2)]
+    assert by_epoch[0] != by_epoch[1], "two epochs trained in the same order"
+    assert sorted(by_epoch[0]) != by_epoch[0] or sorted(by_epoch[1]) != by_epoch[1]  # not the set's order
