@@ -92,3 +92,23 @@ def test_a_resumed_run_trains_on_the_uninterrupted_sequence(tmp_path, monkeypatc
     by_epoch = [[f for e, f in uninterrupted if e == epoch] for epoch in (1, 2)]
     assert by_epoch[0] != by_epoch[1], "two epochs trained in the same order"
     assert sorted(by_epoch[0]) != by_epoch[0] or sorted(by_epoch[1]) != by_epoch[1]  # not the set's order
+
+
+def test_a_run_saved_before_the_order_and_dropout_resumes_only_as_it_was(data, tmp_path):
+    """Its train_args.json lacks the options: it trained in a fixed order, without dropout, mask at zero."""
+    import json
+
+    import torch
+
+    from gencrop.training.loop import _check_resume
+
+    run = tmp_path / "old"
+    run.mkdir()
+    torch.save({"epoch": 1}, run / loop.STATE_NAME)
+    (run / loop.ARGS_NAME).write_text(json.dumps({"arch": "resnet50", "dim": 256}))
+    with pytest.raises(ValueError, match="--positional-dropout 0.0, --mask-channel-init zeros, --no-shuffle"):
+        _check_resume(TrainOptions(data=str(data), out=str(run), resume=True), run)
+    old = TrainOptions(
+        data=str(data), out=str(run), resume=True, shuffle=False, positional_dropout=0.0, mask_channel_init="zeros"
+    )
+    assert _check_resume(old, run) == {"epoch": 1}
