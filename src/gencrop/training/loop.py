@@ -410,6 +410,8 @@ def train(opts: TrainOptions) -> list[dict]:
 
     # batches per epoch per process: each process trains on len // n_proc examples (process_share)
     n_proc = accelerator.num_processes
+    if len(train_ds) < n_proc:
+        raise ValueError(f"{len(train_ds)} training photos for {n_proc} processes: every process needs one")
     per_epoch = math.ceil(len(train_ds) // n_proc / opts.batch_size)
     total_steps = per_epoch * opts.epochs
     warm = warmup_steps(opts.warmup, total_steps)
