@@ -4,12 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from gencrop.modeling import GenCrop, GenCropConfig
-from gencrop.modeling.checkpoints import ORIGINAL_KEY_MAP, convert_original_state_dict, load_model
-from gencrop.modeling.gencrop import cell_anchors, subject_cell_mask
-from gencrop.runtime.files import DEFAULT_MODEL_DIR
+torch = pytest.importorskip("torch")
+
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
+from gencrop.modeling.checkpoints import ORIGINAL_KEY_MAP, convert_original_state_dict, load_model  # noqa: E402
+from gencrop.modeling.gencrop import cell_anchors, subject_cell_mask  # noqa: E402
+from gencrop.runtime.files import DEFAULT_MODEL_DIR  # noqa: E402
 
 
 def _golden_state(golden_dir, in_channels):

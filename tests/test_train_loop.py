@@ -10,13 +10,14 @@ import sys
 import time
 
 import pytest
-import torch
 
-from gencrop.cli import main
-from gencrop.training.loop import box_iou_xyxy
-from gencrop.training.schedule import cosine_with_warmup, warmup_steps
+torch = pytest.importorskip("torch")
 
-from test_train_synth import make_dataset
+from gencrop.cli import main  # noqa: E402
+from gencrop.training.loop import box_iou_xyxy  # noqa: E402
+from gencrop.training.schedule import cosine_with_warmup, warmup_steps  # noqa: E402
+
+from test_train_synth import make_dataset  # noqa: E402
 
 TINY = ["--arch", "mobilenetv2_100", "--pretrained", "none", "--dim", "64", "--batch-size", "4", "--workers", "0", "-q"]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gencrop.data.outpaint import read_outpaint_set
-from gencrop.data.training_set import TrainingSet
-from gencrop.training import loop
-from gencrop.training.loop import TrainOptions, train
-from test_train_synth import make_dataset
+pytest.importorskip("torch")
+
+from gencrop.data.outpaint import read_outpaint_set  # noqa: E402
+from gencrop.data.training_set import TrainingSet  # noqa: E402
+from gencrop.training import loop  # noqa: E402
+from gencrop.training.loop import TrainOptions, train  # noqa: E402
+from test_train_synth import make_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
