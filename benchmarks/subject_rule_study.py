@@ -140,7 +140,7 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
         if not rows:
             continue
         print(f"  {kind} ({len(rows)} photos)")
-        print(f"    {'rule':<44} {'kept':>5} {'IoU':>7} {'BDE':>7} {'cut>10%':>8}")
+        print(f"    {'rule':<52} {'kept':>5} {'IoU':>7} {'BDE':>7} {'cut>10%':>8}")
         for rule in rules:
             ious, disps, cut = [], [], []
             n_kept = 0
@@ -159,7 +159,7 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
             cut_text = f"{np.mean(cut):>8.3f}" if cut else f"{'-':>8}"
             mark = " *" if rule == FOUND_SUBJECT_RULE else ""
             print(
-                f"    {rule.describe() + mark:<44} {n_kept:>5} {s['mean_iou']:>7.4f} {s['mean_bde']:>7.4f} {cut_text}"
+                f"    {rule.describe() + mark:<52} {n_kept:>5} {s['mean_iou']:>7.4f} {s['mean_bde']:>7.4f} {cut_text}"
             )
 
 
