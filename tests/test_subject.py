@@ -169,3 +169,18 @@ def test_clear_error_without_backends():
         SubjectFinder(detector=None, saliency=False).find(_disc_photo())
     with pytest.raises(SubjectNotFound, match="give the subject yourself"):
         SubjectFinder(detector=FakeDetector([]), saliency=False).find(_disc_photo())
+
+
+def test_subject_finder_by_name_on_the_command_line_and_in_python(example_photo, capsys):
+    import json
+
+    from gencrop import Cropper
+    from gencrop.cli import main
+
+    for name, source in (("saliency", "saliency"), ("faces", "face")):
+        assert main(["crop", str(example_photo), "--subject-finder", name, "--json", "--no-write", "-q"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[0])["subject_source"] == source
+    with pytest.raises(ValueError, match="unknown subject finder 'yolo'"):
+        Cropper.from_pretrained(runtime="onnx", subject_finder="yolo")
+    mine = SaliencyFinder(input_size=64)
+    assert Cropper.from_pretrained(runtime="onnx", subject_finder=mine).crop(example_photo).subject_source == "saliency"
