@@ -133,6 +133,22 @@ MUTATIONS = [
         "both letterbox mappings with scale and shift swapped (round trips still hold)",
     ),
     Mutation(
+        "dataset-check-skips-training-files",
+        "src/gencrop/data/own.py",
+        '    if (dataset_dir / "outpaint" / "images").is_dir() and splits_readable:',
+        '    if (dataset_dir / "outpaint" / "images").is_dir() and splits_readable and False:',
+        ("tests/test_cli_output.py",),
+        "`dataset check` says OK without reading detect.json.gz, mask.npz or the canvases train reads",
+    ),
+    Mutation(
+        "duplicate-crop-first-wins",
+        "src/gencrop/validation.py",
+        "    elif tuple(crops[name].xywh) != tuple(box.xywh):",
+        "    elif False:",
+        ("tests/test_cli_output.py",),
+        "two different crops of one photo in an annotation file: the first kept silently",
+    ),
+    Mutation(
         "heatmap-all-cells",
         "src/gencrop/visualize.py",
         "    if not scored.any() or (outside.size and",

@@ -50,6 +50,15 @@ class CropResult:
     subject_class: str | None = None  # a found subject: what the finder called it ("person", "salient", ...)
     subject_score: float | None = None  # a found subject: the finder's confidence in [0, 1]
 
+    def __repr__(self) -> str:
+        """One line: ``print(result)`` shows the crop, not the heatmap's numbers."""
+        shape = "free" if self.shape is None else self.shape.name
+        heatmap = "x".join(str(n) for n in np.shape(self.heatmap))
+        return (
+            f"CropResult(box={self.box!r}, subject={self.subject!r}, subject_source={self.subject_source!r}, "
+            f"shape={shape!r}, size={tuple(self.size)!r}, subject_kept={self.subject_kept}, heatmap=<{heatmap}>)"
+        )
+
     def to_json(self, photo: str | None = None) -> dict:
         d = {
             "crop": [int(v) for v in self.box.xywh],
@@ -130,7 +139,13 @@ class Cropper:
         self.dim = model.info.image_size
         # how far a kept subject draws the crop toward it (gencrop.shapes.pull_toward); per model
         self.subject_pull = model.info.subject_pull
-        self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
+        # a finder name ("auto", "faces", "saliency", "detector"), an object with find(image, size=...),
+        # or a function find(image, size=...); None: gencrop.subjects.find_subject (the "auto" finder)
+        if isinstance(subject_finder, str):  # an unknown name fails here, not at the first photo
+            from .subject import resolve_finder
+
+            resolve_finder(subject_finder)
+        self._subject_finder = subject_finder
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
         self._decoder_lock = threading.Lock()
 
@@ -174,7 +189,10 @@ class Cropper:
         and no GPU is asked for; see :func:`gencrop.runtime.load_network`).
         ``spin_wait=False`` suits a process that does other work beside the
         network (a server decoding photos): onnxruntime's threads then sleep
-        between steps instead of spinning.
+        between steps instead of spinning. ``subject_finder`` finds the subject
+        of a photo given without one: a name (``"auto"``, ``"faces"``,
+        ``"saliency"``, ``"detector"``; see :mod:`gencrop.subjects`) or a finder
+        object; default ``"auto"``.
         """
         network = load_network(path, runtime=runtime, device=device, epoch=epoch, spin_wait=spin_wait)
         return cls(network, subject_finder=subject_finder)
@@ -182,11 +200,11 @@ class Cropper:
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
         how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"
-        try:
-            from .subject import SubjectNotFound, find_subject
-        except ImportError as e:
-            raise SubjectRequired(f"no subject given and no subject finder available ({e}); {how}") from None
-        finder = self._subject_finder or find_subject
+        from .subject import SubjectNotFound, find_subject, resolve_finder  # (tests replace find_subject there)
+
+        finder = find_subject if self._subject_finder in (None, "auto") else self._subject_finder
+        if isinstance(finder, str) or hasattr(finder, "find"):
+            finder = resolve_finder(finder).find
         try:
             return finder(img, size=size)
         except SubjectNotFound as e:

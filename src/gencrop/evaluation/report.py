@@ -23,7 +23,7 @@ from .. import __version__
 from ..data.benchmarks import BenchmarkPhoto
 from ..geometry import Box, summarize
 from ..io import atomic_open, json_safe, read_json, save_image, write_json
-from ..visualize import colormap
+from ..visualize import CROP_COLOR, SUBJECT_COLOR, TRUTH_COLOR, colormap
 from .runner import EvalRun, PhotoResult
 
 __all__ = [
@@ -41,10 +41,6 @@ THRESHOLD = 0.75
 FRAC_KEY = f"frac_iou_ge_{THRESHOLD}"
 THUMB_DIR = "thumbs"
 
-# colours (RGB): ground truth, prediction, subject
-GT_COLOR = (46, 204, 113)
-PRED_COLOR = (255, 64, 129)
-SUBJECT_COLOR = (255, 214, 0)
 MAX_OTHER_GTS = 12  # other acceptable crops drawn thin when there are at most this many
 
 
@@ -74,8 +70,8 @@ def draw_thumbnail(
     image: Image.Image, result: PhotoResult, photo: BenchmarkPhoto, heatmap: np.ndarray | None, max_side: int = 360
 ) -> Image.Image:
     """The photo with the ground truth scored against (thick green; other acceptable crops thin),
-    the prediction (pink), the subject (yellow, dashed, mask tinted) and, beside it, the score
-    heatmap over the photo."""
+    the prediction (orange), the subject (cyan, dashed, mask tinted) and, beside it, the score
+    heatmap over the photo: the colours of :mod:`gencrop.visualize`, as ``gencrop crop --visualize``."""
     W, H = image.size
     scale = min(1.0, max_side / max(W, H))
     tw, th = max(1, round(W * scale)), max(1, round(H * scale))
@@ -94,15 +90,15 @@ def draw_thumbnail(
         layer = Image.new("RGBA", left.size, (0, 0, 0, 0))
         d = ImageDraw.Draw(layer)
         for gt in others:
-            _rect(d, gt, scale, GT_COLOR + (150,), 1)
+            _rect(d, gt, scale, TRUTH_COLOR + (150,), 1)
         left = Image.alpha_composite(left.convert("RGBA"), layer).convert("RGB")
     d = ImageDraw.Draw(left)
     if result.subject is not None:
         _rect(d, result.subject, scale, SUBJECT_COLOR, max(1, lw - 1), dash=max(3, lw * 3))
     if result.gt is not None:
-        _rect(d, result.gt, scale, GT_COLOR, lw)
+        _rect(d, result.gt, scale, TRUTH_COLOR, lw)
     if result.pred is not None:
-        _rect(d, result.pred, scale, PRED_COLOR, lw)
+        _rect(d, result.pred, scale, CROP_COLOR, lw)
 
     if heatmap is None:
         return left
@@ -114,7 +110,7 @@ def draw_thumbnail(
     right = Image.fromarray(arr.astype(np.uint8))
     d = ImageDraw.Draw(right)
     if result.pred is not None:
-        _rect(d, result.pred, scale, PRED_COLOR, lw)
+        _rect(d, result.pred, scale, CROP_COLOR, lw)
     gap = max(4, lw * 2)
     out = Image.new("RGB", (2 * tw + gap, th), (255, 255, 255))
     out.paste(left, (0, 0))
@@ -245,14 +241,18 @@ def summary_from_csv(report_dir: str | os.PathLike) -> dict:
 # console
 # ----------------------------------------------------------------------------
 def format_summary(summary: dict) -> str:
-    """The figures as the published evaluation printed them, plus the threshold fraction."""
+    """The figures in the published evaluation's order, plus the threshold fraction.
+
+    The published code printed the BDE as ``Mean disp`` although it is the mean
+    displacement already divided by 4; it is named BDE here, as everywhere else.
+    """
     lines = [f"{summary['description'] or summary['benchmark']}: {summary['method']}, {summary['num_images']} photos"]
     if summary.get("num_missing"):
         lines.append(f"  ({summary['num_missing']} annotated photos are missing from the folder)")
     if summary.get("num_failed"):
         lines.append(f"  ({summary['num_failed']} photos failed; see summary.json)")
     lines.append(f"Mean IoU: {_fmt(summary['mean_iou'])}")
-    lines.append(f"Mean disp: {_fmt(summary['mean_bde'])}")
+    lines.append(f"BDE: {_fmt(summary['mean_bde'])}")
     lines.append(f"IoU >= {THRESHOLD}: {_fmt(summary[FRAC_KEY])}")
     return "\n".join(lines)
 
@@ -293,9 +293,10 @@ def compare_runs(run_dirs: list[str | os.PathLike]) -> str:
 # ----------------------------------------------------------------------------
 # HTML
 # ----------------------------------------------------------------------------
-_CSS = """
-:root { --fg:#1d2330; --muted:#6b7385; --bg:#f5f6f8; --card:#fff; --line:#e2e5ea;
-        --gt:rgb(46,204,113); --pred:rgb(255,64,129); --subj:rgb(255,214,0); }
+_CSS = (
+    ":root { --fg:#1d2330; --muted:#6b7385; --bg:#f5f6f8; --card:#fff; --line:#e2e5ea;\n"
+    f"        --gt:rgb{TRUTH_COLOR}; --pred:rgb{CROP_COLOR}; --subj:rgb{SUBJECT_COLOR}; }}"
+    """
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); background:var(--bg); }
 header { padding:20px 28px 8px; }
@@ -326,6 +327,7 @@ table.fig td.best { color:#0a7a3c; }
 .nopic { padding:40px 10px; text-align:center; color:var(--muted); }
 details { margin:8px 0; }
 """
+)
 
 _JS = """
 const grid = document.getElementById('grid');
