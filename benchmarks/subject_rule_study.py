@@ -182,6 +182,12 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="write the per-photo crops here (JSON) for --load; resumes from it")
     ap.add_argument("--load", type=Path, help="tabulate crops saved by --save instead of cropping")
     ap.add_argument(
+        "--persons-from",
+        type=Path,
+        help="a --save file of the same split whose detector records tell the kinds of photo apart "
+        "(then the detector is run only when --finders names it)",
+    )
+    ap.add_argument(
         "--all-rules",
         action="store_true",
         help="on the test split too, every candidate rule (default there: today's and the shipped rule only)",
@@ -196,7 +202,8 @@ def main() -> None:
             raise SystemExit(f"no FCDB photos under {args.data_root}")
         cropper = Cropper.from_pretrained(args.model)
         # the detector decides which photos show a person, whatever finder is studied
-        finders = [DETECTOR] + [f for f in args.finders if f != DETECTOR]
+        finders = ([] if args.persons_from else [DETECTOR]) + [f for f in args.finders if f != DETECTOR]
+        finders += [DETECTOR] if args.persons_from and DETECTOR in args.finders else []
         runs = {"split": args.split, "finders": {}}
         if args.save and args.save.is_file():  # resume
             runs = load_runs(args.save)
@@ -212,6 +219,14 @@ def main() -> None:
             records = runs["finders"].setdefault(name, [])
             crop_records(cropper, make_finder(name), photos, records, checkpoint)
             checkpoint()
+    if args.persons_from:
+        other = load_runs(args.persons_from)
+        if other["split"] != runs["split"]:
+            raise SystemExit(f"{args.persons_from} holds the {other['split']} split, not {runs['split']}")
+        runs["finders"][DETECTOR] = other["finders"][DETECTOR]
+    # every finder on the same photos (a run that stopped early has fewer)
+    common = set.intersection(*({r["name"] for r in v} for v in runs["finders"].values()))
+    runs["finders"] = {k: [r for r in v if r["name"] in common] for k, v in runs["finders"].items()}
     for name, records in runs["finders"].items():
         failed = [r for r in records if "error" in r]
         if failed:
