@@ -133,7 +133,7 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
     """One block per kind of photo: every rule's IoU, BDE, kept count and person-cut fraction."""
     kinds = {
         "person found": [r for r in records if persons.get(r["name"]) is not None],
-        "no person": [r for r in records if persons.get(r["name"]) is None],
+        "no person": [r for r in records if r["name"] in persons and persons[r["name"]] is None],
         "all": records,
     }
     for kind, rows in kinds.items():
@@ -224,8 +224,10 @@ def main() -> None:
         if other["split"] != runs["split"]:
             raise SystemExit(f"{args.persons_from} holds the {other['split']} split, not {runs['split']}")
         runs["finders"][DETECTOR] = other["finders"][DETECTOR]
-    # every finder on the same photos (a run that stopped early has fewer)
-    common = set.intersection(*({r["name"] for r in v} for v in runs["finders"].values()))
+    # every finder studied on the same photos (a run that stopped early has fewer); the detector's
+    # verdict (person or not) may cover fewer: photos without it count in "all" only
+    studied = [v for k, v in runs["finders"].items() if k in args.finders] or [runs["finders"][DETECTOR]]
+    common = set.intersection(*({r["name"] for r in v} for v in studied))
     runs["finders"] = {k: [r for r in v if r["name"] in common] for k, v in runs["finders"].items()}
     for name, records in runs["finders"].items():
         failed = [r for r in records if "error" in r]
@@ -233,14 +235,15 @@ def main() -> None:
             print(f"finder {name}: failed on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
     failed_names = {r["name"] for records in runs["finders"].values() for r in records if "error" in r}
     runs["finders"] = {k: [r for r in v if r["name"] not in failed_names] for k, v in runs["finders"].items()}
-    auto = runs["finders"][DETECTOR]
-    persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in auto}
+    detected = runs["finders"][DETECTOR]
+    persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in detected}
     rules = candidate_rules(args.thresholds)
     if runs["split"] == "test" and not args.all_rules:  # rules are chosen on validation photos, never here
         rules = [SubjectRule(keep_found=False)] + ([FOUND_SUBJECT_RULE] if FOUND_SUBJECT_RULE.keep_found else [])
     print(
-        f"FCDB {runs['split']} photos: {len(auto)}, {sum(p is not None for p in persons.values())} whose "
-        f"detected subject is a person; * = the shipped rule ({FOUND_SUBJECT_RULE.describe()})"
+        f"FCDB {runs['split']} photos: {len(common - failed_names)}; the detector's verdict on {len(persons)}: "
+        f"{sum(p is not None for p in persons.values())} whose detected subject is a person; "
+        f"* = the shipped rule ({FOUND_SUBJECT_RULE.describe()})"
     )
     for name, records in runs["finders"].items():
         if name not in args.finders:
