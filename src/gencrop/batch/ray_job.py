@@ -274,7 +274,7 @@ def run_plan(
     bar = tqdm(total=len(todo), desc="crop", unit="photo", disable=not progress, file=sys.stderr)
     try:
         for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            rows = table.to_pylist()
+            rows = table.to_pylist()  # type: ignore[union-attr]
             photos: dict[str, str | None] = {}
             for row in rows:
                 photos.setdefault(row["photo"], row["error"])
@@ -329,13 +329,14 @@ def crop_catalogue(
         device=device,
     )
     name = "the subjects table"
-    if isinstance(subjects, (str, bytes)) or hasattr(subjects, "__fspath__"):
+    if isinstance(subjects, str) or hasattr(subjects, "__fspath__"):
         name, subjects = str(subjects), read_subjects(str(subjects))
+    assert subjects is None or isinstance(subjects, Mapping)
     plan = plan_batch(
         sources,
         options,
         subject=subject,
-        subjects=subjects,  # type: ignore[arg-type]
+        subjects=subjects,
         find_missing_subjects=find_missing_subjects,
         subjects_name=name,
         recursive=recursive,

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from . import CommandError, counted, writable
 from .crop import (
@@ -25,6 +26,9 @@ from .crop import (
     parse_shapes,
     skipped_text,
 )
+
+if TYPE_CHECKING:
+    from ..geometry import Box
 
 RAY_HINT = "pip install 'gencrop[ray]'"
 
@@ -91,7 +95,7 @@ def run(args) -> int:
         raise CommandError(f"--actors must be at least 1; got {args.actors}")
     if args.cpus_per_actor <= 0:
         raise CommandError(f"--cpus-per-actor must be positive; got {args.cpus_per_actor}")
-    subject_all = load_subjects(argparse.Namespace(subject=args.subject, subjects=None))[1]
+    subject_all: Box | None = load_subjects(argparse.Namespace(subject=args.subject, subjects=None))[1]  # type: ignore[assignment]
     boxes = None
     if args.subjects:
         try:
@@ -121,11 +125,11 @@ def run(args) -> int:
         raise CommandError(f"-o: {e}") from None
     if out.is_local:
         writable(args.out_dir)
-    found = {}
+    found: dict[str, Box] = {}
     if boxes is not None:  # warnings and the usage error as gencrop crop gives them
         inputs = [PhotoInput(Path(p.photo), Path(p.relative)) for p in listed.photos]
         by_input = match_subjects(inputs, boxes, args)
-        found = {p.photo: by_input[i.path] for p, i in zip(listed.photos, inputs) if i.path in by_input}
+        found = {p.photo: by_input[i.path] for p, i in zip(listed.photos, inputs) if i.path in by_input}  # type: ignore[misc]
     options = CropOptions(
         out=args.out_dir,
         shapes=tuple(shapes),
