@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,12 +47,23 @@ class CropPhotos:
     Input rows: ``photo``, ``relative``, ``source``, ``subject`` (``[x, y, w, h]``
     or null: found), ``error`` (already failed), ``options_digest``, ``digest``,
     as :func:`~gencrop.batch.catalogue.plan_batch` makes them. ``input_fs``: the
-    photos' pyarrow file system (None: paths on the worker's disks).
+    photos' pyarrow file system (None: paths on the worker's disks); ``cwd``: the folder that
+    relative local paths are relative to (the driver's).
     """
 
-    def __init__(self, options: CropOptions, input_fs=None, threads: int | None = None, finds_subjects: bool = True):
+    def __init__(
+        self,
+        options: CropOptions,
+        input_fs=None,
+        threads: int | None = None,
+        finds_subjects: bool = True,
+        cwd: str | None = None,
+    ):
         from ..inference import Cropper
 
+        if cwd and os.path.isdir(cwd):
+            # the driver's folder: relative paths (photos, -o) mean what they mean to gencrop crop there
+            os.chdir(cwd)
         self.options = options
         self.input_fs = input_fs
         self.out = Location.parse(options.out)
@@ -269,6 +281,7 @@ def run_plan(
             "input_fs": plan.listed.fs,
             "threads": max(1, math.floor(cpus_per_actor)),
             "finds_subjects": any(item["subject"] is None and not item["error"] for item in todo),
+            "cwd": os.getcwd(),
         },
     )
     bar = tqdm(total=len(todo), desc="crop", unit="photo", disable=not progress, file=sys.stderr)
