@@ -218,13 +218,14 @@ class BatchSummary:
 
 def init_ray(address: str | None = None, **kwargs) -> None:
     """Join the cluster at ``address`` (``"auto"``: the one this machine belongs to), or start one here
-    (``None``); nothing when Ray is already initialised. Ray's own logging is kept to warnings."""
+    (``None``); nothing when Ray is already initialised. Ray's own logging is kept to errors: the
+    job's progress bar and summary say what happens."""
     import ray
 
     if ray.is_initialized():
         return
     kwargs.setdefault("include_dashboard", False)
-    kwargs.setdefault("logging_level", logging.WARNING)
+    kwargs.setdefault("logging_level", logging.ERROR)
     kwargs.setdefault("log_to_driver", False)
     ray.init(address=address, **kwargs)
 
@@ -262,10 +263,10 @@ def run_plan(
     import ray.data
 
     init_ray(ray_address)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # before it warns that its bars are off
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job's own bar counts photos
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     batches = math.ceil(len(todo) / batch_size)
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
