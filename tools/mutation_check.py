@@ -132,6 +132,14 @@ MUTATIONS = [
         ("tests/test_conventions.py", "tests/test_inference.py"),
         "both letterbox mappings with scale and shift swapped (round trips still hold)",
     ),
+    Mutation(
+        "batch-resume-wrong-digest",
+        "src/gencrop/batch/catalogue.py",
+        "if (p.photo, digest) in done_keys:",
+        "if (p.photo, job_digest) in done_keys:",
+        ("tests/test_batch_ray.py",),
+        "a rerun of gencrop batch crops again what a killed run had finished",
+    ),
 ]
 
 _IGNORE = shutil.ignore_patterns(
