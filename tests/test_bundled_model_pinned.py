@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gencrop.modeling.checkpoints import DEFAULT_MODEL_DIR
+from gencrop.runtime import DEFAULT_MODEL_DIR
 
 EXPECTATIONS = Path(__file__).parent / "data" / "bundled_model_expectations.json"
 RERUN = "the bundled weights changed: rerun `python tools/pin_bundled_model.py` and commit its output"
@@ -30,6 +30,7 @@ def pinned():
 
 @pytest.fixture(scope="module")
 def cropper(pinned):
+    pytest.importorskip("torch")  # pinned on the torch runtime
     from gencrop.inference import Cropper
 
     return Cropper.from_pretrained(device="cpu", runtime="torch")  # as pinned; onnx is compared to torch elsewhere

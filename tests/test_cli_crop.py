@@ -5,13 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from gencrop.cli import counted, main
-from gencrop.geometry import Box
-from gencrop.io import scan_images
-from gencrop.modeling import GenCrop, GenCropConfig
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from gencrop.cli import counted, main  # noqa: E402
+from gencrop.geometry import Box  # noqa: E402
+from gencrop.io import scan_images  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from gencrop.data.composite import guillotine_layout, place_tiles
-from gencrop.data.letterbox import IMAGENET_MEAN, IMAGENET_STD
-from gencrop.data.outpaint import read_outpaint_set
-from gencrop.data.sampling import ViewSampler
-from gencrop.data.training_set import TrainingSet
-from gencrop.geometry import Box
+torch = pytest.importorskip("torch")
 
-from test_train_synth import make_dataset
+from gencrop.data.composite import guillotine_layout, place_tiles  # noqa: E402
+from gencrop.data.letterbox import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from gencrop.data.outpaint import read_outpaint_set  # noqa: E402
+from gencrop.data.sampling import ViewSampler  # noqa: E402
+from gencrop.data.training_set import TrainingSet  # noqa: E402
+from gencrop.geometry import Box  # noqa: E402
+
+from test_train_synth import make_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from gencrop.data.benchmarks import Benchmark, BenchmarkPhoto
-from gencrop.data.letterbox import Letterbox, letterbox_image
-from gencrop.data.sampling import ViewSampler
-from gencrop.evaluation import evaluate
-from gencrop.evaluation.baselines import IdentityBaseline, ModelMethod
-from gencrop.evaluation.report import format_summary, summary_from_csv, write_report
-from gencrop.geometry import Box, boundary_displacement, iou, summarize
-from gencrop.inference import Cropper
-from gencrop.modeling import GenCrop, GenCropConfig
-from gencrop.modeling.gencrop import subject_cell_mask
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from gencrop.data.benchmarks import Benchmark, BenchmarkPhoto  # noqa: E402
+from gencrop.data.letterbox import Letterbox, letterbox_image  # noqa: E402
+from gencrop.data.sampling import ViewSampler  # noqa: E402
+from gencrop.evaluation import evaluate  # noqa: E402
+from gencrop.evaluation.baselines import IdentityBaseline, ModelMethod  # noqa: E402
+from gencrop.evaluation.report import format_summary, summary_from_csv, write_report  # noqa: E402
+from gencrop.geometry import Box, boundary_displacement, iou, summarize  # noqa: E402
+from gencrop.inference import Cropper  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
+from gencrop.modeling.gencrop import subject_cell_mask  # noqa: E402
 
 # -- metrics ---------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ def test_evaluation_report_figures_match_hand_computed_values(tmp_path):
         assert summary[key] == pytest.approx(value), key
         assert summary_from_csv(tmp_path / "report")[key] == pytest.approx(value), key
     text = format_summary(summary)
-    assert "Mean IoU: 0.7520" in text and "Mean disp: 0.0620" in text and "IoU >= 0.75: 0.6000" in text
+    assert "Mean IoU: 0.7520" in text and "BDE: 0.0620" in text and "IoU >= 0.75: 0.6000" in text
 
 
 # -- letterbox ---------------------------------------------------------------------------

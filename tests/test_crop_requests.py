@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from gencrop.geometry import Box
-from gencrop.inference import Cropper
-from gencrop.modeling import GenCrop, GenCropConfig
-from gencrop.shapes import round_box
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from gencrop.geometry import Box  # noqa: E402
+from gencrop.inference import Cropper  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
+from gencrop.shapes import round_box  # noqa: E402
 
 
 @pytest.fixture(scope="module")

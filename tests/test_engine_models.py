@@ -203,6 +203,8 @@ def photos(tmp_path) -> Path:
 
 # ----------------------------------------------------------------------------
 def test_blip2_captions_are_ascii_and_come_from_the_model(photos, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from gencrop.engine.caption import Blip2Captioner, caption_folder, to_ascii
 
     model_dir = build_tiny_blip2(tmp_path / "blip2")
@@ -217,6 +219,9 @@ def test_blip2_captions_are_ascii_and_come_from_the_model(photos, tmp_path):
 
 
 def test_sd_inpainting_outpaints_through_the_cli(photos, tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    pytest.importorskip("diffusers")
     model_dir = build_tiny_sd_inpaint(tmp_path / "sd")
     cap = tmp_path / "cap"
     cap.mkdir()
@@ -260,6 +265,8 @@ def test_sd_inpainting_outpaints_through_the_cli(photos, tmp_path, capsys):
 
 
 def test_ultralytics_backend_runs_a_random_yolov8_seg(tmp_path, monkeypatch):
+    pytest.importorskip("ultralytics")
+    pytest.importorskip("matplotlib")
     cfg = tmp_path / "yolo-config"
     font = Path(__import__("matplotlib").__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
     (cfg / "Ultralytics").mkdir(parents=True)
@@ -285,6 +292,8 @@ def test_ultralytics_backend_runs_a_random_yolov8_seg(tmp_path, monkeypatch):
 
 
 def test_quality_train_then_filter(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("timm")
     data = tmp_path / "labelled"
     for label, frame in (("good", False), ("bad", True)):
         (data / label).mkdir(parents=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -23,6 +24,10 @@ from gencrop.geometry import Box
 from gencrop.io import load_npz, read_json
 
 REPO = Path(__file__).resolve().parents[1]
+# the classical outpainter fills canvases with OpenCV (the saliency or engine extra)
+needs_opencv = pytest.mark.skipif(
+    importlib.util.find_spec("cv2") is None, reason="needs OpenCV (the saliency or engine extra)"
+)
 
 
 def _photo(path: Path, size=(120, 90), seed=0, mode="RGB", exif_orientation=None):
@@ -118,6 +123,7 @@ def test_caption_bad_inputs_do_not_stop_the_batch(bad_photos, tmp_path):
 
 
 # -- outpaint ---------------------------------------------------------------------
+@needs_opencv
 def test_outpaint_classical_places_the_photo_and_tops_up(photos, tmp_path):
     out = tmp_path / "out"
     s = outpaint_folder(photos, out, backend="classical", per_image=2, canvas=128, quiet=True)
@@ -140,6 +146,7 @@ def test_outpaint_classical_places_the_photo_and_tops_up(photos, tmp_path):
     assert len(list(out.iterdir())) == 9 and all(before[n] == (out / n).stat().st_mtime_ns for n in before)
 
 
+@needs_opencv
 def test_outpaint_resume_after_partial_run_matches_full_run(photos, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     outpaint_folder(photos, full, backend="classical", per_image=3, canvas=96, quiet=True)
@@ -152,6 +159,7 @@ def test_outpaint_resume_after_partial_run_matches_full_run(photos, tmp_path):
     assert sorted(p.name for p in part.iterdir()) == sorted(p.name for p in full.iterdir())
 
 
+@needs_opencv
 def test_outpaint_diffusion_needs_captions_and_reports_missing_ones(photos, tmp_path):
     with pytest.raises(ValueError, match="captions"):
         outpaint_folder(photos, tmp_path / "o", backend="diffusion", quiet=True)
@@ -169,6 +177,7 @@ def test_outpaint_diffusion_needs_captions_and_reports_missing_ones(photos, tmp_
     assert {k for k, _ in s.failed} == {"-2x", "a_b"} and "no caption blip-2x.txt" in dict(s.failed)["-2x"]
 
 
+@needs_opencv
 def test_outpaint_bad_inputs(bad_photos, tmp_path):
     s = outpaint_folder(bad_photos, tmp_path / "o", backend="classical", per_image=1, canvas=64, quiet=True)
     assert sorted(s.done) == ["16bit", "cmyk", "gray", "rgba", "rotated"]
@@ -271,6 +280,7 @@ def _env():
     return env
 
 
+@needs_opencv
 def test_two_processes_under_accelerate_split_a_stage(photos, tmp_path):
     """`accelerate launch --multi_gpu` starts torchrun workers (CPU-only machines too); each takes its shard.
 
@@ -322,6 +332,7 @@ def test_two_processes_under_accelerate_split_a_stage(photos, tmp_path):
     assert len(list(out.iterdir())) == 12
 
 
+@needs_opencv
 def test_outpaint_killed_and_rerun_completes_the_set(photos, tmp_path):
     for i in range(9):
         _photo(photos / f"img{20 + i}.jpg", size=(400, 300), seed=20 + i)

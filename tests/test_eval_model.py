@@ -3,16 +3,17 @@
 import json
 
 import pytest
-import torch
-from PIL import Image
 
-from eval_layouts import gaicd_root, write_detections
-from gencrop.cli import main
-from gencrop.data.benchmarks import load_benchmark
-from gencrop.evaluation.report import summary_from_csv
-from gencrop.modeling import GenCrop, GenCropConfig
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
 
-from test_eval_benchmarks import _own_dataset
+from eval_layouts import gaicd_root, write_detections  # noqa: E402
+from gencrop.cli import main  # noqa: E402
+from gencrop.data.benchmarks import load_benchmark  # noqa: E402
+from gencrop.evaluation.report import summary_from_csv  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
+
+from test_eval_benchmarks import _own_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def test_fcdb_end_to_end_with_baselines(shared_data, tmp_path, capsys):
     assert [r["name"] for r in rows] == names
     assert summary["method"] == "center:0.9" and set(summary["baselines"]) == {"identity", "center:0.8", "subject"}
     assert summary["num_missing"] > 0 and "missing" in err
-    assert f"Mean IoU: {summary['mean_iou']:.4f}" in out and f"Mean disp: {summary['mean_bde']:.4f}" in out
+    assert f"Mean IoU: {summary['mean_iou']:.4f}" in out and f"BDE: {summary['mean_bde']:.4f}" in out
     with Image.open(report / rows[0]["thumb"]) as im:
         assert max(im.size) <= 360
 

@@ -3,13 +3,14 @@
 import sys
 
 import pytest
-import torch
 
-from eval_layouts import gaicd_root
-from gencrop.cli import main
-from gencrop.data.benchmarks import load_benchmark, unsegmented
-from gencrop.engine.detections import Detection
-from gencrop.modeling import GenCrop, GenCropConfig
+torch = pytest.importorskip("torch")
+
+from eval_layouts import gaicd_root  # noqa: E402
+from gencrop.cli import main  # noqa: E402
+from gencrop.data.benchmarks import load_benchmark, unsegmented  # noqa: E402
+from gencrop.engine.detections import Detection  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
 
 
 def _eval(capsys, *argv):
@@ -53,7 +54,18 @@ def recording_segmenter(monkeypatch):
 
 def test_missing_ultralytics_is_one_line_with_the_install_and_the_offline_backend(gaicd, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # as when it is not installed
-    code, _, err = _eval(capsys, "--method", "subject", "--benchmark", "gaicd", "--data-root", gaicd, "--segment")
+    code, _, err = _eval(
+        capsys,
+        "--method",
+        "subject",
+        "--benchmark",
+        "gaicd",
+        "--data-root",
+        gaicd,
+        "--segment",
+        "--segment-backend",
+        "ultralytics",
+    )
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "pip install ultralytics" in err and "--segment-backend yolov7" in err
 

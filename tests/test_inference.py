@@ -6,13 +6,14 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from gencrop.data.letterbox import Letterbox, letterbox_image
-from gencrop.geometry import Box
-from gencrop.inference import Cropper, SubjectRequired
-from gencrop.modeling import GenCrop, GenCropConfig
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from gencrop.data.letterbox import Letterbox, letterbox_image  # noqa: E402
+from gencrop.geometry import Box  # noqa: E402
+from gencrop.inference import Cropper, SubjectRequired  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")

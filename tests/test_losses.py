@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from gencrop.training.losses import gencrop_loss, subject_boundary_loss
+torch = pytest.importorskip("torch")
+
+from gencrop.training.losses import gencrop_loss, subject_boundary_loss  # noqa: E402
 
 
 @pytest.fixture(scope="module")

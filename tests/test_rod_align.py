@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
-from gencrop.modeling.rod_align import RoDAlign, RoDAlignAvg, rod_align, rod_align_avg
+torch = pytest.importorskip("torch")
+
+from gencrop.modeling.rod_align import RoDAlign, RoDAlignAvg, rod_align, rod_align_avg  # noqa: E402
 
 CASES = [f"c{i}" for i in range(7)]
 

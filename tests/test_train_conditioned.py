@@ -6,13 +6,14 @@ import json
 import math
 
 import pytest
-import torch
 
-from gencrop.cli import main
-from gencrop.modeling import GenCrop, GenCropConfig
-from gencrop.modeling.conditioned import GenCropC, crop_shape, shape_condition, training_condition
+torch = pytest.importorskip("torch")
 
-from test_train_synth import make_dataset
+from gencrop.cli import main  # noqa: E402
+from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
+from gencrop.modeling.conditioned import GenCropC, crop_shape, shape_condition, training_condition  # noqa: E402
+
+from test_train_synth import make_dataset  # noqa: E402
 
 SMALL = dict(
     arch="test_efficientnet", image_size=64, in_channels=3, variant="gencrop-c", fuse_channels=32, ffn_channels=64

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-import torch
 
-from gencrop.training.loop import TrainOptions, train
+torch = pytest.importorskip("torch")
 
-from test_train_synth import make_dataset
+from gencrop.training.loop import TrainOptions, train  # noqa: E402
+
+from test_train_synth import make_dataset  # noqa: E402
 
 
 @pytest.mark.slow

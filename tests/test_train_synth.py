@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from gencrop.data.outpaint import read_outpaint_set
-from gencrop.data.sampling import ViewSampler
-from gencrop.data.training_set import TrainingSet, collate
-from gencrop.io import save_npz, write_json
+torch = pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from gencrop.data.outpaint import read_outpaint_set  # noqa: E402
+from gencrop.data.sampling import ViewSampler  # noqa: E402
+from gencrop.data.training_set import TrainingSet, collate  # noqa: E402
+from gencrop.io import save_npz, write_json  # noqa: E402
 
 
 def make_dataset(

@@ -42,6 +42,7 @@ __all__ = [
     "read_masks",
     "annotation_box",
     "outside_photo",
+    "add_crop",
     "EDGE_TOLERANCE",
     "check_writable",
 ]
@@ -272,8 +273,27 @@ def outside_photo(box, width: int, height: int, tolerance: float = EDGE_TOLERANC
     """
     inside = box.clamp(width, height)
     if box.is_empty() or inside.is_empty() or inside.area < box.area - tolerance * (box.w + box.h):
-        return f"crop {[round(v, 1) for v in box.xywh]} (x, y, w, h) is outside the {width}x{height} photo"
+        too_big = box.w > width + tolerance or box.h > height + tolerance
+        where = "larger than" if too_big and not inside.is_empty() else "outside"
+        return f"crop {[round(v, 1) for v in box.xywh]} (x, y, w, h) is {where} the {width}x{height} photo"
     return None
+
+
+def add_crop(crops: dict, entries: dict, name: str, box, file: str | os.PathLike, entry: int | str) -> None:
+    """Record ``box`` as the crop of photo ``name`` (``entries`` remembers where each came from).
+
+    The same crop twice is harmless; two different crops of one photo leave
+    no way to tell which was meant, so that is an error naming both entries.
+    """
+    if name not in crops:
+        crops[name], entries[name] = box, entry
+    elif tuple(crops[name].xywh) != tuple(box.xywh):
+        raise DataError(
+            f"{name} has two different crops: {_short(list(crops[name].xywh))} in entry {entries[name]} and "
+            f"{_short(list(box.xywh))} here (x, y, w, h); keep the one meant",
+            file,
+            entry,
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -300,5 +320,9 @@ def check_writable(path: str | os.PathLike, kind: str = "folder") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{existing}: cannot write there ({e.strerror or type(e).__name__})") from None
+        why = e.strerror or type(e).__name__
+        if existing == path or (kind == "file" and existing == path.parent):
+            raise OutputError(f"{existing}: cannot write there ({why})") from None
+        # name what was asked for, and the folder that refused it
+        raise OutputError(f"{path}: cannot be made inside {existing} ({why})") from None
     return path

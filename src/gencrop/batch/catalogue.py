@@ -304,6 +304,7 @@ class CropOptions:
     epoch: int | None = None
     runtime: str = "auto"
     device: str | None = None
+    subject_finder: str = "auto"  # for photos without a given subject (names as in gencrop.subjects)
 
     @property
     def named(self) -> bool:
@@ -316,6 +317,7 @@ class CropOptions:
             "model": _model_identity(self.model),
             "epoch": self.epoch,
             "runtime": self.runtime,
+            "subject_finder": self.subject_finder,
             "shapes": [s.to_json() for s in self.shapes],
             "keep_subject": self.keep_subject,
             "write_crops": self.write_crops,

@@ -69,7 +69,12 @@ class CropPhotos:
         self.out = Location.parse(options.out)
         # a worker shares its node with others: onnxruntime's idle threads sleep instead of spinning
         self.cropper = Cropper.from_pretrained(
-            options.model, epoch=options.epoch, device=options.device, runtime=options.runtime, spin_wait=False
+            options.model,
+            epoch=options.epoch,
+            device=options.device,
+            runtime=options.runtime,
+            spin_wait=False,
+            subject_finder=options.subject_finder,
         )
         _limit_threads(self.cropper, threads)
         self._warm_up(finds_subjects)
@@ -319,6 +324,7 @@ def crop_catalogue(
     epoch: int | None = None,
     runtime: str = "auto",
     device: str | None = None,
+    subject_finder: str = "auto",
     recursive: bool = False,
     **run_options,
 ) -> BatchSummary:
@@ -341,6 +347,7 @@ def crop_catalogue(
         epoch=epoch,
         runtime=runtime,
         device=device,
+        subject_finder=subject_finder,
     )
     name = "the subjects table"
     if isinstance(subjects, str) or hasattr(subjects, "__fspath__"):

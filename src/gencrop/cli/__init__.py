@@ -66,6 +66,21 @@ def require_path(path: str, kind: str = "folder") -> None:
         raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
 
 
+SUBJECT_FINDERS = ("auto", "faces", "saliency", "detector")
+
+
+def add_subject_finder_option(p: argparse.ArgumentParser) -> None:
+    """``--subject-finder``: the same choice on every command that finds subjects (names as in gencrop.subjects)."""
+    p.add_argument(
+        "--subject-finder",
+        choices=SUBJECT_FINDERS,
+        default="auto",
+        help="what finds the subject of a photo given without one: faces (faces, else the salient region), "
+        "saliency, detector (COCO objects, else saliency; needs the subject extra: torch), or auto "
+        "(the measured best that ships with gencrop; default)",
+    )
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``1 warning``, ``2 warnings``: a number with its noun in the right form."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
@@ -83,9 +98,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command that ``args`` came from, e.g. ``gencrop dataset check``'s."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen is None or chosen not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[chosen]
+
+
+def reject_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> None:
+    """Exit 2 with the command's own usage, naming the closest option for each misspelled one."""
+    import difflib
+
+    target = command_parser(parser, args)
+    options = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for word in unknown:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{word.split('=', 1)[0]}: did you mean {close[0]}?")
+    target.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        reject_unknown(parser, args, unknown)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -140,6 +140,7 @@ def run(args) -> int:
         epoch=args.epoch,
         runtime=args.runtime,
         device=args.device,
+        subject_finder=args.subject_finder,
     )
     try:
         plan = plan_batch(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from . import CommandError, counted, writable
+from . import CommandError, add_subject_finder_option, counted, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,6 +91,7 @@ def add_crop_options(p: argparse.ArgumentParser) -> None:
         help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
         "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)",
     )
+    add_subject_finder_option(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -102,16 +103,24 @@ def parse_shapes(aspects: list[str], sizes: list[str], area: float | None) -> li
     if area is not None and not 0 < area <= 1:
         raise CommandError(f"--area must be a fraction of the photo in (0, 1]; got {area}")
     shapes = []
-    for flag, texts in (("--aspect", aspects), ("--size", sizes)):
-        for text in texts:
-            if flag == "--size" and "x" not in text.lower():
-                raise CommandError(f"--size must look like 1200x630; got {text!r}")
-            if flag == "--aspect" and "x" in text.lower():
-                raise CommandError(f"--aspect must look like 4:5 or 0.8 (for an exact size use --size); got {text!r}")
-            try:
-                shapes.append(Shape.parse(text, area))
-            except ValueError as e:
-                raise CommandError(f"{flag}: {e}") from None
+    for text in aspects:
+        # an aspect is a ratio only: "16x9" would read as a 16 x 9 pixel output size
+        try:
+            if "x" in text.lower():
+                raise ValueError(text)
+            shapes.append(Shape.parse(text, area))
+        except ValueError:
+            raise CommandError(
+                f"--aspect must be a positive W:H (4:5) or width/height (0.8); got {text!r} "
+                "(an exact size in pixels is --size WxH)"
+            ) from None
+    for text in sizes:
+        try:
+            if "x" not in text.lower():
+                raise ValueError(text)
+            shapes.append(Shape.parse(text, area))
+        except ValueError:
+            raise CommandError(f"--size must be positive WxH pixels (1200x630); got {text!r}") from None
     if len({s.name for s in shapes}) != len(shapes):
         raise CommandError("the same shape is asked for twice")
     return shapes or [Shape(area=area)]
@@ -320,9 +329,9 @@ def run(args) -> int:
 
     from ..io import ImageReadError, save_image
 
-    cropper = load_cropper(args)
+    cropper = load_cropper(args, subject_finder=args.subject_finder)
     out_dir = Path(args.out_dir)
-    failed = 0
+    failed = upscaled = 0
     photos = inputs.photos
     bar = tqdm(photos, desc="crop", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr)
     for path, relative in bar:
@@ -340,6 +349,10 @@ def run(args) -> int:
             records = [result.to_json(str(path)) for result in results]
             if img is not None:
                 for result, record in zip(results, records):
+                    enlarged = upscale_note(result)
+                    if enlarged:
+                        upscaled += 1
+                        tqdm.write(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
                     name = crop_file_name(path.name, result.shape.name if named else None)
                     target = out_dir / relative.parent / name
                     save_image(result.cut(img), target)
@@ -361,16 +374,30 @@ def run(args) -> int:
             if args.json:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
             print(f"gencrop crop: error: {error_line(str(path), str(e))}", file=sys.stderr)
-    print_summary(len(photos), failed, inputs, args.quiet)
+    print_summary(len(photos), failed, inputs, args.quiet, upscaled)
     return 1 if failed else 0
 
 
-def print_summary(total: int, failed: int, inputs: PhotoInputs, quiet: bool) -> None:
-    """One line on stderr: photos cropped, failed, and what the folders held besides photos."""
+def upscale_note(result) -> str:
+    """What a ``--size`` output does to a crop smaller than it ("" when it is not enlarged)."""
+    size = result.shape.size if result.shape is not None else None
+    box = result.box
+    if size is None or box.w <= 0 or box.h <= 0:
+        return ""
+    factor = max(size[0] / box.w, size[1] / box.h)
+    if factor <= 1:
+        return ""
+    return f"--size {size[0]}x{size[1]} enlarges the {int(box.w)}x{int(box.h)} crop {factor:.1f}x (it will look soft)"
+
+
+def print_summary(total: int, failed: int, inputs: PhotoInputs, quiet: bool, upscaled: int = 0) -> None:
+    """One line on stderr: photos cropped, failed, crops enlarged, and what the folders held besides photos."""
     if quiet and not failed:
         return
     line = f"gencrop crop: {total - failed} of {counted(total, 'photo')} cropped"
     if failed:
         line += f", {failed} failed"
+    if upscaled:
+        line += f", {counted(upscaled, 'crop')} enlarged to its --size"
     skipped = skipped_text(inputs)
     print(line + (f"; {skipped}" if skipped else ""), file=sys.stderr)

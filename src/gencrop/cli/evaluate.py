@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError, counted, user_error, writable
+from . import CommandError, add_subject_finder_option, counted, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,8 +106,20 @@ def _register_eval(sub) -> None:
         action="store_true",
         help="segment the photos to be scored that detect.json.gz / mask.npz do not cover yet",
     )
-    p.add_argument("--segment-backend", default="ultralytics", choices=("ultralytics", "yolov7"))
+    p.add_argument(
+        "--segment-backend",
+        default="auto",
+        choices=("auto", "ultralytics", "yolov7"),
+        help="with --segment: as `gencrop segment --backend` (default auto: ultralytics when its weights are "
+        "on this machine, else the offline yolov7)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the views of a generated test split")
+    p.add_argument(
+        "--no-bad-filter",
+        dest="bad_filter",
+        action="store_false",
+        help="a generated test split: also score the canvases listed in outpaint/bad.json (as train --no-bad-filter)",
+    )
     p.add_argument("--limit", type=int, help="only the first N photos (a quick look)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument(
@@ -117,6 +129,7 @@ def _register_eval(sub) -> None:
         help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
         "model.onnx and no GPU is asked for)",
     )
+    add_subject_finder_option(p)
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -137,7 +150,13 @@ def _make_method(args):
     from ..inference import Cropper
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+        cropper = Cropper.from_pretrained(
+            args.model,
+            epoch=args.epoch,
+            device=args.device,
+            runtime=args.runtime,
+            subject_finder=args.subject_finder,
+        )
     except (OSError, ValueError, KeyError, ImportError) as e:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
     name = Path(args.model).name if args.model else "gencrop (bundled)"
@@ -145,15 +164,8 @@ def _make_method(args):
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    if args.allow_subject_cut:
-        keep = False
-    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
-        from ..inference import KEEP_FOUND_SUBJECT
-
-        keep = KEEP_FOUND_SUBJECT
-    else:
-        keep = None
-    return ModelMethod(cropper, name, keep_subject=keep)
+    # a found subject (--find-subjects) is kept as `gencrop crop` keeps it: by gencrop.subject_rule
+    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -168,10 +180,13 @@ def _own_dataset(args, method) -> str | None:
 def segment_scored_photos(bench, backend: str, quiet: bool) -> None:
     """``--segment``: add the photos to be scored that no ``detect.json.gz`` covers yet (person class)."""
     from ..data.benchmarks import unsegmented
-    from ..engine.segment import segment_folder
+    from ..engine.segment import choose_backend, segment_folder
 
     for (image_dir, folder), stems in unsegmented(bench).items():
         try:
+            backend, why = choose_backend(backend)
+            if not quiet:
+                print(f"gencrop eval: --segment: {backend} backend ({why})", file=sys.stderr)
             summary = segment_folder(image_dir, folder, backend=backend, stems=stems, quiet=quiet)
         except ImportError as e:  # a backend whose packages are missing: one line, with the install command
             other = "" if backend == "yolov7" else " (or --segment-backend yolov7, which works offline)"
@@ -235,6 +250,7 @@ def run_eval(args) -> int:
                 dataset=dataset,
                 images=args.images,
                 seed=args.seed,
+                bad_filter=args.bad_filter,
             )
         except BenchmarkError as e:
             raise CommandError(str(e)) from None
@@ -254,14 +270,19 @@ def run_eval(args) -> int:
     masks = _subject_masks(bench, method, args)
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
-        from ..subject import SubjectNotFound, default_finder
+        from ..subjects import SubjectNotFound, get_finder
 
-        detector = default_finder().detector if args.protocol == "follow" else None
+        detector = get_finder("detector").detector if args.protocol == "follow" else None
+        finder = get_finder(args.subject_finder)
         try:
             n = 0
             if args.find_subjects or args.subjects_in_crop:
                 n = attach_found_subjects(
-                    bench, progress=not args.quiet, detector=detector, inside_ground_truth=args.subjects_in_crop
+                    bench,
+                    finder.find,
+                    progress=not args.quiet,
+                    detector=detector,
+                    inside_ground_truth=args.subjects_in_crop,
                 )
             elif detector is not None:  # annotated subjects: the detector still finds the second objects
                 for photo in bench.photos:
@@ -278,6 +299,11 @@ def run_eval(args) -> int:
         raise CommandError(
             f"{bench.description}: no photos to score in {bench.folder}"
             + (f" ({len(bench.missing)} annotated photos missing, e.g. {shown})" if bench.missing else "")
+            + (
+                "; --no-bad-filter also scores the canvases bad.json rejects"
+                if bench.name == "own" and args.bad_filter
+                else ""
+            )
         )
     if bench.missing:
         print(
@@ -548,10 +574,18 @@ def _register_dataset(sub) -> None:
         "`link` makes a folder of img<ID>.jpg links to photos named otherwise.",
     )
     ds = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
-    c = ds.add_parser("check", help="validate train/val/test.json (and that the photos exist)")
+    c = ds.add_parser(
+        "check",
+        help="validate train/val/test.json, the photos, and what train reads of outpaint/",
+        description="Check a dataset folder before training: the split files, the photos (--images, or "
+        "outpaint/images), and, when DIR has outpaint/, everything `gencrop train` reads there "
+        "(canvases decoded, detect.json.gz, mask.npz, bad.json), reported as train would: errors "
+        "stop training, warnings are what it skips.",
+    )
     c.add_argument("dataset_dir", metavar="DIR")
     c.add_argument("--images", metavar="IMG_DIR", help="folder of img<ID>.jpg to check the photos against")
     c.add_argument("--max-problems", type=int, default=50, help="print at most this many problems")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=run_dataset_check)
     ln = ds.add_parser("link", help="make img<ID>.jpg links (ID = file name without extension)")
     ln.add_argument("src_dir", metavar="SRC_DIR")
@@ -565,7 +599,7 @@ def run_dataset_check(args) -> int:
 
     if not Path(args.dataset_dir).is_dir():
         raise CommandError(f"{args.dataset_dir}: no such folder")
-    report = check_dataset(args.dataset_dir, args.images)
+    report = check_dataset(args.dataset_dir, args.images, progress=not args.quiet)
     for prob in report.problems[: args.max_problems]:
         print(prob)
     if len(report.problems) > args.max_problems:

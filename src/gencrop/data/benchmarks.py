@@ -38,7 +38,7 @@ import numpy as np
 
 from ..geometry import Box
 from ..io import ImageReadError, image_size, polygon_to_mask, read_json
-from ..validation import DataError, annotation_box, outside_photo, read_detections, read_masks
+from ..validation import DataError, add_crop, annotation_box, outside_photo, read_detections, read_masks
 
 __all__ = [
     "BENCHMARKS",
@@ -85,6 +85,7 @@ class BenchmarkPhoto:
     view: Box | None = None  # the region of the file that is the photo (own test split)
     mask_source: str = "box"  # "detection", "file", "png" or "box"
     detections: list | None = None  # every detection of the photo, when a detector was run
+    found: object | None = None  # the subject finder's Subject, when the subject was found (not given)
 
     def subject_mask(self, width: int, height: int, scale: float = 1.0) -> np.ndarray | None:
         """The subject as a bool ``height x width`` mask; ``None`` without a subject.
@@ -256,7 +257,8 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
         )
     test_file = folder / "cropping_testing_set.json"
     tests = _read(test_file, "FCDB test annotations", list)
-    crops = {}
+    crops: dict[str, Box] = {}
+    first_entry: dict[str, int] = {}
     for i, d in enumerate(tests):
         if not isinstance(d, dict):
             raise DataError(f'must be an object with "url" and "crop"; got {type(d).__name__}', test_file, i)
@@ -265,7 +267,7 @@ def _load_fcdb_official(folder: Path, all_images: bool) -> Benchmark:
         if "crop" not in d:
             raise DataError('no "crop"', test_file, i)
         name = d["url"].rstrip("/").rsplit("/", 1)[-1]
-        crops.setdefault(name, annotation_box(d["crop"], "xywh", test_file, i))
+        add_crop(crops, first_entry, name, annotation_box(d["crop"], "xywh", test_file, i), test_file, i)
     image_dir = folder / "data" if (folder / "data").is_dir() else folder / "images"
     if all_images:
         entries = [(n, [b], None) for n, b in crops.items()]
@@ -538,7 +540,9 @@ def _seeded_view(
     return Box(x, y, vw, vh)
 
 
-def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "test") -> Benchmark:
+def load_own_test(
+    outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "test", bad_filter: bool = True
+) -> Benchmark:
     """The test split of a generated dataset: one seeded view per photo, 1.25-2x its frame.
 
     The photo's variation and the view are drawn from a generator seeded by
@@ -548,13 +552,14 @@ def load_own_test(outpaint_dir: str | os.PathLike, seed: int = 0, split: str = "
     ``null`` gets the rule training uses: the whole view is its subject, with
     an empty mask channel. Photos of the split without a usable canvas are
     listed in ``skipped``; a photo also in another split is an error.
+    ``bad_filter=False`` also scores the canvases ``bad.json`` rejects (as ``train --no-bad-filter``).
     """
     from .outpaint import read_outpaint_set, read_split_files
 
     outpaint_dir = Path(outpaint_dir)
     try:
         read_split_files(outpaint_dir.parent, ("train", "val", "test"))
-        data = read_outpaint_set(outpaint_dir, split)
+        data = read_outpaint_set(outpaint_dir, split, bad_filter=bad_filter)
     except FileNotFoundError as e:
         raise BenchmarkError(str(e)) from None
     photos = []
@@ -690,6 +695,8 @@ def attach_found_subjects(
         frame = photo.gts[0].clamp(*size) if inside_ground_truth and photo.gts else None
         subject = finder(img, size=size, frame=frame, detections=detections)
         photo.subject = subject.box
+        if frame is None:  # found as `gencrop crop` finds it: methods may treat it as found (gencrop.subject_rule)
+            photo.found = subject
         if len(subject.polygon) >= 3:
             photo.mask_polygon = np.asarray(subject.polygon, np.float32).reshape(-1, 2)
         photo.mask_source = f"{'inside the crop' if frame is not None else 'found'} ({subject.source})"
@@ -708,12 +715,14 @@ def load_benchmark(
     dataset: str | os.PathLike | None = None,
     images: str | os.PathLike | None = None,
     seed: int = 0,
+    bad_filter: bool = True,
 ) -> Benchmark:
-    """Load a benchmark by its command-line name (``None``: the test split of ``dataset``)."""
+    """Load a benchmark by its command-line name (``None``: the test split of ``dataset``, where
+    ``bad_filter`` drops the canvases its ``bad.json`` names)."""
     if name is None:
         if dataset is None:
             raise BenchmarkError("no --benchmark and no --dataset: give the outpainted dataset folder to test on")
-        return load_own_test(dataset, seed=seed)
+        return load_own_test(dataset, seed=seed, bad_filter=bad_filter)
     name = name.lower()
     if name == "unsplash":
         if dataset is None or images is None:

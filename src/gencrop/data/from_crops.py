@@ -36,7 +36,7 @@ from ..engine.runner import MAX_ASPECT, MIN_SIDE, Summary, outpaint_name, progre
 from ..engine.segment import DETECT_FILE, PARTS_DIR, _record, merge_parts, read_segmentation
 from ..geometry import Box
 from ..io import ImageReadError, atomic_path, load_image, read_json, write_json
-from ..validation import DataError, box_problem, outside_photo, read_split
+from ..validation import DataError, add_crop, box_problem, outside_photo, read_split
 from .outpaint import load_outpaint_split
 
 __all__ = ["read_crop_annotations", "split_ids", "from_crops", "SPLITS"]
@@ -49,12 +49,13 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
 
     FCDB: ``[{"url": ".../name.jpg", "crop": [x, y, w, h], ...}]`` (the file
     name is the last component of the url). Returns the crops and the
-    entries that could not be used, with one-line reasons.
+    entries that could not be used, with one-line reasons; one photo with two
+    different crops is a :class:`~gencrop.validation.DataError` naming both entries.
     """
     data = read_json(path)
     bad: list[tuple[str, str]] = []
     if isinstance(data, dict):
-        items = list(data.items())
+        items = [(name, crop, name) for name, crop in data.items()]
     elif isinstance(data, list):
         items = []
         for i, entry in enumerate(data):
@@ -69,13 +70,14 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
             elif "crop" not in entry:
                 bad.append((f"{name} ({where})", 'no "crop"'))
             else:
-                items.append((name, entry["crop"]))
+                items.append((name, entry["crop"], i))
     else:
         raise DataError(
             f'expected a list of {{"url", "crop"}} or a {{file: [x, y, w, h]}} map; got {type(data).__name__}', path
         )
     crops: dict[str, Box] = {}
-    for name, crop in items:
+    first_entry: dict[str, int | str] = {}
+    for name, crop, entry in items:
         msg = box_problem(crop, "crop")
         if msg:
             bad.append((name, msg))
@@ -83,10 +85,8 @@ def read_crop_annotations(path: str | os.PathLike) -> tuple[dict[str, Box], list
         box = Box.from_xywh(crop)
         if box.is_empty():
             bad.append((name, f"empty crop {list(box.xywh)}"))
-        elif name in crops:
-            bad.append((name, "annotated more than once (first kept)"))
         else:
-            crops[name] = box
+            add_crop(crops, first_entry, name, box, path, entry)
     return crops, bad
 
 
@@ -193,12 +193,12 @@ def from_crops(
     """Write (or complete) the training layout for the annotated photos of ``img_dir``.
 
     ``finder`` is a :class:`~gencrop.subject.SubjectFinder` (default: the
-    process-wide one). With ``all_detections`` every detection of the photo
+    process-wide ``detector`` finder). With ``all_detections`` every detection of the photo
     (of class ``cls``) follows the subject, as ``gencrop segment --cls any``
     would write them; the training reader's heuristic filter may then drop
     photos whose frame leaves out a large object, so the summary counts those.
     """
-    from ..subject import INSTALL_HINT, SubjectNotFound, default_finder
+    from ..subjects import SubjectNotFound, get_finder
 
     img_dir, out_dir = Path(img_dir), Path(out_dir)
     if not img_dir.is_dir():
@@ -230,11 +230,10 @@ def from_crops(
             raise FileNotFoundError(f"none of the {len(crops)} annotated photos is in {img_dir}")
         summary.notes.append(f"{len(missing)} annotated photos are not in {img_dir} (e.g. {missing[0]})")
 
-    finder = finder or default_finder()
+    finder = finder or get_finder("detector")
     if todo:
         # Load the models before the clock starts: the per-photo time is what scales.
-        if finder.detector is None and finder.saliency_session is None:
-            raise SubjectNotFound(f"no subject finder is available: {INSTALL_HINT}")
+        finder.load()
     results: dict[str, list] = {}
     part_subjects: dict[str, list[float]] = {}
     sources: Counter = Counter()

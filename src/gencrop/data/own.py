@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import ImageReadError, image_size, list_images, read_json
-from ..validation import split_entry_problems
+from ..validation import DataError, split_entry_problems
 
 __all__ = ["SPLITS", "Problem", "CheckReport", "check_dataset", "LinkReport", "link_photos", "photo_file"]
 
@@ -53,8 +53,11 @@ class CheckReport:
         self.problems.append(Problem(level, where, message))
 
 
-def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike | None = None) -> CheckReport:
-    """Check the split files of a dataset folder (and, with ``images_dir``, that every photo exists)."""
+def check_dataset(
+    dataset_dir: str | os.PathLike, images_dir: str | os.PathLike | None = None, progress: bool = False
+) -> CheckReport:
+    """Check the split files of a dataset folder (and, with ``images_dir``, that every photo exists);
+    with an ``outpaint/`` folder, everything ``gencrop train`` reads of it, as it reads it."""
     dataset_dir = Path(dataset_dir)
     report = CheckReport()
     first_split: dict[str, str] = {}
@@ -97,6 +100,7 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
                 first_split[pid] = split
         all_ids[split] = ids
 
+    splits_readable = not report.errors  # the training files are read through the splits
     if images_dir is None and (dataset_dir / "outpaint" / "images").is_dir():
         images_dir = dataset_dir / "outpaint" / "images"  # a `gencrop data from-crops` dataset
     if images_dir is not None:
@@ -106,7 +110,51 @@ def check_dataset(dataset_dir: str | os.PathLike, images_dir: str | os.PathLike 
         else:
             _check_photos(report, images_dir, all_ids)
             report.photos_checked_in = images_dir
+    if (dataset_dir / "outpaint" / "images").is_dir() and splits_readable:
+        _check_training_files(report, dataset_dir / "outpaint", list(all_ids), progress)
     return report
+
+
+def _check_training_files(report: CheckReport, outpaint_dir: Path, splits: list[str], progress: bool) -> None:
+    """What ``gencrop train`` (and ``eval``) read of ``outpaint/``, through the same reader.
+
+    The reader's errors (``detect.json.gz``, ``mask.npz``, ``bad.json``) stop
+    training, so they are errors here; what it drops and warns about (a subject
+    without a mask, photos without a usable canvas) are warnings. Training
+    decodes canvases only when it draws them, so every kept canvas is decoded
+    here too: a truncated one is skipped by training, one warning each.
+    """
+    from tqdm import tqdm
+
+    from ..io import load_image
+    from .outpaint import read_outpaint_set
+
+    canvases: set[Path] = set()
+    for split in splits:
+        try:
+            data = read_outpaint_set(outpaint_dir, split)
+        except DataError as e:  # names its file and entry
+            where, _, message = str(e).partition(": ")
+            report.add("error", where, message)
+            return  # the same file stops every split
+        except FileNotFoundError as e:
+            report.add("error", str(outpaint_dir), str(e))
+            return
+        for warning in data.warnings:
+            report.add("warning", f"{split}.json", f"train: {warning}")
+        if data.dropped_photos:
+            pid, why = next(iter(data.dropped_photos.items()))
+            report.add(
+                "warning",
+                f"{split}.json",
+                f"{len(data.dropped_photos)} photos have no usable canvas, so no examples (e.g. id {pid!r}: {why})",
+            )
+        canvases.update(data.image_dir / v.img_file for group in data.groups.values() for v in group)
+    for path in tqdm(sorted(canvases), desc="dataset check: canvases", unit="img", disable=not progress):
+        try:
+            load_image(path, min_side=64)  # DCT-reduced: still reads every byte of the file
+        except ImageReadError as e:
+            report.add("warning", str(path), f"{str(e).removeprefix(f'{path}: ')}; train skips it")
 
 
 def _check_photos(report: CheckReport, images_dir: Path, all_ids: dict[str, list[str]]) -> None:

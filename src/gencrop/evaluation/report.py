@@ -23,6 +23,7 @@ from .. import __version__
 from ..data.benchmarks import BenchmarkPhoto
 from ..geometry import Box, summarize
 from ..io import atomic_open, json_safe, read_json, save_image, write_json
+from ..visualize import CROP_COLOR, SUBJECT_COLOR, TRUTH_COLOR, colormap
 from .runner import EvalRun, PhotoResult
 
 __all__ = [
@@ -40,25 +41,12 @@ THRESHOLD = 0.75
 FRAC_KEY = f"frac_iou_ge_{THRESHOLD}"
 THUMB_DIR = "thumbs"
 
-# colours (RGB): ground truth, prediction, subject
-GT_COLOR = (46, 204, 113)
-PRED_COLOR = (255, 64, 129)
-SUBJECT_COLOR = (255, 214, 0)
 MAX_OTHER_GTS = 12  # other acceptable crops drawn thin when there are at most this many
 
 
 # ----------------------------------------------------------------------------
 # pictures
 # ----------------------------------------------------------------------------
-def _heat_colors(v: np.ndarray) -> np.ndarray:
-    """A perceptual dark-to-bright ramp (black, purple, orange, yellow) for values in [0, 1]."""
-    stops = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
-    pos = np.clip(v, 0, 1) * (len(stops) - 1)
-    i = np.minimum(pos.astype(int), len(stops) - 2)
-    t = (pos - i)[..., None]
-    return (stops[i] * (1 - t) + stops[i + 1] * t).astype(np.uint8)
-
-
 def _rect(draw: ImageDraw.ImageDraw, box: Box, scale: float, color, width: int, dash: int = 0) -> None:
     x1, y1, x2, y2 = (v * scale for v in box.xyxy)
     if x2 <= x1 or y2 <= y1:
@@ -82,8 +70,8 @@ def draw_thumbnail(
     image: Image.Image, result: PhotoResult, photo: BenchmarkPhoto, heatmap: np.ndarray | None, max_side: int = 360
 ) -> Image.Image:
     """The photo with the ground truth scored against (thick green; other acceptable crops thin),
-    the prediction (pink), the subject (yellow, dashed, mask tinted) and, beside it, the score
-    heatmap over the photo."""
+    the prediction (orange), the subject (cyan, dashed, mask tinted) and, beside it, the score
+    heatmap over the photo: the colours of :mod:`gencrop.visualize`, as ``gencrop crop --visualize``."""
     W, H = image.size
     scale = min(1.0, max_side / max(W, H))
     tw, th = max(1, round(W * scale)), max(1, round(H * scale))
@@ -102,26 +90,27 @@ def draw_thumbnail(
         layer = Image.new("RGBA", left.size, (0, 0, 0, 0))
         d = ImageDraw.Draw(layer)
         for gt in others:
-            _rect(d, gt, scale, GT_COLOR + (150,), 1)
+            _rect(d, gt, scale, TRUTH_COLOR + (150,), 1)
         left = Image.alpha_composite(left.convert("RGBA"), layer).convert("RGB")
     d = ImageDraw.Draw(left)
     if result.subject is not None:
         _rect(d, result.subject, scale, SUBJECT_COLOR, max(1, lw - 1), dash=max(3, lw * 3))
     if result.gt is not None:
-        _rect(d, result.gt, scale, GT_COLOR, lw)
+        _rect(d, result.gt, scale, TRUTH_COLOR, lw)
     if result.pred is not None:
-        _rect(d, result.pred, scale, PRED_COLOR, lw)
+        _rect(d, result.pred, scale, CROP_COLOR, lw)
 
     if heatmap is None:
         return left
-    hm = np.asarray(heatmap, np.float32)
-    hm = hm / hm.max() if hm.max() > 0 else hm  # relative to the top cell; near-uniform stays uniform
-    small = Image.fromarray((hm * 255).astype(np.uint8)).resize((tw, th), Image.NEAREST)
-    colored = Image.fromarray(_heat_colors(np.asarray(small, np.float32) / 255.0))
-    right = Image.blend(base, colored, 0.55)
+    # gencrop.visualize's presentation: scored (subject) cells relative to the top one, others not drawn
+    hm = np.asarray(Image.fromarray(np.asarray(heatmap, np.float32), "F").resize((tw, th), Image.NEAREST))
+    drawn = ~np.isnan(hm)
+    arr = np.asarray(base, np.float32).copy()
+    arr[drawn] = arr[drawn] * 0.45 + colormap(hm[drawn]).astype(np.float32) * 0.55
+    right = Image.fromarray(arr.astype(np.uint8))
     d = ImageDraw.Draw(right)
     if result.pred is not None:
-        _rect(d, result.pred, scale, PRED_COLOR, lw)
+        _rect(d, result.pred, scale, CROP_COLOR, lw)
     gap = max(4, lw * 2)
     out = Image.new("RGB", (2 * tw + gap, th), (255, 255, 255))
     out.paste(left, (0, 0))
@@ -173,6 +162,10 @@ def _csv_rows(run: EvalRun, baselines: dict[str, EvalRun]) -> list[dict]:
         row.update(_box_cols("pred", r.pred))
         row.update(_box_cols("raw", r.raw))
         row.update(_box_cols("subject", r.subject))
+        found = r.subject_found
+        row["subject_source"] = getattr(found, "source", "")
+        row["subject_class"] = getattr(found, "cls", "")
+        row["subject_score"] = getattr(found, "score", "")
         row.update({"iou": r.iou if r.ok else "", "disp": r.disp if r.ok else "", "bde": r.disp / 4 if r.ok else ""})
         for bname, brun in baselines.items():
             b = brun.results[r.index]
@@ -248,14 +241,18 @@ def summary_from_csv(report_dir: str | os.PathLike) -> dict:
 # console
 # ----------------------------------------------------------------------------
 def format_summary(summary: dict) -> str:
-    """The figures as the published evaluation printed them, plus the threshold fraction."""
+    """The figures in the published evaluation's order, plus the threshold fraction.
+
+    The published code printed the BDE as ``Mean disp`` although it is the mean
+    displacement already divided by 4; it is named BDE here, as everywhere else.
+    """
     lines = [f"{summary['description'] or summary['benchmark']}: {summary['method']}, {summary['num_images']} photos"]
     if summary.get("num_missing"):
         lines.append(f"  ({summary['num_missing']} annotated photos are missing from the folder)")
     if summary.get("num_failed"):
         lines.append(f"  ({summary['num_failed']} photos failed; see summary.json)")
     lines.append(f"Mean IoU: {_fmt(summary['mean_iou'])}")
-    lines.append(f"Mean disp: {_fmt(summary['mean_bde'])}")
+    lines.append(f"BDE: {_fmt(summary['mean_bde'])}")
     lines.append(f"IoU >= {THRESHOLD}: {_fmt(summary[FRAC_KEY])}")
     return "\n".join(lines)
 
@@ -296,9 +293,10 @@ def compare_runs(run_dirs: list[str | os.PathLike]) -> str:
 # ----------------------------------------------------------------------------
 # HTML
 # ----------------------------------------------------------------------------
-_CSS = """
-:root { --fg:#1d2330; --muted:#6b7385; --bg:#f5f6f8; --card:#fff; --line:#e2e5ea;
-        --gt:rgb(46,204,113); --pred:rgb(255,64,129); --subj:rgb(255,214,0); }
+_CSS = (
+    ":root { --fg:#1d2330; --muted:#6b7385; --bg:#f5f6f8; --card:#fff; --line:#e2e5ea;\n"
+    f"        --gt:rgb{TRUTH_COLOR}; --pred:rgb{CROP_COLOR}; --subj:rgb{SUBJECT_COLOR}; }}"
+    """
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); background:var(--bg); }
 header { padding:20px 28px 8px; }
@@ -329,6 +327,7 @@ table.fig td.best { color:#0a7a3c; }
 .nopic { padding:40px 10px; text-align:center; color:var(--muted); }
 details { margin:8px 0; }
 """
+)
 
 _JS = """
 const grid = document.getElementById('grid');
@@ -428,7 +427,8 @@ def _html(run: EvalRun, baselines: dict[str, EvalRun], summary: dict) -> str:
 <div class="legend"><span><i style="border-color:var(--gt)"></i>ground truth (thick: the one scored)</span>
 <span><i style="border-color:var(--pred)"></i>prediction</span>
 <span><i style="border-color:var(--subj);border-top-style:dashed"></i>subject (mask tinted)</span>
-<span>right panel: score heatmap</span></div>
+<span>right panel: heatmap, each subject cell's weight in the crop relative to the top cell
+(blue 0 → red top); uncoloured cells are not weighted by the model's scores</span></div>
 <div class="controls">sort:
 <button class="on" onclick="sortBy('iou', 1, this)">IoU, worst first</button>
 <button onclick="sortBy('iou', -1, this)">IoU, best first</button>
