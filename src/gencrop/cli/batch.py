@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from . import CommandError, counted, writable
@@ -25,6 +26,7 @@ from .crop import (
     match_subjects,
     parse_shapes,
     skipped_text,
+    upscale_note,
 )
 
 if TYPE_CHECKING:
@@ -172,19 +174,29 @@ def run(args) -> int:
     from ..batch.ray_job import run_plan
 
     named = options.named
-    failed_lines: list[str] = []
+    shape_named = {shape.name: shape for shape in options.shapes}
+    upscaled = 0
 
     def show(rows: list[dict]) -> None:
+        """Each finished batch as gencrop crop prints its photos: crops, warnings, errors."""
         from tqdm import tqdm
 
+        from ..geometry import Box
+
+        nonlocal upscaled
         for row in rows:
             record = {k: v for k, v in row.items() if v is not None and not k.endswith("digest")}
+            if "output" in record:
+                shape = shape_named.get(record.get("shape") or "free")
+                enlarged = upscale_note(SimpleNamespace(shape=shape, box=Box.from_xywh(record["crop"])))
+                if enlarged:
+                    upscaled += 1
+                    tqdm.write(f"gencrop batch: warning: {record['photo']}: {enlarged}", file=sys.stderr)
             if args.json:
                 tqdm.write(json.dumps(record), file=sys.stdout)
             elif not args.quiet and "error" not in record:
                 tqdm.write(crop_line(record, named), file=sys.stdout)
             if "error" in record:
-                failed_lines.append(record["photo"])
                 tqdm.write(f"gencrop batch: error: {error_line(record['photo'], record['error'])}", file=sys.stderr)
 
     try:
@@ -211,6 +223,8 @@ def run(args) -> int:
         line = f"gencrop batch: {summary.cropped} of {counted(len(plan.todo), 'photo')} cropped"
         if summary.failed:
             line += f", {summary.failed} failed"
+        if upscaled:
+            line += f", {counted(upscaled, 'crop')} enlarged to its --size"
         if plan.done:
             line += f"; {plan.done} done before"
         print(line + (f"; {skipped}" if skipped else "") + f"; table: {plan.table}", file=sys.stderr)
