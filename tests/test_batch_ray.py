@@ -23,7 +23,7 @@ from gencrop.cli import main
 pytest.importorskip("pyarrow")
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPES = ["--aspect", "1:1", "--size", "300x200"]
+SHAPES = ["--aspect", "1:1", "--size", "1200x800"]  # larger than the photos' crops: they are enlarged
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -152,12 +152,16 @@ def _by_photo_and_shape(lines: str) -> dict:
 def test_batch_gives_the_crops_of_gencrop_crop(ray_cluster, photos, tmp_path):
     folder, subjects = photos
     common = [str(folder), "--subjects", str(subjects), *SHAPES, "--json", "-q"]
-    code, out, err = run_cli(["crop", *common, "-o", str(tmp_path / "crop")])
-    assert code == 1, err  # the broken photos
+    code, out, crop_err = run_cli(["crop", *common, "-o", str(tmp_path / "crop")])
+    assert code == 1, crop_err  # the broken photos
     expected = _by_photo_and_shape(out)
     code, out, err = run_cli(["batch", *common, "-o", str(tmp_path / "batch"), "--actors", "2", "--batch-size", "2"])
     assert code == 1, err
     got = _by_photo_and_shape(out)
+    # the same warnings and errors, one line each, whatever order the batches finished in
+    said = {line.split(": ", 1)[1] for line in crop_err.splitlines() if ": warning: " in line or ": error: " in line}
+    assert said and "enlarges the" in " ".join(said)
+    assert {line.split(": ", 1)[1] for line in err.splitlines() if ": warning: " in line or ": error: " in line} == said
     assert set(got) == set(expected)
     errors = {photo for (photo, shape), r in expected.items() if "error" in r}
     assert errors == {str(folder / "broken.jpg"), str(folder / "truncated.jpg")}
