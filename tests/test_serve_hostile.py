@@ -24,6 +24,10 @@ from gencrop.serve import ServeSettings, create_app  # noqa: E402
 from serve_support import LiveServer, bundled_cropper, jpeg_bytes  # noqa: E402
 
 SUBJECT = "100,50,250,400"  # inside the 512 x 512 example photo
+# Time bounds here are the server's limits plus a slack a busy shared machine needs; what they catch is a
+# limit not applied at all (the held request would wait 20 s, a trickling client forever). The
+# +0.5 s target is measured by benchmarks/soak_serve.py.
+SLACK = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +199,13 @@ def test_slow_clients_and_refusals_end_their_connections(photo_bytes):
                 answer += chunk
             took = time.monotonic() - t
         assert answer.startswith(b"HTTP/1.1 408") and b"connection: close" in answer.lower()
-        assert took < settings.timeout + 1.5
+        assert took < settings.timeout + SLACK
 
         # headers that trickle (slowloris): the connection is closed after the header timeout
         answer, took = raw_request(port, b"POST /v1/crop HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        assert answer.startswith(b"HTTP/1.1 408") and took < settings.header_timeout + 1.5
+        assert answer.startswith(b"HTTP/1.1 408") and took < settings.header_timeout + SLACK
         answer, took = raw_request(port, b"")  # a connection that says nothing at all
-        assert answer == b"" and took < settings.header_timeout + 1.5
+        assert answer == b"" and took < settings.header_timeout + SLACK
 
         # an upload declared too large: refused before it is read, and the connection closes
         answer, _ = raw_request(port, multipart_head(port, 50 * 2**20))
@@ -282,10 +286,10 @@ def test_busy_server_refuses_before_decoding_and_answers_within_the_time_limit(p
         assert ready.status_code == 503 and ready.json()["ready"] is False
         running.join(30)
         queued.join(30)
-        # the held requests ran out of time: 503 within the limit (+ 0.5 s, with slack for a loaded machine)
+        # the held requests ran out of time: 503 at the limit, not when the model came back (20 s)
         for label in ("running", "queued"):
             r, took = results[label]
-            assert "time limit" in error_of(r, 503) and took < settings.timeout + 1.5, label
+            assert "time limit" in error_of(r, 503) and took < settings.timeout + SLACK, label
         held.gate.set()
         deadline = time.monotonic() + 10
         while not httpx.get(server.url + "/v1/ready").status_code == 200 and time.monotonic() < deadline:

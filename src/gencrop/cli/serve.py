@@ -126,7 +126,8 @@ def run(args) -> int:
         import uvicorn
 
         from ..serve import create_app, warm_up
-        from ..serve.connections import raise_open_files_limit, uvicorn_config
+        from ..serve.connections import raise_open_files_limit, server_options
+        from ..serve.memory import limit_arenas
         from ..serve.settings import LOOPBACK_HOSTS
     except ImportError as e:
         raise CommandError(f"{e}; {SERVE_HINT}") from None
@@ -134,6 +135,7 @@ def run(args) -> int:
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1-65535, got {args.port}")
 
+    limit_arenas()  # before any thread starts: fewer, less fragmented heaps (gencrop.serve.memory)
     from ..inference import Cropper
     from ..runtime.files import resolve_model_dir
     from ..serve.model_info import describe_model
@@ -170,14 +172,13 @@ def run(args) -> int:
             f"{settings.max_connections} needs more (raise `ulimit -n`)",
             file=sys.stderr,
         )
-    config = uvicorn_config(
+    uvicorn.run(
         app,
-        settings,
+        **server_options(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
         root_path=args.root_path,
     )
-    uvicorn.Server(config).run()
     return 0

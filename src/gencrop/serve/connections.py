@@ -83,13 +83,14 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+def server_options(settings) -> dict:
+    """The uvicorn options gencrop serves with (``uvicorn.run(app, **server_options(settings), ...)``):
+    the guarded protocol for ``settings``, one worker."""
+    return {"http": guarded_protocol(settings.header_timeout, settings.max_connections), "workers": 1}
+
+
 def uvicorn_config(app, settings, **options):
-    """The ``uvicorn.Config`` gencrop serves ``app`` with: the guarded protocol for ``settings``."""
+    """A ``uvicorn.Config`` for ``app`` with :func:`server_options` (for a server run in a thread)."""
     import uvicorn
 
-    return uvicorn.Config(
-        app,
-        http=guarded_protocol(settings.header_timeout, settings.max_connections),
-        workers=1,
-        **options,
-    )
+    return uvicorn.Config(app, **server_options(settings), **options)

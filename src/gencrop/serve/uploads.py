@@ -18,9 +18,7 @@ and their subjects found while the model thread runs the network on earlier ones
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import threading
 
 from PIL import Image, UnidentifiedImageError
 
@@ -32,9 +30,6 @@ from .errors import ApiError
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 UPLOAD_FIELD = "photo"
-# The automatic subject finders of the full install are not safe to call from several threads at
-# once (the detector's grid cache): automatic subjects are found one at a time.
-_FINDER_LOCK = threading.Lock()
 
 
 async def read_photo(request, deadline: Deadline) -> tuple[bytes, str]:
@@ -193,11 +188,10 @@ def prepare_upload(
     source = io.BytesIO(data)
     source.name = f"the uploaded {fmt} photo"  # what a decoding error names
     try:
-        with _FINDER_LOCK if subject is None else contextlib.nullcontext():
-            if full:
-                prepared, decoded = cropper.prepare_full(source, subject)
-            else:
-                prepared, decoded = cropper.prepare(source, subject), None
+        if full:
+            prepared, decoded = cropper.prepare_full(source, subject)
+        else:
+            prepared, decoded = cropper.prepare(source, subject), None
     except ImageReadError as e:  # truncated or corrupt pixel data
         raise ApiError(422, str(e)) from None
     except SubjectRequired as e:

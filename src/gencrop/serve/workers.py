@@ -5,7 +5,8 @@ from the model thread and the decoded photos held in memory. Waiting for a
 thread and waiting for its result are both bounded by the request's
 :class:`~gencrop.serve.deadlines.Deadline`; a job whose request gave up keeps
 its thread until it finishes (a decode cannot be interrupted), so abandoned
-work never piles up beyond ``threads``.
+work never piles up beyond ``threads``. After a job, memory its photo freed
+is handed back to the system now and then (:class:`~gencrop.serve.memory.Trimmer`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .deadlines import Deadline
+from .memory import Trimmer
 
 
 class ImageWorkers:
@@ -27,6 +29,7 @@ class ImageWorkers:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._slots: asyncio.Semaphore | None = None  # made on the event loop that uses it
         self.busy = 0
+        self.trimmer = Trimmer()
 
     async def run(self, fn: Callable[[], Any], deadline: Deadline, *, waiting: str, running: str) -> Any:
         """``fn()`` in a pool thread; a 503 naming ``waiting`` or ``running`` when the deadline passes first."""
@@ -42,7 +45,7 @@ class ImageWorkers:
         loop = asyncio.get_running_loop()
         self.busy += 1
         try:
-            future = self._pool.submit(fn)
+            future = self._pool.submit(self._job, fn)
         except BaseException:
             self._release(slots)
             raise
@@ -54,6 +57,12 @@ class ImageWorkers:
         except TimeoutError:
             waiter.add_done_callback(_consume)  # its error, if any, has nobody to go to
             raise deadline.passed(running) from None
+
+    def _job(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        finally:
+            self.trimmer.maybe()
 
     def _release(self, slots: asyncio.Semaphore) -> None:
         self.busy -= 1

@@ -52,6 +52,8 @@ _MODEL_OPTIONS = (
     "mask_channel_init",
     "model_overrides",
 )
+# what a run saved before an option existed trained with; resuming it asks for the same
+_OPTIONS_BEFORE = {"shuffle": False, "positional_dropout": 0.0, "mask_channel_init": "zeros"}
 
 
 @dataclass
@@ -326,12 +328,12 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
         return None  # nothing finished yet: start from scratch
     args_file = out / ARGS_NAME
     if args_file.exists():
-        saved = read_json(args_file)
-        changed = [k for k in _MODEL_OPTIONS if k in saved and saved[k] != getattr(opts, k)]
+        saved = {**_OPTIONS_BEFORE, **read_json(args_file)}
+        changed = [k for k in (*_MODEL_OPTIONS, "shuffle") if k in saved and saved[k] != getattr(opts, k)]
         if changed:
             raise ValueError(
-                "cannot resume with a different network: "
-                + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed)
+                "cannot resume with a different network or order: the run was trained with "
+                + ", ".join(_as_option(k, saved[k]) for k in changed)
             )
     state = torch.load(state_file, map_location="cpu", weights_only=False)
     if state["epoch"] > opts.epochs:
@@ -340,6 +342,13 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
             f"give --epochs {state['epoch']} or more to resume it"
         )
     return state
+
+
+def _as_option(name: str, value) -> str:
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value!r}" if isinstance(value, (dict, list)) else f"--{flag} {value}"
 
 
 def train(opts: TrainOptions) -> list[dict]:
@@ -401,6 +410,8 @@ def train(opts: TrainOptions) -> list[dict]:
 
     # batches per epoch per process: each process trains on len // n_proc examples (process_share)
     n_proc = accelerator.num_processes
+    if len(train_ds) < n_proc:
+        raise ValueError(f"{len(train_ds)} training photos for {n_proc} processes: every process needs one")
     per_epoch = math.ceil(len(train_ds) // n_proc / opts.batch_size)
     total_steps = per_epoch * opts.epochs
     warm = warmup_steps(opts.warmup, total_steps)
