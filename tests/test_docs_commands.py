@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import gzip
 import importlib.util
 import io
@@ -254,9 +255,14 @@ def sub_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(actions[0].choices) if actions else {}
 
 
+@functools.cache
+def cli_parser() -> argparse.ArgumentParser:
+    return build_parser()
+
+
 def command_options(words: list[str]) -> tuple[str, set[str]]:
     """``(name, options)`` of the (sub-)command that ``gencrop WORDS...`` runs."""
-    parser, name = build_parser(), "gencrop"
+    parser, name = cli_parser(), "gencrop"
     for word in words:
         subs = sub_parsers(parser)
         if word not in subs:
@@ -266,7 +272,7 @@ def command_options(words: list[str]) -> tuple[str, set[str]]:
 
 
 def all_gencrop_options() -> set[str]:
-    found, todo = set(), [build_parser()]
+    found, todo = set(), [cli_parser()]
     while todo:
         parser = todo.pop()
         found |= parser_options(parser)
