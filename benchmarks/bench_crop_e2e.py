@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     load_model_s = time.perf_counter() - t
     finder = default_finder()
     t = time.perf_counter()
-    finder.detector, finder.saliency_session  # load both now, not inside a timed call
+    finder.load()  # load the models now, not inside a timed call
     load_finder_s = time.perf_counter() - t
     # (the cropper's automatic subject goes through find_subject, i.e. this same default finder)
     sc = smartcrop.SmartCrop()

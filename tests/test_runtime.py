@@ -251,10 +251,11 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
 
 # -- the subject detector's dependencies (never a silent downgrade) ---------------------
 def test_detector_that_cannot_load_is_reported_once(monkeypatch, capsys):
-    import gencrop.subject as subject
+    import gencrop.subjects.base
+    import gencrop.subjects.detector as subject
 
     monkeypatch.setattr(subject, "detector_missing", lambda: ["requests"])
-    monkeypatch.setattr(subject, "_warned", set())
+    monkeypatch.setattr(gencrop.subjects.base, "_warned", set())
     finder = subject.SubjectFinder(saliency=False)
     assert finder.detector is None and finder.detector is None
     err = capsys.readouterr().err

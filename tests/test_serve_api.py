@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +21,12 @@ from gencrop.serve.model_info import describe_model  # noqa: E402
 
 from serve_support import (  # noqa: E402
     LiveServer,
-    bundled_cropper,
     jpeg_bytes,
     png_bomb,
     png_bytes,
     rotated_jpeg,
     sixteen_bit_png,
+    warmed_cropper,
 )
 
 FCDB_PHOTO = "6356033521_b93c3cf5d6_b.jpg"  # 1024 x 744
@@ -34,7 +35,7 @@ SUBJECT = (300, 200, 300, 300)
 
 @pytest.fixture(scope="module")
 def cropper():
-    return bundled_cropper()
+    return warmed_cropper()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_automatic_subject(client, photo):
         assert "subject" in r.json()["error"]
         return
     body = r.json()
-    assert r.status_code == 200 and body["subject_source"] in ("detection", "saliency")
+    assert r.status_code == 200 and body["subject_source"] in ("face", "saliency", "detection")
 
 
 # -- awkward but valid photos ---------------------------------------------------------------------
@@ -333,8 +334,16 @@ def test_page_docs_and_schema_need_no_network(client):
         assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
     schema = client.get("/openapi.json").json()
     assert {"/v1/crop", "/v1/health", "/v1/model"} <= set(schema["paths"])
-    params = {p["name"] for p in schema["paths"]["/v1/crop"]["post"]["parameters"]}
-    assert {"aspect", "size", "subject", "output", "heatmap"} <= params
+    params = {p["name"]: p for p in schema["paths"]["/v1/crop"]["post"]["parameters"]}
+    assert {"aspect", "size", "subject", "output", "heatmap"} <= set(params)
+    # OpenAPI 3.0, as the bundled Swagger UI reads it: no JSON-Schema-2020 spellings left
+    assert schema["openapi"] == "3.0.3"
+    text = json.dumps(schema)
+    assert '{"type": "null"}' not in text and "contentMediaType" not in text
+    assert params["size"]["schema"]["nullable"] is True and params["size"]["schema"]["type"] == "string"
+    assert params["area"]["schema"]["minimum"] == 0 and params["area"]["schema"]["exclusiveMinimum"] is True
+    upload = schema["paths"]["/v1/crop"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["properties"]["photo"] == {**upload["properties"]["photo"], "type": "string", "format": "binary"}
 
 
 # -- busy: a full queue and the time limit answer 503 with Retry-After -----------------------------------

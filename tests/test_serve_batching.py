@@ -155,54 +155,51 @@ def _status(sent):
     return start["status"], dict(start["headers"]), json.loads(body) if body else None
 
 
-def test_request_limits_refuse_large_bodies_and_too_many_requests():
-    release = asyncio.Event
+def test_request_limits_refuse_large_bodies_and_close_after_an_unread_body():
+    async def read_all(scope, receive, send):
+        while True:  # read the whole body, as a framework would
+            message = await receive()
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def read_none(scope, receive, send):  # answers before the body is read (a refusal)
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"retry-after", b"1")]})
+        await send({"type": "http.response.body", "body": b"{}"})
 
     async def scenario():
-        hold = release()
+        limits = RequestLimits(read_all, max_body=5000)
 
-        async def inner(scope, receive, send):
-            while True:  # read the whole body, as a framework would
-                message = await receive()
-                if not message.get("more_body"):
-                    break
-            await hold.wait()
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"{}"})
-
-        limits = RequestLimits(inner, max_body=5000, max_in_flight=1)
-
-        # declared too large: refused from the header, nothing read
+        # declared too large: refused from the header, nothing read, the connection ends
         scope, receive, send, sent = _call(limits, body=b"x" * 6000, headers=[(b"content-length", b"6000")])
         await limits(scope, receive, send)
-        assert _status(sent)[0] == 413
+        status, headers, _ = _status(sent)
+        assert status == 413 and headers[b"connection"] == b"close"
 
         # no Content-Length, body grows past the limit while read
         scope, receive, send, sent = _call(limits, body=b"x" * 6000)
-        hold.set()
         await limits(scope, receive, send)
-        status, _, body = _status(sent)
-        assert status == 413 and "MiB" in body["error"]
+        status, headers, body = _status(sent)
+        assert status == 413 and "MiB" in body["error"] and headers[b"connection"] == b"close"
 
-        # one request in progress at most: the second one is told to come back
-        hold.clear()
-        s1, r1, snd1, sent1 = _call(limits, body=b"ok")
-        first = asyncio.ensure_future(limits(s1, r1, snd1))
-        await asyncio.sleep(0.05)
-        s2, r2, snd2, sent2 = _call(limits, body=b"ok")
-        await limits(s2, r2, snd2)
-        status, headers, body = _status(sent2)
-        assert status == 429 and headers[b"retry-after"] == b"1" and body["status"] == 429
-        hold.set()
-        await first
-        assert _status(sent1)[0] == 200 and limits.in_flight == 0
+        # a body read to its end: the connection stays open
+        scope, receive, send, sent = _call(limits, body=b"x" * 3000, headers=[(b"content-length", b"3000")])
+        await limits(scope, receive, send)
+        status, headers, _ = _status(sent)
+        assert status == 200 and b"connection" not in headers
 
-        # the page and static files are not counted
-        hold.clear()
-        s3, r3, snd3, sent3 = _call(limits, path="/", body=b"x" * 6000, headers=[(b"content-length", b"6000")])
-        hold.set()
-        await limits(s3, r3, snd3)
-        assert _status(sent3)[0] == 200
+        # an answer that leaves the body unread closes the connection
+        unread = RequestLimits(read_none, max_body=5000)
+        scope, receive, send, sent = _call(unread, body=b"x" * 3000, headers=[(b"content-length", b"3000")])
+        await unread(scope, receive, send)
+        status, headers, _ = _status(sent)
+        assert status == 503 and headers[b"connection"] == b"close" and headers[b"retry-after"] == b"1"
+
+        # the page and static files have no upload limit
+        scope, receive, send, sent = _call(limits, path="/", body=b"x" * 6000, headers=[(b"content-length", b"6000")])
+        await limits(scope, receive, send)
+        assert _status(sent)[0] == 200
 
     asyncio.run(scenario())
 

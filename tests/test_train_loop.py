@@ -99,6 +99,26 @@ def test_resume_after_kill_gives_continuous_history(data, tmp_path):
     assert _epochs(run) == list(range(1, len(done) + 3))
 
 
+def test_epoch_line_says_what_the_validation_measured(data, tmp_path, capsys):
+    """An untrained network's frames have no area: IoU 0 is explained on the line, and matches loss.json.
+
+    (Trained as gencrop did before the original's order, dropout and mask start: those options reach the config.)
+    """
+    run = tmp_path / "run"
+    loud = [a for a in TINY if a != "-q"]
+    legacy_net = ["--positional-dropout", "0", "--mask-channel-init", "zeros", "--no-shuffle"]
+    assert main(["train", str(data), "-o", str(run), "--epochs", "1", "--max-epoch-len", "2", *legacy_net, *loud]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["positional_dropout"], config["mask_channel_init"]) == (0.0, "zeros")
+    entry = json.loads((run / "loss.json").read_text())[0]
+    line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch 1:"))
+    assert f"val IoU {entry['val_iou']:.3f} of the predicted frames with the true ones" in line
+    assert f"the whole view scores {entry['val_iou_full_view']:.3f}" in line
+    assert 0.0 <= entry["val_empty_frames"] <= 1.0
+    empty = f"{entry['val_empty_frames']:.0%} of the predicted frames are empty"
+    assert (empty in line) == (entry["val_empty_frames"] > 0)
+
+
 def test_view_train_sheet(data, tmp_path):
     from PIL import Image
 

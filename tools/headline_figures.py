@@ -58,20 +58,23 @@ def model_digest() -> str:
 
 # -- subjects ---------------------------------------------------------------------------------
 def subjects_from_report(report: Path) -> dict:
-    """``{photo: [x, y, w, h]}``: the subjects the documented command used (its per_image.csv)."""
+    """``{photo: [x, y, w, h, source, class, score]}``: the subjects the documented command found (its
+    per_image.csv); what found them decides whether the crop keeps them (gencrop.subject_rule)."""
     from gencrop.evaluation.report import read_rows
 
     return {
         r["name"]: [round(float(r[f"subject_{k}"]), 3) for k in "xywh"]
+        + [r["subject_source"], r["subject_class"], round(float(r["subject_score"]), 4)]
         for r in read_rows(report)
         if r["status"] == "ok" and r["subject_x"] != ""
     }
 
 
 def load_fcdb_with_stored_subjects(data_root: Path):
-    """The FCDB test photos with the recorded subject boxes (masks drawn from the boxes)."""
+    """The FCDB test photos with the recorded found subjects (masks drawn from the boxes)."""
     from gencrop.data.benchmarks import load_benchmark
     from gencrop.geometry import Box
+    from gencrop.subject import Subject
 
     with gzip.open(SUBJECTS, "rt", encoding="utf-8") as f:
         stored = json.load(f)
@@ -83,7 +86,12 @@ def load_fcdb_with_stored_subjects(data_root: Path):
             "run `python tools/headline_figures.py measure`"
         )
     for p in bench.photos:
-        p.subject = Box.from_xywh(stored[p.name])
+        entry = stored[p.name]
+        p.subject = Box.from_xywh(entry[:4])
+        if len(entry) == 7:  # what found it (older files hold the box only: not kept, as then)
+            p.found = Subject(p.subject, None, source=entry[4], cls=entry[5], score=entry[6])
+        else:
+            p.found = Subject(p.subject, None, source="unknown", cls="unknown", score=0.0)
     return bench
 
 
@@ -126,11 +134,11 @@ def figures_from_report(report: Path) -> dict:
 def replay_bundled(data_root: Path, limit: int | None = None) -> dict:
     """The bundled model on the recorded subject boxes, scored with the published protocol."""
     from gencrop.evaluation import ModelMethod, evaluate
-    from gencrop.inference import KEEP_FOUND_SUBJECT, Cropper
+    from gencrop.inference import Cropper
 
     bench = load_fcdb_with_stored_subjects(data_root)
     # found subjects, treated as `gencrop eval --find-subjects` (and `gencrop crop`) treat them
-    method = ModelMethod(Cropper.from_pretrained(device="cpu"), "gencrop (bundled)", keep_subject=KEEP_FOUND_SUBJECT)
+    method = ModelMethod(Cropper.from_pretrained(device="cpu"), "gencrop (bundled)")
     run = evaluate(bench, method, limit=limit, progress=True)
     return figures_of([r.iou for r in run.ok], [r.disp / 4 for r in run.ok])
 

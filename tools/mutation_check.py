@@ -148,6 +148,22 @@ MUTATIONS = [
         ("tests/test_cli_output.py",),
         "two different crops of one photo in an annotation file: the first kept silently",
     ),
+    Mutation(
+        "heatmap-all-cells",
+        "src/gencrop/visualize.py",
+        "    if not scored.any() or (outside.size and",
+        "    if True or (outside.size and",
+        ("tests/test_visualize.py",),
+        "the heatmap colours every cell on one scale again (the fixed outside weight drawn as 'high')",
+    ),
+    Mutation(
+        "found-subject-rule-ignored",
+        "src/gencrop/subject_rule.py",
+        "        if self.classes is not None and cls not in self.classes:",
+        "        if False:",
+        ("tests/test_subject_rule.py",),
+        "the rule for found subjects keeps any class",
+    ),
 ]
 
 _IGNORE = shutil.ignore_patterns(

@@ -28,13 +28,9 @@ from .geometry import Box
 from .io import drafts_jpeg, load_image
 from .runtime import Network, load_network, shape_request
 from .shapes import Shape, fit_shape, pull_toward
+from .subject_rule import keeps_subject
 
-__all__ = ["Cropper", "CropResult", "PreparedPhoto", "SubjectRequired", "default_device", "KEEP_FOUND_SUBJECT"]
-
-# Whether a subject found automatically is also kept (and followed) by default; a given one always
-# is. Measured on the bundled model's FCDB validation photos: keeping a found subject lowers IoU
-# (0.707 -> 0.702, it is sometimes the wrong object), so it is not; see docs/model-card.md.
-KEEP_FOUND_SUBJECT = False
+__all__ = ["Cropper", "CropResult", "PreparedPhoto", "SubjectRequired", "default_device"]
 
 
 class SubjectRequired(ValueError):
@@ -51,6 +47,8 @@ class CropResult:
     subject_source: str = "given"  # "given", "mask", or what found it ("detection", "saliency")
     shape: Shape | None = None  # the requested shape (None: free)
     subject_kept: bool = False  # the crop was moved/grown to contain the subject
+    subject_class: str | None = None  # a found subject: what the finder called it ("person", "salient", ...)
+    subject_score: float | None = None  # a found subject: the finder's confidence in [0, 1]
 
     def __repr__(self) -> str:
         """One line: ``print(result)`` shows the crop, not the heatmap's numbers."""
@@ -67,7 +65,12 @@ class CropResult:
             "subject": [round(v, 2) for v in self.subject.xywh],
             "size": list(self.size),
             "subject_source": self.subject_source,
+            "subject_kept": self.subject_kept,
         }
+        if self.subject_class is not None:
+            d["subject_class"] = self.subject_class
+        if self.subject_score is not None:
+            d["subject_score"] = round(self.subject_score, 3)
         if self.shape is not None:
             d["shape"] = self.shape.name
         return {"photo": photo, **d} if photo is not None else d
@@ -109,11 +112,18 @@ class PreparedPhoto:
     letterbox: Letterbox
     source: str  # "given", "mask", or what found the subject
     image: Image.Image  # the decode the input was made from (reduced for large photos)
+    subject_class: str | None = None  # a found subject's class (None: given)
+    subject_score: float | None = None  # a found subject's confidence (None: given)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the upright photo: the pixels crops are given in."""
         return (self.letterbox.width, self.letterbox.height)
+
+
+def _is_found(subject) -> bool:
+    """A subject a finder returned (:class:`gencrop.subject.Subject`): it carries what found it."""
+    return all(hasattr(subject, a) for a in ("box", "source", "cls", "score"))
 
 
 class Cropper:
@@ -129,7 +139,13 @@ class Cropper:
         self.dim = model.info.image_size
         # how far a kept subject draws the crop toward it (gencrop.shapes.pull_toward); per model
         self.subject_pull = model.info.subject_pull
-        self._subject_finder = subject_finder  # default: gencrop.subject.find_subject
+        # a finder name ("auto", "faces", "saliency", "detector"), an object with find(image, size=...),
+        # or a function find(image, size=...); None: gencrop.subjects.find_subject (the "auto" finder)
+        if isinstance(subject_finder, str):  # an unknown name fails here, not at the first photo
+            from .subject import resolve_finder
+
+            resolve_finder(subject_finder)
+        self._subject_finder = subject_finder
         self._decoder: ThreadPoolExecutor | None = None  # full-resolution decodes beside the network
         self._decoder_lock = threading.Lock()
 
@@ -173,7 +189,10 @@ class Cropper:
         and no GPU is asked for; see :func:`gencrop.runtime.load_network`).
         ``spin_wait=False`` suits a process that does other work beside the
         network (a server decoding photos): onnxruntime's threads then sleep
-        between steps instead of spinning.
+        between steps instead of spinning. ``subject_finder`` finds the subject
+        of a photo given without one: a name (``"auto"``, ``"faces"``,
+        ``"saliency"``, ``"detector"``; see :mod:`gencrop.subjects`) or a finder
+        object; default ``"auto"``.
         """
         network = load_network(path, runtime=runtime, device=device, epoch=epoch, spin_wait=spin_wait)
         return cls(network, subject_finder=subject_finder)
@@ -181,11 +200,11 @@ class Cropper:
     # -- subject -------------------------------------------------------------
     def _find_subject(self, img: Image.Image, size: tuple[int, int]):
         how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"
-        try:
-            from .subject import SubjectNotFound, find_subject
-        except ImportError as e:
-            raise SubjectRequired(f"no subject given and no subject finder available ({e}); {how}") from None
-        finder = self._subject_finder or find_subject
+        from .subject import SubjectNotFound, find_subject, resolve_finder  # (tests replace find_subject there)
+
+        finder = find_subject if self._subject_finder in (None, "auto") else self._subject_finder
+        if isinstance(finder, str) or hasattr(finder, "find"):
+            finder = resolve_finder(finder).find
         try:
             return finder(img, size=size)
         except SubjectNotFound as e:
@@ -213,9 +232,12 @@ class Cropper:
                 raise ValueError(f"subject mask is {mask.shape[1]}x{mask.shape[0]}, photo is {width}x{height}")
         elif subject_mask is not None:
             subject = subject_mask
-        if subject is None:
-            found = self._find_subject(img, size)
-            subject_box, mask, source = found.box, found.mask, found.source
+        found_class = found_score = None
+        if subject is None or _is_found(subject):
+            found = self._find_subject(img, size) if subject is None else subject
+            subject_box, source = found.box, found.source
+            mask = mask if mask is not None else found.mask
+            found_class, found_score = found.cls, float(found.score)
         elif isinstance(subject, np.ndarray) and subject.ndim == 2:
             mask = subject.astype(bool)
             if mask.shape != (height, width):
@@ -241,7 +263,7 @@ class Cropper:
             else:
                 channel = box_mask(subject_input, self.dim)
             array = np.concatenate([array, channel[None]], axis=0)
-        return PreparedPhoto(array, subject_input, subject_box, lb, source, img)
+        return PreparedPhoto(array, subject_input, subject_box, lb, source, img, found_class, found_score)
 
     def _check_prepared(self, p: PreparedPhoto, subject, subject_mask) -> PreparedPhoto:
         if subject is not None or subject_mask is not None:
@@ -277,7 +299,7 @@ class Cropper:
         box = raw.clamp(width, height)
         if box.is_empty():  # degenerate prediction: fall back to the subject's surroundings
             box = p.subject
-        keep = self._keeps_subject(p.source) if keep_subject is None else bool(keep_subject)
+        keep = keeps_subject(p.source, p.subject_class, p.subject_score) if keep_subject is None else bool(keep_subject)
         if keep:
             box = pull_toward(box, p.subject, self.subject_pull, width, height)
         final = fit_shape(box, shape, width, height, p.subject if keep else None)
@@ -290,11 +312,9 @@ class Cropper:
             subject_source=p.source,
             shape=None if shape.is_free else shape,
             subject_kept=keep,
+            subject_class=p.subject_class,
+            subject_score=p.subject_score,
         )
-
-    @staticmethod
-    def _keeps_subject(source: str) -> bool:
-        return source in ("given", "mask") or KEEP_FOUND_SUBJECT
 
     def crop(
         self,
@@ -311,13 +331,15 @@ class Cropper:
 
         ``image``: path, open binary file, PIL image, array, or a :class:`PreparedPhoto`
         of this cropper's (which carries its subject). ``subject``: ``Box`` or ``(x, y, w, h)``
-        in photo pixels, a bool mask of the photo's size, or ``None`` to find it
-        automatically. ``subject_mask`` adds a segmentation to a given box (used
+        in photo pixels, a bool mask of the photo's size, ``None`` to find it
+        automatically, or a subject a finder returned earlier (:class:`gencrop.subject.Subject`,
+        treated as found). ``subject_mask`` adds a segmentation to a given box (used
         by mask-channel models). ``aspect`` (w/h, or text such as ``"4:5"``),
         ``size`` ((W, H): crop at W:H, :meth:`CropResult.cut` resizes to it) and
         ``area`` (fraction of the photo) ask for a shape: the crop has exactly
         that aspect ratio in whole pixels. ``keep_subject``: a given subject is
-        always inside the crop unless this is False (see :mod:`gencrop.shapes`).
+        always inside the crop unless this is False (see :mod:`gencrop.shapes`);
+        a found one when :mod:`gencrop.subject_rule` says so, unless this says otherwise.
         """
         shape = Shape.from_aspect(aspect, area, size)
         return self.crop_shapes_many(

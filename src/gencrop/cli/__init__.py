@@ -23,6 +23,7 @@ from .. import __version__
 # Order is the order of `gencrop --help`.
 COMMAND_MODULES = [
     "gencrop.cli.crop",
+    "gencrop.cli.batch",
     "gencrop.cli.export",
     "gencrop.cli.serve",
     "gencrop.cli.train",
@@ -63,6 +64,21 @@ def require_path(path: str, kind: str = "folder") -> None:
     p = Path(path)
     if not (p.is_dir() if kind == "folder" else p.is_file()):
         raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
+
+
+SUBJECT_FINDERS = ("auto", "faces", "saliency", "detector")
+
+
+def add_subject_finder_option(p: argparse.ArgumentParser) -> None:
+    """``--subject-finder``: the same choice on every command that finds subjects (names as in gencrop.subjects)."""
+    p.add_argument(
+        "--subject-finder",
+        choices=SUBJECT_FINDERS,
+        default="auto",
+        help="what finds the subject of a photo given without one: faces (faces, else the salient region), "
+        "saliency, detector (COCO objects, else saliency; needs the subject extra: torch), or auto "
+        "(the measured best that ships with gencrop; default)",
+    )
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from . import CommandError, counted, writable
+from . import CommandError, add_subject_finder_option, counted, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--subject/--subjects the subject is found automatically.",
     )
     p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photo files and/or folders of photos")
+    add_crop_options(p)
+    p.set_defaults(func=run)
+
+
+def add_crop_options(p: argparse.ArgumentParser) -> None:
+    """The model, subject, shape and output options of ``gencrop crop``; `gencrop batch` takes the same."""
     p.add_argument(
         "--model",
         help="model directory (config.json + model.safetensors [+ model.onnx]), "
@@ -85,9 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="what runs the network: onnx (onnxruntime, no torch needed), torch, or auto "
         "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)",
     )
+    add_subject_finder_option(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def parse_shapes(aspects: list[str], sizes: list[str], area: float | None) -> list:
@@ -118,6 +124,32 @@ def parse_shapes(aspects: list[str], sizes: list[str], area: float | None) -> li
     if len({s.name for s in shapes}) != len(shapes):
         raise CommandError("the same shape is asked for twice")
     return shapes or [Shape(area=area)]
+
+
+def crop_file_name(photo_name: str, shape_name: str | None) -> str:
+    """The name a crop is written under: ``NAME_crop.jpg`` for the one free crop, ``NAME_<shape>.jpg``
+    when shapes are asked for; in the photo's own format when it is JPEG, PNG or WebP, else JPEG."""
+    photo = PurePosixPath(photo_name)
+    suffix = photo.suffix.lower() if photo.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
+    return f"{photo.stem}_{shape_name or 'crop'}{suffix}"
+
+
+def visualization_file_name(photo_name: str) -> str:
+    """The name of the picture of heatmap, subject and crop (``--visualize``)."""
+    return f"{PurePosixPath(photo_name).stem}_vis.jpg"
+
+
+def crop_line(record: dict, named: bool) -> str:
+    """A crop as printed without --json: ``photo.jpg: 1x1 crop x,y,w,h -> out/photo_1x1.jpg``."""
+    x, y, w, h = record["crop"]
+    where = f" -> {record['output']}" if record.get("output") else ""
+    shape = f" {record.get('shape') or 'free'}" if named else ""
+    return f"{record['photo']}:{shape} crop {x},{y},{w},{h}{where}"
+
+
+def error_line(photo: str, error: str) -> str:
+    """A failed photo's message, naming the photo once."""
+    return error if photo in error else f"{photo}: {error}"
 
 
 class PhotoInput(NamedTuple):
@@ -207,6 +239,7 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
     without an entry are cropped with a found subject only under
     --find-missing-subjects, and when no photo has an entry it is a usage error.
     """
+    command = f"gencrop {getattr(args, 'command', None) or 'crop'}"  # `gencrop batch` says the same
     found: dict[Path, object] = {}
     used: set[str] = set()
     for photo in photos:
@@ -219,7 +252,7 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
     if unused:
         shown = ", ".join(unused[:3]) + (", ..." if len(unused) > 3 else "")
         print(
-            f"gencrop crop: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
+            f"{command}: warning: {counted(len(unused), 'entry', 'entries')} of {args.subjects} "
             f"name no photo given ({shown})",
             file=sys.stderr,
         )
@@ -231,13 +264,13 @@ def match_subjects(photos: list[PhotoInput], boxes: dict, args) -> dict[Path, ob
                 f"{photos[0].path.name!r}); --find-missing-subjects finds subjects automatically"
             )
         print(
-            f"gencrop crop: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
+            f"{command}: warning: {counted(len(without), 'photo')} without an entry in {args.subjects} "
             f"(e.g. {without[0]}) will fail; --find-missing-subjects finds their subjects automatically",
             file=sys.stderr,
         )
     elif without:
         print(
-            f"gencrop crop: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
+            f"{command}: note: {counted(len(without), 'photo')} without an entry in {args.subjects}: "
             f"their subjects are found automatically",
             file=sys.stderr,
         )
@@ -260,6 +293,21 @@ def check_model(args) -> None:
         raise CommandError(f"{directory}: no {CONFIG_NAME} (not a gencrop model directory)")
 
 
+def load_cropper(args, **kwargs):
+    """The ``Cropper`` the options ask for; a model that cannot be loaded is a one-line usage error."""
+    from ..inference import Cropper
+    from ..runtime import MissingExtra
+
+    try:
+        return Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime, **kwargs)
+    except MissingExtra as e:
+        raise CommandError(str(e)) from None
+    except FileNotFoundError as e:
+        raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
+
+
 def run(args) -> int:
     # Everything the user gave is checked before the (seconds-long) imports and model load.
     shapes = parse_shapes(args.aspect, args.size, args.area)
@@ -279,19 +327,9 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..inference import Cropper
     from ..io import ImageReadError, save_image
-    from ..runtime import MissingExtra
 
-    try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
-    except MissingExtra as e:
-        raise CommandError(str(e)) from None
-    except FileNotFoundError as e:
-        raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
-
+    cropper = load_cropper(args, subject_finder=args.subject_finder)
     out_dir = Path(args.out_dir)
     failed = upscaled = 0
     photos = inputs.photos
@@ -308,7 +346,6 @@ def run(args) -> int:
                 results, img = cropper.crop_shapes(path, shapes, subject, keep_subject=keep), None
             else:
                 results, img = cropper.crop_shapes_full(path, shapes, subject, keep_subject=keep)
-            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".jpg"
             records = [result.to_json(str(path)) for result in results]
             if img is not None:
                 for result, record in zip(results, records):
@@ -316,31 +353,27 @@ def run(args) -> int:
                     if enlarged:
                         upscaled += 1
                         tqdm.write(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
-                    name = f"{path.stem}_{result.shape.name if named else 'crop'}{suffix}"
+                    name = crop_file_name(path.name, result.shape.name if named else None)
                     target = out_dir / relative.parent / name
                     save_image(result.cut(img), target)
                     record["output"] = str(target)
                 if args.visualize:
                     from ..visualize import crop_visualization
 
-                    vis = out_dir / relative.parent / f"{path.stem}_vis.jpg"
+                    vis = out_dir / relative.parent / visualization_file_name(path.name)
                     save_image(crop_visualization(img, results[0], cropper.dim), vis)
                     for record in records:
                         record["visualization"] = str(vis)
-            for result, record in zip(results, records):
+            for record in records:
                 if args.json:
                     print(json.dumps(record), flush=True)
                 elif not args.quiet:
-                    x, y, w, h = record["crop"]
-                    where = f" -> {record['output']}" if "output" in record else ""
-                    shape = f" {result.shape.name}" if named else ""
-                    tqdm.write(f"{path}:{shape} crop {x},{y},{w},{h}{where}", file=sys.stdout)
+                    tqdm.write(crop_line(record, named), file=sys.stdout)
         except (ImageReadError, ValueError, OSError) as e:
             failed += 1
-            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
             if args.json:
                 print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
-            print(f"gencrop crop: error: {msg}", file=sys.stderr)
+            print(f"gencrop crop: error: {error_line(str(path), str(e))}", file=sys.stderr)
     print_summary(len(photos), failed, inputs, args.quiet, upscaled)
     return 1 if failed else 0
 

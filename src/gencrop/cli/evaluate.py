@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import CommandError, counted, user_error, writable
+from . import CommandError, add_subject_finder_option, counted, user_error, writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,6 +129,7 @@ def _register_eval(sub) -> None:
         help="what runs the model: onnx, torch, or auto (onnx when the model has an up-to-date "
         "model.onnx and no GPU is asked for)",
     )
+    add_subject_finder_option(p)
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these report folders and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
@@ -149,7 +150,13 @@ def _make_method(args):
     from ..inference import Cropper
 
     try:
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, runtime=args.runtime)
+        cropper = Cropper.from_pretrained(
+            args.model,
+            epoch=args.epoch,
+            device=args.device,
+            runtime=args.runtime,
+            subject_finder=args.subject_finder,
+        )
     except (OSError, ValueError, KeyError, ImportError) as e:
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
     name = Path(args.model).name if args.model else "gencrop (bundled)"
@@ -157,15 +164,8 @@ def _make_method(args):
         name += f" @ epoch {args.epoch}"
     if args.allow_subject_cut:
         name += " (subject may be cut)"
-    if args.allow_subject_cut:
-        keep = False
-    elif args.find_subjects:  # as `gencrop crop` treats a subject it found itself
-        from ..inference import KEEP_FOUND_SUBJECT
-
-        keep = KEEP_FOUND_SUBJECT
-    else:
-        keep = None
-    return ModelMethod(cropper, name, keep_subject=keep)
+    # a found subject (--find-subjects) is kept as `gencrop crop` keeps it: by gencrop.subject_rule
+    return ModelMethod(cropper, name, keep_subject=False if args.allow_subject_cut else None)
 
 
 def _own_dataset(args, method) -> str | None:
@@ -270,14 +270,19 @@ def run_eval(args) -> int:
     masks = _subject_masks(bench, method, args)
     if args.find_subjects or args.subjects_in_crop or args.protocol == "follow":
         from ..data.benchmarks import attach_found_subjects
-        from ..subject import SubjectNotFound, default_finder
+        from ..subjects import SubjectNotFound, get_finder
 
-        detector = default_finder().detector if args.protocol == "follow" else None
+        detector = get_finder("detector").detector if args.protocol == "follow" else None
+        finder = get_finder(args.subject_finder)
         try:
             n = 0
             if args.find_subjects or args.subjects_in_crop:
                 n = attach_found_subjects(
-                    bench, progress=not args.quiet, detector=detector, inside_ground_truth=args.subjects_in_crop
+                    bench,
+                    finder.find,
+                    progress=not args.quiet,
+                    detector=detector,
+                    inside_ground_truth=args.subjects_in_crop,
                 )
             elif detector is not None:  # annotated subjects: the detector still finds the second objects
                 for photo in bench.photos:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CommandError
+from . import CommandError, add_subject_finder_option
 
 SERVE_HINT = "install the server: pip install 'gencrop[serve]'"
 
@@ -41,18 +41,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-megapixels", type=float, default=50.0, help="largest photo, checked before decoding (default 50)"
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds one request may take (default 30)")
+    p.add_argument(
+        "--max-output-megapixels",
+        type=float,
+        default=50.0,
+        help="largest image answer (output=jpeg|png|webp), in megapixels (default 50)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds one request may take, its upload included (default 30)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may take to send a request's headers (default 10)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections; more are closed as they arrive (default 1000)",
+    )
     p.add_argument(
         "--queue-size",
         type=int,
         default=32,
-        help="photos that may wait for the model; beyond, 503 at once (default 32)",
+        help="photos being prepared or waiting for the model; beyond, 503 at once (default 32)",
     )
     p.add_argument(
         "--max-in-flight",
         type=int,
         default=64,
-        help="requests being uploaded or processed at once; beyond, 429 (default 64)",
+        help="uploaded photos being processed at once (held in memory); beyond, 429 (default 64)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="photos per network pass (default 8)")
     p.add_argument(
@@ -70,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--root-path", default="", help="the sub-path a reverse proxy serves gencrop under (e.g. /gencrop), for /docs"
     )
+    add_subject_finder_option(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -81,7 +105,10 @@ def build_settings(args):
         return ServeSettings(
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6),
+            max_output_pixels=int(args.max_output_megapixels * 1e6),
             timeout=args.timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
             queue_size=args.queue_size,
             max_in_flight=args.max_in_flight,
             batch_size=args.batch_size,
@@ -99,6 +126,8 @@ def run(args) -> int:
         import uvicorn
 
         from ..serve import create_app, warm_up
+        from ..serve.connections import raise_open_files_limit, server_options
+        from ..serve.memory import limit_arenas
         from ..serve.settings import LOOPBACK_HOSTS
     except ImportError as e:
         raise CommandError(f"{e}; {SERVE_HINT}") from None
@@ -106,13 +135,16 @@ def run(args) -> int:
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1-65535, got {args.port}")
 
+    limit_arenas()  # before any thread starts: fewer, less fragmented heaps (gencrop.serve.memory)
     from ..inference import Cropper
     from ..runtime.files import resolve_model_dir
     from ..serve.model_info import describe_model
 
     try:
         # the model thread shares the cores with the threads that decode uploads: no spinning
-        cropper = Cropper.from_pretrained(args.model, epoch=args.epoch, device=args.device, spin_wait=False)
+        cropper = Cropper.from_pretrained(
+            args.model, epoch=args.epoch, device=args.device, spin_wait=False, subject_finder=args.subject_finder
+        )
         info = describe_model(resolve_model_dir(args.model), cropper.dim)
     except FileNotFoundError as e:
         raise CommandError(f"{e}" + ("" if args.model else " (use --model DIR)")) from None
@@ -133,12 +165,19 @@ def run(args) -> int:
         file=sys.stderr,
     )
     app = create_app(cropper, settings, model_info=info)
+    open_files = raise_open_files_limit()
+    if open_files < settings.max_connections + 64:
+        print(
+            f"gencrop serve: warning: this process may open {open_files} files; --max-connections "
+            f"{settings.max_connections} needs more (raise `ulimit -n`)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         app,
+        **server_options(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        workers=1,
         timeout_graceful_shutdown=10,
         root_path=args.root_path,
     )

@@ -59,6 +59,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no colour/blur/warp/flip/subject jitter")
     p.add_argument(
+        "--no-shuffle",
+        dest="shuffle",
+        action="store_false",
+        help="keep the photos in the set's order every epoch (default: a new seeded order each epoch)",
+    )
+    p.add_argument(
         "--whole-view-prob",
         type=float,
         default=0.0,
@@ -81,9 +87,29 @@ def register(subparsers) -> None:
         help="how cell weights use the subject: the research code's softmax(score x cell mask), "
         "or a softmax restricted to the subject's cells (needed for the crop to follow it)",
     )
+    p.add_argument(
+        "--positional-dropout",
+        type=float,
+        default=0.1,
+        metavar="P",
+        help="dropout on the cell tokens once their positions are added (the original code's 0.1; "
+        "0 for networks built before it existed)",
+    )
+    p.add_argument(
+        "--mask-channel-init",
+        choices=("timm", "zeros"),
+        default="timm",
+        help="with --use-subject and ImageNet weights: start the mask channel as timm's in_chans=4 "
+        "adapts the first convolution (the original code's way), or at zero weight",
+    )
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=500, help="warm-up steps (shortened for short runs)")
-    p.add_argument("--workers", type=int, default=4, help="data loader processes (per training process)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data loader processes per training process (default: up to 4, no more than the CPUs available)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--pretrained",
@@ -142,7 +168,8 @@ def run_train(args) -> int:
     require_path(args.data)
     from ..training.loop import TrainOptions, train
 
-    opts = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if hasattr(args, k)})
+    given = {k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if getattr(args, k, None) is not None}
+    opts = TrainOptions(**given)
     if opts.dim % 16:
         raise CommandError(f"--dim must be a multiple of 16; got {opts.dim}")
     if opts.batch_size < 1 or opts.epochs < 1:
@@ -207,7 +234,14 @@ def draw_training_sheet(
     if data_set.num_photos == 0:
         raise ValueError(f"{data}: no usable {split} examples ({data_set.summary()})")
     ds = TrainingSet(
-        data_set, dim, use_subject=True, augment=augment, invert=invert, seed=seed, composite_prob=composite_prob
+        data_set,
+        dim,
+        use_subject=True,
+        augment=augment,
+        invert=invert,
+        seed=seed,
+        composite_prob=composite_prob,
+        shuffle=True,  # the loop's order
     )
     ds.set_epoch(epoch)
     n = min(num, len(ds))

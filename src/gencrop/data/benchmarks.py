@@ -85,6 +85,7 @@ class BenchmarkPhoto:
     view: Box | None = None  # the region of the file that is the photo (own test split)
     mask_source: str = "box"  # "detection", "file", "png" or "box"
     detections: list | None = None  # every detection of the photo, when a detector was run
+    found: object | None = None  # the subject finder's Subject, when the subject was found (not given)
 
     def subject_mask(self, width: int, height: int, scale: float = 1.0) -> np.ndarray | None:
         """The subject as a bool ``height x width`` mask; ``None`` without a subject.
@@ -694,6 +695,8 @@ def attach_found_subjects(
         frame = photo.gts[0].clamp(*size) if inside_ground_truth and photo.gts else None
         subject = finder(img, size=size, frame=frame, detections=detections)
         photo.subject = subject.box
+        if frame is None:  # found as `gencrop crop` finds it: methods may treat it as found (gencrop.subject_rule)
+            photo.found = subject
         if len(subject.polygon) >= 3:
             photo.mask_polygon = np.asarray(subject.polygon, np.float32).reshape(-1, 2)
         photo.mask_source = f"{'inside the crop' if frame is not None else 'found'} ({subject.source})"

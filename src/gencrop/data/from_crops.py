@@ -193,12 +193,12 @@ def from_crops(
     """Write (or complete) the training layout for the annotated photos of ``img_dir``.
 
     ``finder`` is a :class:`~gencrop.subject.SubjectFinder` (default: the
-    process-wide one). With ``all_detections`` every detection of the photo
+    process-wide ``detector`` finder). With ``all_detections`` every detection of the photo
     (of class ``cls``) follows the subject, as ``gencrop segment --cls any``
     would write them; the training reader's heuristic filter may then drop
     photos whose frame leaves out a large object, so the summary counts those.
     """
-    from ..subject import INSTALL_HINT, SubjectNotFound, default_finder
+    from ..subjects import SubjectNotFound, get_finder
 
     img_dir, out_dir = Path(img_dir), Path(out_dir)
     if not img_dir.is_dir():
@@ -230,11 +230,10 @@ def from_crops(
             raise FileNotFoundError(f"none of the {len(crops)} annotated photos is in {img_dir}")
         summary.notes.append(f"{len(missing)} annotated photos are not in {img_dir} (e.g. {missing[0]})")
 
-    finder = finder or default_finder()
+    finder = finder or get_finder("detector")
     if todo:
         # Load the models before the clock starts: the per-photo time is what scales.
-        if finder.detector is None and finder.saliency_session is None:
-            raise SubjectNotFound(f"no subject finder is available: {INSTALL_HINT}")
+        finder.load()
     results: dict[str, list] = {}
     part_subjects: dict[str, list[float]] = {}
     sources: Counter = Counter()

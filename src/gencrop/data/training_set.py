@@ -11,6 +11,10 @@ Every box in an item is xyxy in pixels of the ``dim`` x ``dim`` input:
 
 Draws are seeded by ``(seed, epoch, index)``, so an item does not depend on
 which worker (or process) loads it, and a resumed run sees the same data.
+With ``shuffle`` the order of the photos is drawn anew each epoch from
+``(seed, epoch)`` too: a different order every epoch, the same one again when a
+run is resumed, and every process of a multi-process run derives the same
+order and takes its own share of it (:meth:`TrainingSet.process_share`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class TrainingSet(torch.utils.data.Dataset):
 
     ``augment=False`` gives the validation behaviour: still a random (but
     fixed per index) enlarged view, no photometric change, no flip, no jitter.
+    ``shuffle`` orders the photos at random each epoch (training); without it
+    they keep the order of the set (validation).
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class TrainingSet(torch.utils.data.Dataset):
         seed: int = 0,
         sampler: ViewSampler | None = None,
         composite_prob: float = 0.0,
+        shuffle: bool = False,
     ):
         if data.num_photos == 0:
             raise ValueError("the training set is empty (no usable variations)")
@@ -79,6 +86,7 @@ class TrainingSet(torch.utils.data.Dataset):
         if not 0.0 <= composite_prob <= 1.0:
             raise ValueError(f"composite_prob must be in [0, 1]; got {composite_prob}")
         self.composite_prob = float(composite_prob)
+        self.shuffle = bool(shuffle)
         self._photos = list(data.groups)
         self._unreadable: set[str] = set()  # canvases already reported by this process
         self.epoch = -1
@@ -86,12 +94,16 @@ class TrainingSet(torch.utils.data.Dataset):
 
     # -- epochs ----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Draw one variation per photo (and the photos of this epoch, with ``max_len``)."""
+        """Draw the photos of this epoch and their order (``max_len``, ``shuffle``), and one variation each."""
         self.epoch = int(epoch)
         rng = np.random.default_rng((self.seed, self.epoch, 0x5EED))
         order = np.arange(len(self._photos))
         if self.max_len is not None and self.max_len < len(order):
-            order = np.sort(rng.permutation(len(order))[: self.max_len])
+            order = rng.permutation(len(order))[: self.max_len]
+            if not self.shuffle:
+                order = np.sort(order)
+        elif self.shuffle:
+            order = rng.permutation(len(order))
         self._items = []
         for i in order:
             variations = self.data.groups[self._photos[i]]
@@ -99,6 +111,19 @@ class TrainingSet(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def process_share(self, rank: int = 0, num_processes: int = 1) -> list[int]:
+        """The item indices process ``rank`` of ``num_processes`` trains on this epoch.
+
+        Every ``num_processes``-th item from ``rank``: the shares are disjoint and
+        equally long (processes that step together must run the same number of
+        batches), so the last ``len % num_processes`` items are left out; with
+        ``shuffle`` those are other photos each epoch.
+        """
+        if not 0 <= rank < num_processes:
+            raise ValueError(f"rank must be in [0, {num_processes}); got {rank}")
+        usable = len(self._items) - len(self._items) % num_processes
+        return list(range(rank, usable, num_processes))
 
     def room_report(self, threshold: float = 1.05) -> dict:
         """How many variations leave room for an enlarged view (real-context frames often do not)."""

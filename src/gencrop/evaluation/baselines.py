@@ -35,7 +35,7 @@ __all__ = [
 @dataclass
 class Prediction:
     box: Box  # the raw prediction, photo pixels (not clamped)
-    heatmap: np.ndarray | None = None  # score weights aligned with the photo (any resolution)
+    heatmap: np.ndarray | None = None  # gencrop.visualize's heatmap on the photo (any resolution; NaN: not drawn)
     subject: Box | None = None  # the subject the method actually used, when it chose one
 
 
@@ -202,11 +202,12 @@ class ModelMethod:
 
     The subject goes in as the annotated box, with its mask for models with a
     mask channel; the prediction is the crop a user gets (requested shape and
-    subject rules applied). The heatmap is the cells' score weights, cut to
-    the photo's part of the letterboxed input.
+    subject rules applied). The heatmap is :mod:`gencrop.visualize`'s (the subject cells' weights
+    relative to the top one, NaN elsewhere), cut to the photo's part of the letterboxed input.
     """
 
     needs_pixels = True
+    takes_found_subject = True  # a found subject comes as the finder's Subject: gencrop.subject_rule applies
 
     def __init__(self, cropper, name: str = "gencrop", keep_subject: bool | None = None):
         self.cropper = cropper
@@ -216,6 +217,7 @@ class ModelMethod:
 
     def predict(self, image, size, subject, mask, shape=None) -> Prediction:
         from ..data.letterbox import Letterbox
+        from ..visualize import crop_cell_weights
 
         if subject is None and mask is not None and mask.any():
             subject, mask = mask, None
@@ -232,7 +234,8 @@ class ModelMethod:
         dim = self.cropper.dim
         rows, cols = res.heatmap.shape
         lb = Letterbox(size[0], size[1], dim)
-        full = np.repeat(np.repeat(np.asarray(res.heatmap, np.float32), dim // rows, 0), dim // cols, 1)
+        relative = crop_cell_weights(res, dim).relative()
+        full = np.repeat(np.repeat(relative, dim // rows, 0), dim // cols, 1)
         v = lb.valid
         heat = full[int(v.y) : int(v.y2), int(v.x) : int(v.x2)]
         # the crop a user gets (shape and subject rules applied), not the network's raw proposal

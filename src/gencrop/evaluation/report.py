@@ -102,11 +102,12 @@ def draw_thumbnail(
 
     if heatmap is None:
         return left
-    hm = np.asarray(heatmap, np.float32)
-    hm = hm / hm.max() if hm.max() > 0 else hm  # relative to the top cell; near-uniform stays uniform
-    small = Image.fromarray((hm * 255).astype(np.uint8)).resize((tw, th), Image.NEAREST)
-    colored = Image.fromarray(colormap(np.asarray(small, np.float32) / 255.0))
-    right = Image.blend(base, colored, 0.55)
+    # gencrop.visualize's presentation: scored (subject) cells relative to the top one, others not drawn
+    hm = np.asarray(Image.fromarray(np.asarray(heatmap, np.float32), "F").resize((tw, th), Image.NEAREST))
+    drawn = ~np.isnan(hm)
+    arr = np.asarray(base, np.float32).copy()
+    arr[drawn] = arr[drawn] * 0.45 + colormap(hm[drawn]).astype(np.float32) * 0.55
+    right = Image.fromarray(arr.astype(np.uint8))
     d = ImageDraw.Draw(right)
     if result.pred is not None:
         _rect(d, result.pred, scale, CROP_COLOR, lw)
@@ -161,6 +162,10 @@ def _csv_rows(run: EvalRun, baselines: dict[str, EvalRun]) -> list[dict]:
         row.update(_box_cols("pred", r.pred))
         row.update(_box_cols("raw", r.raw))
         row.update(_box_cols("subject", r.subject))
+        found = r.subject_found
+        row["subject_source"] = getattr(found, "source", "")
+        row["subject_class"] = getattr(found, "cls", "")
+        row["subject_score"] = getattr(found, "score", "")
         row.update({"iou": r.iou if r.ok else "", "disp": r.disp if r.ok else "", "bde": r.disp / 4 if r.ok else ""})
         for bname, brun in baselines.items():
             b = brun.results[r.index]
@@ -422,7 +427,8 @@ def _html(run: EvalRun, baselines: dict[str, EvalRun], summary: dict) -> str:
 <div class="legend"><span><i style="border-color:var(--gt)"></i>ground truth (thick: the one scored)</span>
 <span><i style="border-color:var(--pred)"></i>prediction</span>
 <span><i style="border-color:var(--subj);border-top-style:dashed"></i>subject (mask tinted)</span>
-<span>right panel: score heatmap</span></div>
+<span>right panel: heatmap, each subject cell's weight in the crop relative to the top cell
+(blue 0 → red top); uncoloured cells are not weighted by the model's scores</span></div>
 <div class="controls">sort:
 <button class="on" onclick="sortBy('iou', 1, this)">IoU, worst first</button>
 <button onclick="sortBy('iou', -1, this)">IoU, best first</button>

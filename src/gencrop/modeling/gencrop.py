@@ -18,8 +18,9 @@ checkpoints depend on them (``transpose_anchors=True`` reproduces them):
 The second barely restricts anything: a subject over K cells divides their
 logits by K, so the weights end up nearly uniform over *all* cells and the
 crop hardly depends on the subject. ``subject_weighting="restricted"`` is a
-true softmax over the subject's cells at full logit scale (what gencrop's own
-models use); ``"original"`` stays the default so old checkpoints load unchanged.
+true softmax over the subject's cells at full logit scale (a training option:
+the bundled model keeps ``"original"``, which did better on its data);
+``"original"`` stays the default so old checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "subject_softmax",
     "cell_anchors",
     "SUBJECT_WEIGHTINGS",
+    "LEGACY_DEFAULTS",
 ]
 
 
@@ -63,11 +65,18 @@ class GenCropConfig:
     num_layers: int = 2
     ffn_channels: int = 2048
     dropout: float = 0.1
+    # Dropout on the cell tokens once their positions are added, as in the original
+    # code's PositionalEncoding; a config.json without the field means 0 (see LEGACY_DEFAULTS).
+    positional_dropout: float = 0.1
     roi_size: int = 5
     score_channels: int = 128
     mask_epsilon: float = 1e-4
     transpose_anchors: bool = True  # original convention; see module docstring
     subject_weighting: str = "original"  # "original" | "restricted"; see module docstring
+    # How ImageNet weights start the subject-mask input channel (in_channels 4): "timm" adapts the
+    # pretrained first convolution as timm's in_chans=4 does (the original code's way), "zeros"
+    # leaves the RGB filters as they are and gives the mask zero weight. Training only.
+    mask_channel_init: str = "timm"
     # Framing of a given subject at inference (not used by the network): the crop's centre moves
     # this fraction of the way toward the subject's centre (gencrop.shapes.pull_toward); chosen on
     # validation photos for each shipped model.
@@ -91,11 +100,18 @@ class GenCropConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GenCropConfig":
+        """A saved config; fields it predates take the values its model was built with (LEGACY_DEFAULTS)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown GenCrop config fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**LEGACY_DEFAULTS, **d})
+
+
+#: What a config.json written before a field existed meant: new models default to the original
+#: code's behaviour, models saved without these fields keep training and loading as they were built.
+LEGACY_DEFAULTS = {"positional_dropout": 0.0, "mask_channel_init": "zeros"}
+MASK_CHANNEL_INITS = ("timm", "zeros")
 
 
 @dataclass
@@ -164,10 +180,11 @@ def subject_softmax(logits: Tensor, cell_mask: Tensor, weighting: str = "origina
 
 
 class SinusoidalPositions(nn.Module):
-    """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels)."""
+    """Fixed sinusoidal encoding added to the cell tokens (batch, cells, channels), then dropout."""
 
-    def __init__(self, channels: int, length: int):
+    def __init__(self, channels: int, length: int, dropout: float = 0.0):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         pos = torch.arange(length, dtype=torch.float32)[:, None]
         div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(10000.0) / channels))
         pe = torch.zeros(length, channels)
@@ -176,7 +193,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return tokens + self.pe[None, : tokens.shape[1]]
+        return self.dropout(tokens + self.pe[None, : tokens.shape[1]])
 
 
 class CropScorer(nn.Module):
@@ -215,6 +232,8 @@ class GenCrop(nn.Module):
             raise ValueError(f"image_size must be a multiple of {config.stride}; got {config.image_size}")
         if config.subject_weighting not in SUBJECT_WEIGHTINGS:
             raise ValueError(f"subject_weighting must be one of {SUBJECT_WEIGHTINGS}; got {config.subject_weighting!r}")
+        if config.mask_channel_init not in MASK_CHANNEL_INITS:
+            raise ValueError(f"mask_channel_init must be one of {MASK_CHANNEL_INITS}; got {config.mask_channel_init!r}")
         self.config = config
         c = config
         self.backbone = Backbone(c.arch, c.in_channels)
@@ -225,7 +244,7 @@ class GenCrop(nn.Module):
         self.fuse_out = nn.Conv2d(c.fuse_channels, c.cell_channels, 1)
 
         grid = c.grid_size
-        self.pos_encoding = SinusoidalPositions(c.cell_channels, grid * grid)
+        self.pos_encoding = SinusoidalPositions(c.cell_channels, grid * grid, c.positional_dropout)
         self.encoder = self._build_cell_transformer()
         self.box_head = nn.Linear(c.cell_channels, 4)
         self.register_buffer("anchors", cell_anchors(grid, c.image_size, c.stride), persistent=False)

@@ -5,7 +5,9 @@ worker is free it takes everything waiting (up to ``max_batch``); when only a
 few wait, it gives the first one ``max_wait`` seconds (a few milliseconds) for
 company, never more. A full queue refuses at once (:class:`QueueFull`) rather
 than letting requests pile up, and every submitted item is answered exactly
-once: with its result, its own exception, or a shutdown error.
+once: with its result, its own exception, or a shutdown error. A place can be
+reserved (:meth:`BatchQueue.reserve`) before the work to fill it is done, so a
+server refuses a photo before decoding it rather than after.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["BatchQueue", "BatchInfo", "QueueFull", "QueueClosed", "DeadlinePassed"]
+__all__ = ["BatchQueue", "BatchInfo", "Reservation", "QueueFull", "QueueClosed", "DeadlinePassed"]
 
 
 class QueueFull(RuntimeError):
@@ -47,6 +49,26 @@ class _Item:
     future: Future
     enqueued: float
     deadline: float | None
+
+
+class Reservation:
+    """A place held in a :class:`BatchQueue`: pass it to ``submit``, or ``release`` it (both at most once)."""
+
+    def __init__(self, queue: BatchQueue):
+        self._queue: BatchQueue | None = queue
+
+    def release(self) -> None:
+        """Give the place back unused; nothing once it was used or released."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            with queue._cond:
+                queue._reserved -= 1
+
+    def _use(self, queue: BatchQueue) -> None:
+        if self._queue is not queue:
+            raise ValueError("this reservation was used, released, or belongs to another queue")
+        self._queue = None
+        queue._reserved -= 1
 
 
 @dataclass
@@ -86,6 +108,7 @@ class BatchQueue:
         self.max_wait = max_wait
         self.stats = QueueStats()
         self._items: deque[_Item] = deque()
+        self._reserved = 0
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -95,15 +118,46 @@ class BatchQueue:
         with self._cond:
             return len(self._items)
 
-    def submit(self, payload: Any, *, deadline: float | None = None) -> Future:
-        """Queue one payload; ``deadline`` is a ``time.monotonic()`` after which it is not run."""
+    @property
+    def reserved(self) -> int:
+        """Places held for photos still being prepared."""
+        with self._cond:
+            return self._reserved
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs and the queue takes work."""
+        return self._thread.is_alive() and not self._closed
+
+    def _check_room(self) -> None:
+        if self._closed:
+            raise QueueClosed("the server is shutting down")
+        if len(self._items) + self._reserved >= self.capacity:
+            self.stats.rejected += 1
+            raise QueueFull(f"{len(self._items) + self._reserved} photos are being prepared or waiting for the model")
+
+    def full(self) -> bool:
+        with self._cond:
+            return self._closed or len(self._items) + self._reserved >= self.capacity
+
+    def reserve(self) -> Reservation:
+        """Hold a place for a payload still to be made; :class:`QueueFull` (at once) when there is none."""
+        with self._cond:
+            self._check_room()
+            self._reserved += 1
+        return Reservation(self)
+
+    def submit(self, payload: Any, *, deadline: float | None = None, reservation: Reservation | None = None) -> Future:
+        """Queue one payload (in the place ``reservation`` holds, if given); ``deadline`` is a
+        ``time.monotonic()`` after which it is not run."""
         future: Future = Future()
         with self._cond:
-            if self._closed:
-                raise QueueClosed("the server is shutting down")
-            if len(self._items) >= self.capacity:
-                self.stats.rejected += 1
-                raise QueueFull(f"{len(self._items)} photos are waiting for the model already")
+            if reservation is not None:
+                reservation._use(self)
+                if self._closed:
+                    raise QueueClosed("the server is shutting down")
+            else:
+                self._check_room()
             self._items.append(_Item(payload, future, time.monotonic(), deadline))
             self.stats.submitted += 1
             self._cond.notify()

@@ -9,12 +9,16 @@ class ApiError(HTTPException):
     """A request the server refuses or cannot serve; ``status`` is the HTTP status to answer with.
 
     An ``HTTPException``, so that one raised while the framework reads the
-    body (the upload limit) reaches the same JSON error handler.
+    body (the upload limit) reaches the same JSON error handler. ``close``:
+    the answer ends the connection (``Connection: close``), for refusals that
+    leave the rest of the request unread.
     """
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None):
-        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
-        super().__init__(status_code=status, detail=message, headers=headers)
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None, close: bool = False):
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else {}
+        if close:
+            headers["Connection"] = "close"
+        super().__init__(status_code=status, detail=message, headers=headers or None)
 
     @property
     def status(self) -> int:

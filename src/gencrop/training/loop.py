@@ -5,20 +5,23 @@ Run directory layout (``RUN_DIR``)::
     config.json, model.safetensors   the best epoch so far (lowest validation loss), so
                                      ``GenCrop.from_pretrained(RUN_DIR)`` / ``Cropper.from_pretrained(RUN_DIR)`` work
     epoch{N}/config.json, epoch{N}/model.safetensors   every epoch (N from 1); ``from_pretrained(RUN_DIR, epoch=N)``
-    loss.json        [{"epoch", "train_loss", "val_loss", "val_iou", "val_iou_full_view", ...}]
+    loss.json        [{"epoch", "train_loss", "val_loss", "val_iou", "val_iou_full_view", "val_empty_frames", ...}]
     loss.png         the curves
     train_args.json  the options of the run
     training_state.pt  model, optimizer, scheduler, grad-scaler and RNG state after the last complete
                        epoch (written atomically, last): ``--resume`` continues from it
 
-Only the main process writes. The data of an epoch is fixed by ``(seed, epoch)``,
-so a resumed run trains on exactly what the interrupted one would have.
+Only the main process writes. The data of an epoch, its order included, is fixed
+by ``(seed, epoch)``, so a resumed run trains on exactly what the interrupted one
+would have. Each process trains on its own share of the epoch's order
+(``TrainingSet.process_share``): no example is seen twice in an epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import shutil
 import sys
@@ -33,13 +36,24 @@ from ..io import atomic_path, read_json, write_json
 from .losses import batch_loss, gencrop_loss
 from .schedule import cosine_with_warmup, warmup_steps
 
-__all__ = ["TrainOptions", "train", "STATE_NAME", "HISTORY_NAME", "box_iou_xyxy"]
+__all__ = ["TrainOptions", "train", "default_workers", "STATE_NAME", "HISTORY_NAME", "box_iou_xyxy"]
 
 STATE_NAME = "training_state.pt"
 HISTORY_NAME = "loss.json"
 ARGS_NAME = "train_args.json"
 # options that define the network; a resumed run must keep them
-_MODEL_OPTIONS = ("arch", "dim", "use_subject", "variant", "subject_weighting", "model_overrides")
+_MODEL_OPTIONS = (
+    "arch",
+    "dim",
+    "use_subject",
+    "variant",
+    "subject_weighting",
+    "positional_dropout",
+    "mask_channel_init",
+    "model_overrides",
+)
+# what a run saved before an option existed trained with; resuming it asks for the same
+_OPTIONS_BEFORE = {"shuffle": False, "positional_dropout": 0.0, "mask_channel_init": "zeros"}
 
 
 @dataclass
@@ -61,13 +75,16 @@ class TrainOptions:
     sbl: bool = True
     invert: bool = True
     augment: bool = True
+    shuffle: bool = True  # a new order of the photos every epoch (the paper's); False: the set's order
     whole_view_prob: float = 0.0  # train on the whole canvas this often (real-context data)
     composite_prob: float = 0.0  # train on several photos on one canvas this often (the subject picks the frame)
     subject_weighting: str = "original"  # GenCropConfig.subject_weighting of a new network
+    positional_dropout: float = 0.1  # GenCropConfig.positional_dropout (the original's)
+    mask_channel_init: str = "timm"  # GenCropConfig.mask_channel_init (the original's)
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: int = 500
-    workers: int = 4
+    workers: int = dataclasses.field(default_factory=lambda: default_workers())
     seed: int = 0
     pretrained: str = "auto"
     init: str | None = None  # start from a trained GenCrop model (fine-tuning); None: from scratch
@@ -76,6 +93,16 @@ class TrainOptions:
     keep_epochs: int = 0  # 0: keep every epoch's checkpoint
     quiet: bool = False
     model_overrides: dict = dataclasses.field(default_factory=dict)  # extra GenCropConfig fields (Python API)
+
+
+def default_workers(most: int = 4) -> int:
+    """Data loader processes: up to ``most``, never more than the CPUs this process may use
+    (more only contend for them, and torch warns about it)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(most, cpus))
 
 
 def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -123,12 +150,14 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def _loader(dataset, batch_size: int, workers: int, pin: bool):
+def _loader(dataset, batch_size: int, workers: int, pin: bool, indices: list[int] | None = None):
+    """Batches of ``dataset`` in its own order (or of ``indices``, this process's share of it)."""
     from ..data.training_set import collate
 
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
+        sampler=indices,
         shuffle=False,
         num_workers=workers,
         collate_fn=collate,
@@ -227,6 +256,7 @@ def _load_datasets(opts: TrainOptions, log):
         seed=opts.seed,
         sampler=ViewSampler(whole_canvas_prob=opts.whole_view_prob),
         composite_prob=opts.composite_prob,
+        shuffle=opts.shuffle,
     )
     room = train_ds.room_report()
     log(
@@ -298,12 +328,12 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
         return None  # nothing finished yet: start from scratch
     args_file = out / ARGS_NAME
     if args_file.exists():
-        saved = read_json(args_file)
-        changed = [k for k in _MODEL_OPTIONS if k in saved and saved[k] != getattr(opts, k)]
+        saved = {**_OPTIONS_BEFORE, **read_json(args_file)}
+        changed = [k for k in (*_MODEL_OPTIONS, "shuffle") if k in saved and saved[k] != getattr(opts, k)]
         if changed:
             raise ValueError(
-                "cannot resume with a different network: "
-                + ", ".join(f"--{k.replace('_', '-')} was {saved[k]!r}" for k in changed)
+                "cannot resume with a different network or order: the run was trained with "
+                + ", ".join(_as_option(k, saved[k]) for k in changed)
             )
     state = torch.load(state_file, map_location="cpu", weights_only=False)
     if state["epoch"] > opts.epochs:
@@ -312,6 +342,13 @@ def _check_resume(opts: TrainOptions, out: Path) -> dict | None:
             f"give --epochs {state['epoch']} or more to resume it"
         )
     return state
+
+
+def _as_option(name: str, value) -> str:
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value!r}" if isinstance(value, (dict, list)) else f"--{flag} {value}"
 
 
 def train(opts: TrainOptions) -> list[dict]:
@@ -340,8 +377,12 @@ def train(opts: TrainOptions) -> list[dict]:
         image_size=opts.dim,
         in_channels=4 if opts.use_subject else 3,
         variant=opts.variant,
-        subject_weighting=opts.subject_weighting,
-        **opts.model_overrides,
+        **{
+            "subject_weighting": opts.subject_weighting,
+            "positional_dropout": opts.positional_dropout,
+            "mask_channel_init": opts.mask_channel_init,
+            **opts.model_overrides,
+        },
         extra={
             "training": {
                 **{
@@ -367,9 +408,11 @@ def train(opts: TrainOptions) -> list[dict]:
         model.load_state_dict(state["model"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
 
-    # batches per epoch per process: Accelerate gives each process every num_processes-th batch
+    # batches per epoch per process: each process trains on len // n_proc examples (process_share)
     n_proc = accelerator.num_processes
-    per_epoch = math.ceil(math.ceil(len(train_ds) / opts.batch_size) / n_proc)
+    if len(train_ds) < n_proc:
+        raise ValueError(f"{len(train_ds)} training photos for {n_proc} processes: every process needs one")
+    per_epoch = math.ceil(len(train_ds) // n_proc / opts.batch_size)
     total_steps = per_epoch * opts.epochs
     warm = warmup_steps(opts.warmup, total_steps)
     scheduler = cosine_with_warmup(optimizer, warm, total_steps)
@@ -406,13 +449,17 @@ def train(opts: TrainOptions) -> list[dict]:
     for epoch in range(start_epoch, opts.epochs + 1):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        loader = accelerator.prepare_data_loader(_loader(train_ds, opts.batch_size, opts.workers, pin))
+        # not accelerator.prepare_data_loader: it would shard the share again, and pad the last
+        # batches with repeated examples
+        share = train_ds.process_share(accelerator.process_index, n_proc)
+        loader = _loader(train_ds, opts.batch_size, opts.workers, pin, share)
         model.train()
         total, count, replaced = 0.0, 0, 0.0
         bar = tqdm(
             loader, desc=f"epoch {epoch}/{opts.epochs}", disable=not main or opts.quiet, leave=False, dynamic_ncols=True
         )
         for batch in bar:
+            batch = {k: v.to(accelerator.device, non_blocking=pin) for k, v in batch.items()}
             with accelerator.autocast():
                 out_ = model(batch["image"], batch["subject"], **_conditioning(config, batch, True))
             loss, _parts = batch_loss(out_, batch, float(opts.dim), use_sbl=opts.sbl)
@@ -444,6 +491,7 @@ def train(opts: TrainOptions) -> list[dict]:
             "val_loss": None,
             "val_iou": None,
             "val_iou_full_view": None,
+            "val_empty_frames": None,
             "lr": scheduler.get_last_lr()[0],
             "samples_per_s": float(sums[1]) / max(train_seconds, 1e-9),
         }
@@ -454,12 +502,9 @@ def train(opts: TrainOptions) -> list[dict]:
         if main:
             _write_epoch(accelerator.unwrap_model(model), optimizer, scheduler, accelerator, history, out, opts)
         accelerator.wait_for_everyone()
-        val_txt = (
-            ""
-            if entry["val_loss"] is None
-            else f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} (full view {entry['val_iou_full_view']:.3f})"
+        log(
+            f"epoch {epoch}: train loss {train_loss:.4f}{_validation_summary(entry)}, {entry['samples_per_s']:.1f} samples/s"
         )
-        log(f"epoch {epoch}: train loss {train_loss:.4f}{val_txt}, {entry['samples_per_s']:.1f} samples/s")
     best = _best(history)
     if best is not None:
         log(f"done: best epoch {best['epoch']} -> {out}")
@@ -492,12 +537,37 @@ def evaluate(model, dataset, opts: TrainOptions, accelerator, config) -> dict:
             per_item.append(loss)
         pred = out.crop.float()
         pred = torch.cat([torch.maximum(pred[:, :2], valid[:, :2]), torch.minimum(pred[:, 2:], valid[:, 2:])], 1)
-        rows.append(torch.stack([torch.stack(per_item), box_iou_xyxy(pred, crop), box_iou_xyxy(valid, crop)], 1))
-    local = torch.cat(rows) if rows else torch.zeros((0, 3), device=accelerator.device)
+        empty = ((pred[:, 2] <= pred[:, 0]) | (pred[:, 3] <= pred[:, 1])).to(crop.dtype)
+        rows.append(torch.stack([torch.stack(per_item), box_iou_xyxy(pred, crop), box_iou_xyxy(valid, crop), empty], 1))
+    local = torch.cat(rows) if rows else torch.zeros((0, 4), device=accelerator.device)
     allrows = accelerator.gather_for_metrics(local)
     model.train()
     m = allrows.double().mean(0)
-    return {"val_loss": float(m[0]), "val_iou": float(m[1]), "val_iou_full_view": float(m[2])}
+    return {
+        "val_loss": float(m[0]),
+        "val_iou": float(m[1]),
+        "val_iou_full_view": float(m[2]),
+        "val_empty_frames": float(m[3]),
+    }
+
+
+def _validation_summary(entry: dict) -> str:
+    """The epoch line's validation part, saying what each figure is.
+
+    An untrained network predicts frames of (nearly) no area -- each cell's box starts as a point at
+    its anchor -- so the first epochs of a short run can score IoU 0: the line says so instead of
+    leaving a bare 0.000 that reads like a bug.
+    """
+    if entry.get("val_loss") is None:
+        return ""
+    text = (
+        f", val loss {entry['val_loss']:.4f}, val IoU {entry['val_iou']:.3f} of the predicted frames with the "
+        f"true ones (the whole view scores {entry['val_iou_full_view']:.3f})"
+    )
+    empty = entry.get("val_empty_frames") or 0.0
+    if empty > 0:
+        text += f"; {empty:.0%} of the predicted frames are empty (no size learnt yet)"
+    return text
 
 
 def _write_epoch(model, optimizer, scheduler, accelerator, history: list[dict], out: Path, opts: TrainOptions) -> None:

@@ -31,7 +31,9 @@ function showMessage(text) { $("#message").textContent = text || ""; }
 
 // -- talking to the API -----------------------------------------------------------------------
 function authHeaders() {
-  return state.apiKey ? { Authorization: "Bearer " + state.apiKey } : {};
+  // header values are bytes: send the key's UTF-8 bytes, one character each, so any key can be typed
+  const bytes = new TextEncoder().encode(state.apiKey);
+  return state.apiKey ? { Authorization: "Bearer " + String.fromCharCode(...bytes) } : {};
 }
 
 async function recrop(photo, attempt = 0) {
@@ -39,11 +41,11 @@ async function recrop(photo, attempt = 0) {
   photo.card.classList.add("busy");
   setStatus(photo, "cropping…");
   const query = new URLSearchParams();
-  for (const shape of selectedShapes()) query.append("aspect", shape);
-  // a subject found once is kept: changing shapes re-crops at once instead of searching again
-  const subject = photo.subject || (photo.result && !photo.refind ? photo.result.subject : null);
-  if (subject) query.set("subject", subject.map((v) => Math.round(v)).join(","));
-  photo.refind = false;
+  const shapes = selectedShapes();
+  for (const shape of shapes) query.append("aspect", shape);
+  // only a subject the user drew is sent as given: a found one is found again, so the crops stay those
+  // of the found subject (the server keeps a given subject inside the crop, a found one it does not)
+  if (photo.subject) query.set("subject", photo.subject.map((v) => Math.round(v)).join(","));
   query.set("heatmap", "true");
   const body = new FormData();
   body.append("photo", photo.file, photo.file.name);
@@ -69,6 +71,7 @@ async function recrop(photo, attempt = 0) {
   }
   photo.card.classList.remove("busy");
   photo.result = data;
+  photo.shapes = shapes;  // what each crop was asked as ("1:1"; its name "1x1" would read as a size)
   photo.requests += 1;
   photo.active = Math.min(photo.active, data.crops.length - 1);
   photo.heat = null;
@@ -78,11 +81,20 @@ async function recrop(photo, attempt = 0) {
     heat.src = data.heatmap.image;
   }
   const t = data.timings;
-  const how = data.subject_source === "given" ? "your subject" : `subject found (${data.subject_source})`;
+  const how = data.subject_source === "given" ? "your subject" : foundSubject(data);
+  const caption = $(".heat-caption", photo.card);
+  caption.textContent = data.heatmap ? data.heatmap.caption : "";
+  caption.hidden = !data.heatmap || !$("#show-heatmap").checked;
   setStatus(photo, `${data.size[0]}×${data.size[1]} px · ${how} · ${Math.round(t.total_ms)} ms`);
   draw(photo);
   renderCrops(photo);
   updateDownloadAll();
+}
+
+function foundSubject(data) {
+  const what = data.subject_class || data.subject_source;
+  const sure = data.subject_score != null ? ` ${data.subject_score.toFixed(2)}` : "";
+  return `subject found: ${what}${sure}, ${data.subject_kept ? "kept in the crop" : "not kept"}`;
 }
 
 function failed(photo, text) {
@@ -117,8 +129,8 @@ function draw(photo) {
     if (photo.heat && $("#show-heatmap").checked) {
       const [hx, hy, hw, hh] = r.heatmap.box;
       ctx.save();
-      ctx.globalAlpha = 0.45;
-      ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = 0.5;
+      ctx.imageSmoothingEnabled = false;  // one colour per cell: the cells are what the model weighs
       ctx.drawImage(photo.heat, hx * k, hy * k, hw * k, hh * k);
       ctx.restore();
     }
@@ -229,8 +241,8 @@ async function cropBlob(photo, index) {
     return new Promise((resolve) => cutCanvas(photo, crop).toBlob(resolve, type, 0.92));
   }
   // the browser cannot show this photo (e.g. TIFF): the server cuts it
-  const query = new URLSearchParams({ aspect: crop.shape, subject: photo.result.subject.join(","),
-    output: "jpeg" });
+  const query = new URLSearchParams({ aspect: photo.shapes[index], output: "jpeg" });
+  if (photo.subject) query.set("subject", photo.subject.map((v) => Math.round(v)).join(","));  // as shown
   const body = new FormData();
   body.append("photo", photo.file, photo.file.name);
   const res = await fetch("v1/crop?" + query, { method: "POST", body, headers: authHeaders() });
@@ -316,7 +328,7 @@ function addPhotos(fileList) {
       heat: null, subject: null, active: 0, seq: 0, requests: 0, drag: null };
     card.dataset.requests = "0";
     attachDrawing(photo);
-    $(".auto", card).addEventListener("click", () => { photo.subject = null; photo.refind = true; recrop(photo); });
+    $(".auto", card).addEventListener("click", () => { photo.subject = null; recrop(photo); });
     photo.img.onload = () => { photo.imgOk = true; draw(photo); if (photo.result) renderCrops(photo); };
     photo.img.onerror = () => setStatus(photo, "this browser cannot show this photo; the server still crops it");
     photo.img.src = URL.createObjectURL(file);
@@ -350,7 +362,10 @@ function setup() {
   const customChanged = debounce(() => { if ($("#custom-on").checked) recropAll(); }, 400);
   $("#custom-w").addEventListener("input", customChanged);
   $("#custom-h").addEventListener("input", customChanged);
-  $("#show-heatmap").addEventListener("change", () => state.photos.forEach(draw));
+  $("#show-heatmap").addEventListener("change", () => state.photos.forEach((photo) => {
+    $(".heat-caption", photo.card).hidden = !(photo.result && photo.result.heatmap) || !$("#show-heatmap").checked;
+    draw(photo);
+  }));
   $("#download-all").addEventListener("click", downloadAll);
   $("#api-key").value = state.apiKey;
   $("#key-retry").addEventListener("click", () => {

@@ -1,0 +1,343 @@
+"""Cropping a catalogue on a Ray cluster: Ray Data's ``map_batches`` over a crop actor.
+
+>>> from gencrop.batch import crop_catalogue
+>>> summary = crop_catalogue("s3://shop/photos", "s3://shop/thumbs", shapes=["1:1", "4:5"])
+
+Each actor (:class:`CropPhotos`) loads the model and the subject finder once,
+then crops batches of photos: decoded in the actor, one network pass per batch
+for every shape, the crops uploaded beside the results table, and the batch's
+rows written as one Parquet part before they are handed back. A killed job
+loses no finished batch; run again, it crops only what has no row yet
+(:func:`gencrop.batch.catalogue.plan_batch`). A photo that cannot be cropped
+becomes a row with the ``error`` of ``gencrop crop --json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import PurePosixPath
+
+from ..cli.crop import crop_file_name, visualization_file_name
+from ..geometry import Box
+from ..shapes import Shape
+from .catalogue import RESULTS_DIR, BatchPlan, CropOptions, Location, part_name, plan_batch, result_schema
+
+__all__ = ["CropPhotos", "BatchSummary", "run_plan", "crop_catalogue", "init_ray"]
+
+EXAMPLE_PHOTO = PurePosixPath(__file__).parents[1] / "assets" / "astronaut.jpg"
+
+
+def _photo_errors() -> tuple[type[Exception], ...]:
+    """What ``gencrop crop`` reports as a failed photo (and goes on): the same here."""
+    from ..io import ImageReadError
+
+    return (ImageReadError, ValueError, OSError)
+
+
+class CropPhotos:
+    """A callable class for ``Dataset.map_batches``: rows of photos in, rows of crops out (pyarrow).
+
+    Input rows: ``photo``, ``relative``, ``source``, ``subject`` (``[x, y, w, h]``
+    or null: found), ``error`` (already failed), ``options_digest``, ``digest``,
+    as :func:`~gencrop.batch.catalogue.plan_batch` makes them. ``input_fs``: the
+    photos' pyarrow file system (None: paths on the worker's disks).
+    """
+
+    def __init__(self, options: CropOptions, input_fs=None, threads: int | None = None, finds_subjects: bool = True):
+        from ..inference import Cropper
+
+        self.options = options
+        self.input_fs = input_fs
+        self.out = Location.parse(options.out)
+        # a worker shares its node with others: onnxruntime's idle threads sleep instead of spinning
+        self.cropper = Cropper.from_pretrained(
+            options.model, epoch=options.epoch, device=options.device, runtime=options.runtime, spin_wait=False
+        )
+        _limit_threads(self.cropper, threads)
+        self._warm_up(finds_subjects)
+
+    def _warm_up(self, finds_subjects: bool) -> None:
+        """One crop of the bundled photo, its subject found when the job finds subjects (and a finder is
+        installed): the first batch then pays neither for the first pass nor for loading the finder."""
+        from ..inference import SubjectRequired
+
+        if finds_subjects:
+            try:
+                self.cropper.crop(str(EXAMPLE_PHOTO))
+                return
+            except SubjectRequired:
+                pass
+        self.cropper.crop(str(EXAMPLE_PHOTO), (150, 30, 200, 300))
+
+    def __call__(self, batch):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        items = batch.to_pylist() if hasattr(batch, "to_pylist") else _rows_of(batch)
+        table = pa.Table.from_pylist(self.crop_rows(items), schema=result_schema())
+        part = self.out.child(RESULTS_DIR).child(part_name(items))
+        part.publish(functools.partial(pq.write_table, table))
+        return table
+
+    def crop_rows(self, items: Sequence[Mapping]) -> list[dict]:
+        """The result rows of a batch (one per photo and shape; one per failed photo); writes the crops."""
+        errors = _photo_errors()
+        rows: list[list[dict]] = [[] for _ in items]
+        prepared = []
+        for i, item in enumerate(items):
+            if item.get("error"):
+                rows[i] = [_error_row(item, item["error"])]
+                continue
+            try:
+                subject = None if item.get("subject") is None else Box.from_xywh(item["subject"])
+                prepared.append((i, *self._prepare(item, subject)))
+            except errors as e:
+                rows[i] = [_error_row(item, str(e))]
+        for (i, _, full), results in zip(prepared, self._crop([p for _, p, _ in prepared])):
+            item = items[i]
+            try:
+                if isinstance(results, Exception):
+                    raise results
+                rows[i] = self._rows(item, results, full)
+            except errors as e:
+                rows[i] = [_error_row(item, str(e))]
+        return [row for photo_rows in rows for row in photo_rows]
+
+    def _prepare(self, item: Mapping, subject: Box | None):
+        """(prepared photo, full-resolution decode or None): as ``gencrop crop`` decodes a file."""
+        image = item["source"] if self.input_fs is None else self._download(item)
+        if self.options.write_crops:
+            return self.cropper.prepare_full(image, subject)
+        return self.cropper.prepare(image, subject), None
+
+    def _download(self, item: Mapping) -> BytesIO:
+        with self.input_fs.open_input_file(item["source"]) as f:
+            data = BytesIO(f.read())
+        data.name = item["photo"]  # what a decoding error names, as a path does for gencrop crop
+        return data
+
+    def _crop(self, prepared: list) -> list:
+        """One network pass for the batch, every shape; when that fails, photo by photo (errors as values)."""
+        options = self.options
+        if not prepared:
+            return []
+        try:
+            return self.cropper.crop_shapes_many(
+                prepared, list(options.shapes), keep_subject=options.keep_subject, batch_size=len(prepared)
+            )
+        except _photo_errors():
+            out: list = []
+            for p in prepared:
+                try:
+                    out.append(self.cropper.crop_shapes(p, list(options.shapes), keep_subject=options.keep_subject))
+                except _photo_errors() as e:
+                    out.append(e)
+            return out
+
+    def _rows(self, item: Mapping, results: list, full) -> list[dict]:
+        from ..io import save_image
+
+        records = [result.to_json(item["photo"]) for result in results]
+        folder = PurePosixPath(item["relative"]).parent
+        name = PurePosixPath(item["relative"]).name
+        if full is not None:
+            for result, record in zip(results, records):
+                shape_name = result.shape.name if self.options.named else None
+                target = self.out.child((folder / crop_file_name(name, shape_name)).as_posix())
+                target.publish(functools.partial(save_image, result.cut(full)))
+                record["output"] = str(target)
+            if self.options.visualize:
+                from ..visualize import crop_visualization
+
+                vis = self.out.child((folder / visualization_file_name(name)).as_posix())
+                vis.publish(functools.partial(save_image, crop_visualization(full, results[0], self.cropper.dim)))
+                for record in records:
+                    record["visualization"] = str(vis)
+        return [{**record, "options_digest": item["options_digest"], "digest": item["digest"]} for record in records]
+
+
+def _error_row(item: Mapping, error: str) -> dict:
+    return {"photo": item["photo"], "error": error, "options_digest": item["options_digest"], "digest": item["digest"]}
+
+
+def _rows_of(batch) -> list[dict]:
+    """Rows of a pandas or numpy batch (for ``map_batches`` calls with another ``batch_format``)."""
+    if hasattr(batch, "to_dict"):
+        return batch.to_dict("records")
+    columns = list(batch)
+    return [dict(zip(columns, values)) for values in zip(*(batch[c] for c in columns))]
+
+
+def _limit_threads(cropper, threads: int | None) -> None:
+    """Give onnxruntime as many threads as the actor has CPUs (its default is every core of the node)."""
+    if not threads or getattr(cropper.network, "runtime", None) != "onnx":
+        return
+    import onnxruntime as ort
+
+    network = cropper.network
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    network.session = ort.InferenceSession(str(network.path), options, providers=network.session.get_providers())
+
+
+# -- the driver -------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSummary:
+    """What a job did: ``photos`` listed, ``done_before`` (results already written), ``cropped`` and
+    ``failed`` now, the failures' messages, and where the table is."""
+
+    photos: int
+    done_before: int
+    cropped: int = 0
+    failed: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (photo, error)
+    table: str = ""
+
+
+def init_ray(address: str | None = None, **kwargs) -> None:
+    """Join the cluster at ``address`` (``"auto"``: the one this machine belongs to), or start one here
+    (``None``); nothing when Ray is already initialised. Ray's own logging is kept to warnings."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("logging_level", logging.WARNING)
+    kwargs.setdefault("log_to_driver", False)
+    ray.init(address=address, **kwargs)
+
+
+def run_plan(
+    plan: BatchPlan,
+    *,
+    actors: int | None = None,
+    cpus_per_actor: float = 1.0,
+    batch_size: int = 8,
+    ray_address: str | None = None,
+    progress: bool = True,
+    on_rows: Callable[[list[dict]], None] | None = None,
+    actor_class: type = CropPhotos,
+) -> BatchSummary:
+    """Crop the photos of ``plan`` on Ray Data and return what happened.
+
+    ``actors``: the size of the actor pool (default: as many as the
+    cluster's CPUs hold at ``cpus_per_actor`` each); ``batch_size``: photos per
+    network pass and per written part; ``on_rows``: called with each finished
+    batch's rows (dicts of :data:`~gencrop.batch.catalogue.RESULT_COLUMNS`).
+    ``actor_class``: :class:`CropPhotos` or a subclass.
+    """
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    if cpus_per_actor <= 0:
+        raise ValueError(f"cpus_per_actor must be positive; got {cpus_per_actor}")
+    summary = BatchSummary(len(plan.listed.photos), plan.done, table=str(plan.table))
+    todo = plan.todo
+    if not todo:
+        return summary
+    import ray
+    import ray.data
+
+    init_ray(ray_address)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the job's own bar counts photos
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    batches = math.ceil(len(todo) / batch_size)
+    if actors is None:
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+    actors = max(1, min(actors, batches))
+    dataset = ray.data.from_items(todo, override_num_blocks=batches).map_batches(
+        actor_class,
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus_per_actor,
+        fn_constructor_kwargs={
+            "options": plan.options,
+            "input_fs": plan.listed.fs,
+            "threads": max(1, math.floor(cpus_per_actor)),
+            "finds_subjects": any(item["subject"] is None and not item["error"] for item in todo),
+        },
+    )
+    bar = tqdm(total=len(todo), desc="crop", unit="photo", disable=not progress, file=sys.stderr)
+    try:
+        for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            rows = table.to_pylist()
+            photos: dict[str, str | None] = {}
+            for row in rows:
+                photos.setdefault(row["photo"], row["error"])
+            failed = [(photo, error) for photo, error in photos.items() if error is not None]
+            summary.failed += len(failed)
+            summary.cropped += len(photos) - len(failed)
+            summary.errors += failed
+            if on_rows is not None:
+                on_rows(rows)
+            bar.update(len(photos))
+    finally:
+        bar.close()
+    return summary
+
+
+def crop_catalogue(
+    sources: str | Sequence[str],
+    out: str,
+    *,
+    shapes: Sequence[Shape | str] = ("free",),
+    subject: Box | Sequence[float] | None = None,
+    subjects: Mapping[str, Box | Sequence[float]] | str | None = None,
+    find_missing_subjects: bool = False,
+    keep_subject: bool | None = None,
+    write_crops: bool = True,
+    visualize: bool = False,
+    model: str | None = None,
+    epoch: int | None = None,
+    runtime: str = "auto",
+    device: str | None = None,
+    recursive: bool = False,
+    **run_options,
+) -> BatchSummary:
+    """Crop every photo of ``sources`` (folders, files or URIs) into ``out`` (a folder or URI) on Ray.
+
+    Shapes and subjects as :meth:`gencrop.Cropper.crop_shapes` and ``gencrop crop`` take them
+    (``subjects`` may name a JSON or Parquet file); the other keywords go to :func:`run_plan`
+    (``actors``, ``cpus_per_actor``, ``batch_size``, ``ray_address``, ``progress``).
+    Results already in ``out`` for the same options are kept and not cropped again.
+    """
+    from .catalogue import read_subjects
+
+    options = CropOptions(
+        out=str(out),
+        shapes=tuple(s if isinstance(s, Shape) else Shape.parse(s) for s in shapes) or (Shape(),),
+        keep_subject=keep_subject,
+        write_crops=write_crops,
+        visualize=visualize,
+        model=None if model is None else str(model),
+        epoch=epoch,
+        runtime=runtime,
+        device=device,
+    )
+    name = "the subjects table"
+    if isinstance(subjects, (str, bytes)) or hasattr(subjects, "__fspath__"):
+        name, subjects = str(subjects), read_subjects(str(subjects))
+    plan = plan_batch(
+        sources,
+        options,
+        subject=subject,
+        subjects=subjects,  # type: ignore[arg-type]
+        find_missing_subjects=find_missing_subjects,
+        subjects_name=name,
+        recursive=recursive,
+    )
+    return run_plan(plan, **run_options)
