@@ -333,7 +333,7 @@ def test_segment_rerun_over_broken_results(seg_dir, case, capsys):
 
 
 def test_outpaint_isolates_a_decompression_bomb(tmp_path, capsys):
-    pytest.importorskip("cv2")  # OpenCV: the saliency or engine extra
+    pytest.importorskip("cv2")  # OpenCV: the subject or engine extra
     photos = tmp_path / "photos"
     for pid in ("a", "b"):
         synth_photo(photos / f"img{pid}.jpg", (80, 60))

@@ -182,9 +182,10 @@ def test_readme_python_example_runs(sandbox, monkeypatch, capsys):
 # ----------------------------------------------------------------------------
 # names the docs use
 # ----------------------------------------------------------------------------
-# flags of the outside tools the docs show (pip, torchrun, accelerate), by tool
+# flags of the outside tools the docs show (pip, torchrun, accelerate, ruff, ray), by tool
 OTHER_TOOLS_FLAGS = {
-    "pip": {"--no-deps", "--index-url", "--upgrade"},
+    "pip": {"--no-deps", "--index-url", "--upgrade", "--only-binary", "--python-version"},
+    "ray start": {"--address"},
     "torchrun": {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr"},
     "accelerate": {"--multi_gpu", "--num_processes", "--cpu"},
     "ruff": {"--check", "--fix"},
@@ -289,7 +290,7 @@ def script_flags() -> set[str]:
 def test_every_flag_in_the_docs_exists():
     """``--flags`` in prose and code: of the ``gencrop`` command a code span runs (its own options), of
     the script the line runs (its source); otherwise of some ``gencrop`` command, some script of the
-    repository, or an outside tool the file names (pip, torchrun, accelerate, ruff)."""
+    repository, or an outside tool the file names (pip, torchrun, accelerate, ruff, ray)."""
     everything = all_gencrop_options() | script_flags()
     unknown = []
     for path in NAMING_FILES:
