@@ -66,7 +66,8 @@ def load_backbone_weights(model: GenCrop, spec: str | None) -> str:
     """
     arch = model.config.arch
     body = model.backbone.body
-    channels = (model.config.in_channels, model.config.mask_channel_init)
+    # models without a mask channel (the quality classifier) carry no mask_channel_init
+    channels = (model.config.in_channels, getattr(model.config, "mask_channel_init", "zeros"))
     if spec in (None, "none"):
         return f"{arch}: random initialisation"
     if spec == "auto":
