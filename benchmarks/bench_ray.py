@@ -8,14 +8,20 @@ cropped to two shapes (1:1 and 1200x630) with the crops written:
 
 * ``gencrop crop`` in this process (before Ray starts, and again at the end:
   the machine may be shared, the two runs show how much that moved);
-* ``gencrop batch`` on a local Ray cluster of 2 CPUs: 1 actor with 1 CPU,
-  1 actor with 2 CPUs, 2 actors with 1 CPU each. A job's time counts its
-  actors' start (model load and warm-up), not the cluster's.
+* the same job on a local Ray cluster of 2 CPUs (``crop_catalogue``, what
+  ``gencrop batch`` runs): 1 actor with 1 CPU, 1 actor with 2 CPUs, 2 actors
+  with 1 CPU each. A job's time counts its actors' start (model load and
+  warm-up), not the cluster's nor the helper actors Ray Data starts with the
+  first job of a cluster (a one-photo job runs first).
 
-Beside each wall-clock rate it prints the CPU time per photo of the whole
-process tree (this process, and Ray's daemons and workers), which a shared
-machine disturbs much less: Ray's overhead shows there as the batch job's CPU
-per photo above ``gencrop crop``'s.
+Each row gives the whole job's rate and the steady rate: photos finished
+after the first one (the first batch, on Ray) over the time from it to the
+last, which leaves out imports, model loads and actor starts.
+
+Beside each wall-clock rate it prints the CPU time per photo of everything
+the job ran (this process, Ray's daemons, the actors' processes from their
+start), which a shared machine disturbs much less than wall time: Ray's
+overhead shows there as the batch job's CPU per photo above ``gencrop crop``'s.
 
 Given subjects by default (an off-centre box per photo); ``--find-subjects``
 finds them automatically instead.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
@@ -62,10 +69,9 @@ def make_photos(folder: Path, count: int) -> Path:
     return subjects
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and every process below it: Ray's daemons and workers
-    when this process started the cluster, and (through their parents' counts) those that have exited.
-    On a shared machine this moves less than wall time."""
+def cpu_by_process() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each live process below it (Ray's daemons and
+    workers when this process started the cluster). On a shared machine this moves less than wall time."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents, cpu = {}, {}
     for entry in os.listdir("/proc"):
@@ -77,26 +83,69 @@ def tree_cpu_seconds() -> float:
         except OSError:  # exited meanwhile
             continue
         parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
     mine, changed = {os.getpid()}, True
     while changed:
         below = {pid for pid, parent in parents.items() if parent in mine} - mine
         changed = bool(below)
         mine |= below
-    return sum(cpu.get(pid, 0.0) for pid in mine)
+    return {pid: cpu[pid] for pid in mine if pid in cpu}
 
 
-def timed_cli(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process tree) of one in-process command."""
+def timed(run) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``run()``: this process and the processes below it, plus the CPU
+    that crop actors report for themselves (they may exit before the end is measured)."""
+    for report in REPORTS.glob("*.cpu"):
+        report.unlink()
+    start, start_cpu = time.perf_counter(), cpu_by_process()
+    run()
+    seconds, end_cpu = time.perf_counter() - start, cpu_by_process()
+    actors = {int(r.stem): float(r.read_text()) for r in REPORTS.glob("*.cpu")}
+    cpu = sum(v - start_cpu.get(pid, 0.0) for pid, v in end_cpu.items() if pid not in actors)
+    return seconds, cpu + sum(actors.values())
+
+
+REPORTS = Path(tempfile.mkdtemp(prefix="bench-ray-cpu-"))
+
+
+def counted_actor():
+    """CropPhotos that writes its process's CPU time after each batch (model load and warm-up included)."""
+    from gencrop.batch.ray_job import CropPhotos
+
+    reports = str(REPORTS)
+
+    class CountedCropPhotos(CropPhotos):
+        def __call__(self, batch):
+            out = super().__call__(batch)
+            Path(reports, f"{os.getpid()}.cpu").write_text(repr(time.process_time()))
+            return out
+
+    return CountedCropPhotos
+
+
+def cli(argv: list[str]) -> None:
     from gencrop.cli import main
 
-    start, start_cpu = time.perf_counter(), tree_cpu_seconds()
     with contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
-    seconds, cpu = time.perf_counter() - start, tree_cpu_seconds() - start_cpu
     if code != 0:
         raise RuntimeError(f"gencrop {' '.join(argv)} exited {code}")
-    return seconds, cpu
+
+
+class Marks:
+    """When photos finished: the steady rate leaves out what comes before the first finished photo
+    (imports, model loads, Ray's actors starting)."""
+
+    def __init__(self):
+        self.times: list[tuple[float, int]] = []
+
+    def add(self, photos: int) -> None:
+        done = self.times[-1][1] if self.times else 0
+        self.times.append((time.perf_counter(), done + photos))
+
+    def steady_rate(self) -> float:
+        (t0, n0), (t1, n1) = self.times[0], self.times[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
 
 
 def main() -> None:
@@ -107,51 +156,98 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
+    from gencrop.inference import Cropper
+
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    figures: dict[str, dict[str, float]] = {}
+    marks = Marks()
+
+    def record(key: str, seconds: float, cpu: float) -> None:
+        figures[key] = {
+            "photos_per_s": args.photos / seconds,
+            "steady_photos_per_s": marks.steady_rate(),
+            "cpu_ms_per_photo": 1000 * cpu / args.photos,
+        }
+        f = figures[key]
+        print(
+            f"{key:<26} {f['photos_per_s']:6.2f} photos/s ({seconds:5.1f} s)  steady {f['steady_photos_per_s']:6.2f}"
+            f" photos/s  {f['cpu_ms_per_photo']:5.0f} CPU ms/photo",
+            flush=True,
+        )
+
+    # gencrop crop, each photo marked as it finishes
+    one_call = Cropper.crop
+
+    def marked(self, *a, **k):
+        out = one_call(self, *a, **k)
+        marks.add(1)
+        return out
+
     try:
         folder = work / "photos"
         subjects = make_photos(folder, args.photos)
         common = [str(folder), "--aspect", "1:1", "--size", "1200x630", "-q", "--batch-size", str(args.batch_size)]
         if not args.find_subjects:
             common += ["--subjects", str(subjects)]
-        figures: dict[str, float] = {}
-        cpu_ms: dict[str, float] = {}
-
-        def record(key: str, seconds: float, cpu: float) -> None:
-            figures[key], cpu_ms[key] = args.photos / seconds, 1000 * cpu / args.photos
-            print(
-                f"{key:<28} {figures[key]:6.2f} photos/s  ({seconds:5.1f} s)   {cpu_ms[key]:6.0f} CPU ms/photo",
-                flush=True,
-            )
 
         def crop_once(key: str) -> None:
-            record(key, *timed_cli(["crop", *common, "-o", str(work / key.replace(" ", "_"))]))
+            marks.times.clear()
+            Cropper.crop = marked  # type: ignore[method-assign]
+            try:
+                record(key, *timed(lambda: cli(["crop", *common, "-o", str(work / key.replace(" ", "_"))])))
+            finally:
+                Cropper.crop = one_call  # type: ignore[method-assign]
 
-        timed_cli(["crop", str(folder / sorted(os.listdir(folder))[0]), "--no-write", "-q", "--subject", "1,1,5,5"])
+        cli(["crop", str(folder / sorted(os.listdir(folder))[0]), "--no-write", "-q", "--subject", "1,1,5,5"])
         crop_once("gencrop crop (before)")
 
         import ray
 
-        from gencrop.batch.ray_job import init_ray
+        from gencrop.batch.ray_job import crop_catalogue, init_ray
 
         init_ray(None, num_cpus=2, object_store_memory=200 * 1024**2)
+        actor_class = counted_actor()
+
+        def job(out: str, photos, actors: int, cpus: float) -> None:
+            crop_catalogue(
+                photos,
+                out,
+                shapes=["1:1", "1200x630"],
+                subjects=None if args.find_subjects else str(subjects),
+                actors=actors,
+                cpus_per_actor=cpus,
+                batch_size=args.batch_size,
+                progress=False,
+                actor_class=actor_class,
+                on_rows=lambda rows: marks.add(len({r["photo"] for r in rows})),
+            )
+
+        # Ray Data starts its own helper actors with the first job of a cluster: not counted
+        job(str(work / "warm-up"), [str(sorted(folder.iterdir())[0])], 1, 1)
         for actors, cpus in ((1, 1), (1, 2), (2, 1)):
             key = f"batch {actors} actor(s) x {cpus} CPU"
-            argv = ["batch", *common, "-o", str(work / key.replace(" ", "_"))]
-            record(key, *timed_cli([*argv, "--actors", str(actors), "--cpus-per-actor", str(cpus)]))
+            marks.times.clear()
+            record(key, *timed(functools.partial(job, str(work / key.replace(" ", "_")), str(folder), actors, cpus)))
         ray.shutdown()
         crop_once("gencrop crop (after)")
 
-        crop = (figures["gencrop crop (before)"] + figures["gencrop crop (after)"]) / 2
-        one = max(figures["batch 1 actor(s) x 1 CPU"], figures["batch 1 actor(s) x 2 CPU"])
-        two = figures["batch 2 actor(s) x 1 CPU"]
-        print(f"2 actors / best 1 actor: {two / one:.2f}x (target >= 1.6)")
-        print(f"best 1 actor / gencrop crop: {one / crop:.0%} (target >= 90%)")
-        crop_cpu = (cpu_ms["gencrop crop (before)"] + cpu_ms["gencrop crop (after)"]) / 2
-        one_cpu = cpu_ms["batch 1 actor(s) x 1 CPU"]
-        print(f"CPU per photo, 1 actor x 1 CPU / gencrop crop: {one_cpu / crop_cpu:.0%} (Ray's overhead in CPU time)")
+        for rate in ("photos_per_s", "steady_photos_per_s"):
+            crop = (figures["gencrop crop (before)"][rate] + figures["gencrop crop (after)"][rate]) / 2
+            one = figures["batch 1 actor(s) x 1 CPU"][rate]
+            two = figures["batch 2 actor(s) x 1 CPU"][rate]
+            print(
+                f"{rate}: 2 actors / 1 actor {two / one:.2f}x (target >= 1.6); "
+                f"1 actor / gencrop crop {one / crop:.0%} (target >= 90%)"
+            )
+        crop_cpu = (
+            figures["gencrop crop (before)"]["cpu_ms_per_photo"] + figures["gencrop crop (after)"]["cpu_ms_per_photo"]
+        ) / 2
+        print(
+            f"CPU per photo, 1 actor / gencrop crop: "
+            f"{figures['batch 1 actor(s) x 1 CPU']['cpu_ms_per_photo'] / crop_cpu:.0%} (Ray's overhead in CPU time)"
+        )
         if args.json:
-            Path(args.json).write_text(json.dumps({"photos_per_s": figures, "cpu_ms_per_photo": cpu_ms}, indent=2))
+            Path(args.json).write_text(json.dumps(figures, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

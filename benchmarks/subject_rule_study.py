@@ -133,14 +133,14 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
     """One block per kind of photo: every rule's IoU, BDE, kept count and person-cut fraction."""
     kinds = {
         "person found": [r for r in records if persons.get(r["name"]) is not None],
-        "no person": [r for r in records if persons.get(r["name"]) is None],
+        "no person": [r for r in records if r["name"] in persons and persons[r["name"]] is None],
         "all": records,
     }
     for kind, rows in kinds.items():
         if not rows:
             continue
         print(f"  {kind} ({len(rows)} photos)")
-        print(f"    {'rule':<44} {'kept':>5} {'IoU':>7} {'BDE':>7} {'cut>10%':>8}")
+        print(f"    {'rule':<52} {'kept':>5} {'IoU':>7} {'BDE':>7} {'cut>10%':>8}")
         for rule in rules:
             ious, disps, cut = [], [], []
             n_kept = 0
@@ -159,7 +159,7 @@ def table(records: list[dict], persons: dict[str, Box | None], rules, how: str) 
             cut_text = f"{np.mean(cut):>8.3f}" if cut else f"{'-':>8}"
             mark = " *" if rule == FOUND_SUBJECT_RULE else ""
             print(
-                f"    {rule.describe() + mark:<44} {n_kept:>5} {s['mean_iou']:>7.4f} {s['mean_bde']:>7.4f} {cut_text}"
+                f"    {rule.describe() + mark:<52} {n_kept:>5} {s['mean_iou']:>7.4f} {s['mean_bde']:>7.4f} {cut_text}"
             )
 
 
@@ -182,6 +182,12 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="write the per-photo crops here (JSON) for --load; resumes from it")
     ap.add_argument("--load", type=Path, help="tabulate crops saved by --save instead of cropping")
     ap.add_argument(
+        "--persons-from",
+        type=Path,
+        help="a --save file of the same split whose detector records tell the kinds of photo apart "
+        "(then the detector is run only when --finders names it)",
+    )
+    ap.add_argument(
         "--all-rules",
         action="store_true",
         help="on the test split too, every candidate rule (default there: today's and the shipped rule only)",
@@ -196,7 +202,8 @@ def main() -> None:
             raise SystemExit(f"no FCDB photos under {args.data_root}")
         cropper = Cropper.from_pretrained(args.model)
         # the detector decides which photos show a person, whatever finder is studied
-        finders = [DETECTOR] + [f for f in args.finders if f != DETECTOR]
+        finders = ([] if args.persons_from else [DETECTOR]) + [f for f in args.finders if f != DETECTOR]
+        finders += [DETECTOR] if args.persons_from and DETECTOR in args.finders else []
         runs = {"split": args.split, "finders": {}}
         if args.save and args.save.is_file():  # resume
             runs = load_runs(args.save)
@@ -212,20 +219,31 @@ def main() -> None:
             records = runs["finders"].setdefault(name, [])
             crop_records(cropper, make_finder(name), photos, records, checkpoint)
             checkpoint()
+    if args.persons_from:
+        other = load_runs(args.persons_from)
+        if other["split"] != runs["split"]:
+            raise SystemExit(f"{args.persons_from} holds the {other['split']} split, not {runs['split']}")
+        runs["finders"][DETECTOR] = other["finders"][DETECTOR]
+    # every finder studied on the same photos (a run that stopped early has fewer); the detector's
+    # verdict (person or not) may cover fewer: photos without it count in "all" only
+    studied = [v for k, v in runs["finders"].items() if k in args.finders] or [runs["finders"][DETECTOR]]
+    common = set.intersection(*({r["name"] for r in v} for v in studied))
+    runs["finders"] = {k: [r for r in v if r["name"] in common] for k, v in runs["finders"].items()}
     for name, records in runs["finders"].items():
         failed = [r for r in records if "error" in r]
         if failed:
             print(f"finder {name}: failed on {len(failed)} photos (not scored for any finder): {failed[0]['error']}")
     failed_names = {r["name"] for records in runs["finders"].values() for r in records if "error" in r}
     runs["finders"] = {k: [r for r in v if r["name"] not in failed_names] for k, v in runs["finders"].items()}
-    auto = runs["finders"][DETECTOR]
-    persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in auto}
+    detected = runs["finders"][DETECTOR]
+    persons = {r["name"]: Box.from_xywh(r["subject"]) if r["cls"] == PERSON else None for r in detected}
     rules = candidate_rules(args.thresholds)
     if runs["split"] == "test" and not args.all_rules:  # rules are chosen on validation photos, never here
         rules = [SubjectRule(keep_found=False)] + ([FOUND_SUBJECT_RULE] if FOUND_SUBJECT_RULE.keep_found else [])
     print(
-        f"FCDB {runs['split']} photos: {len(auto)}, {sum(p is not None for p in persons.values())} whose "
-        f"detected subject is a person; * = the shipped rule ({FOUND_SUBJECT_RULE.describe()})"
+        f"FCDB {runs['split']} photos: {len(common - failed_names)}; the detector's verdict on {len(persons)}: "
+        f"{sum(p is not None for p in persons.values())} whose detected subject is a person; "
+        f"* = the shipped rule ({FOUND_SUBJECT_RULE.describe()})"
     )
     for name, records in runs["finders"].items():
         if name not in args.finders:

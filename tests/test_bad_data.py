@@ -143,6 +143,7 @@ SPLIT_CASES = {
 @pytest.mark.parametrize("case", sorted(SPLIT_CASES))
 def test_train_and_own_eval_name_the_bad_file(ds, case, tmp_path, capsys):
     """`gencrop train` and `gencrop eval --dataset` stop with one line naming the file (exit 1), before any work."""
+    pytest.importorskip("accelerate")  # the train extra
     breaker, expected = SPLIT_CASES[case]
     breaker(ds)
     code, _, err = run(["train", ds / "outpaint", "-o", tmp_path / "run", "--epochs", "1", *TINY], capsys)
@@ -182,6 +183,7 @@ def test_own_eval_reports_test_photos_without_a_usable_canvas(ds, capsys):
 
 def test_train_skips_unreadable_canvases_and_reports_missing_masks(ds, tmp_path, capsys):
     """Zero-byte and decompression-bomb canvases are skipped and counted; missing masks are announced."""
+    pytest.importorskip("accelerate")  # the train extra
     images = ds / "outpaint" / "images"
     ids = [e["id"] for e in _split(ds)]
     empty = next(images.glob(f"img{ids[0]}_*"))
@@ -202,6 +204,7 @@ def test_train_skips_unreadable_canvases_and_reports_missing_masks(ds, tmp_path,
 
 
 def test_resume_with_fewer_epochs_than_done_is_refused(ds, tmp_path, capsys):
+    pytest.importorskip("accelerate")  # the train extra
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     torch.save({"epoch": 3}, run_dir / "training_state.pt")  # what a run of 3 epochs leaves (its epoch count)
@@ -330,6 +333,7 @@ def test_segment_rerun_over_broken_results(seg_dir, case, capsys):
 
 
 def test_outpaint_isolates_a_decompression_bomb(tmp_path, capsys):
+    pytest.importorskip("cv2")  # OpenCV: the subject or engine extra
     photos = tmp_path / "photos"
     for pid in ("a", "b"):
         synth_photo(photos / f"img{pid}.jpg", (80, 60))

@@ -23,7 +23,7 @@ from gencrop.cli import main
 pytest.importorskip("pyarrow")
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPES = ["--aspect", "1:1", "--size", "300x200"]
+SHAPES = ["--aspect", "1:1", "--size", "1200x800"]  # larger than the photos' crops: they are enlarged
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -152,12 +152,16 @@ def _by_photo_and_shape(lines: str) -> dict:
 def test_batch_gives_the_crops_of_gencrop_crop(ray_cluster, photos, tmp_path):
     folder, subjects = photos
     common = [str(folder), "--subjects", str(subjects), *SHAPES, "--json", "-q"]
-    code, out, err = run_cli(["crop", *common, "-o", str(tmp_path / "crop")])
-    assert code == 1, err  # the broken photos
+    code, out, crop_err = run_cli(["crop", *common, "-o", str(tmp_path / "crop")])
+    assert code == 1, crop_err  # the broken photos
     expected = _by_photo_and_shape(out)
     code, out, err = run_cli(["batch", *common, "-o", str(tmp_path / "batch"), "--actors", "2", "--batch-size", "2"])
     assert code == 1, err
     got = _by_photo_and_shape(out)
+    # the same warnings and errors, one line each, whatever order the batches finished in
+    said = {line.split(": ", 1)[1] for line in crop_err.splitlines() if ": warning: " in line or ": error: " in line}
+    assert said and "enlarges the" in " ".join(said)
+    assert {line.split(": ", 1)[1] for line in err.splitlines() if ": warning: " in line or ": error: " in line} == said
     assert set(got) == set(expected)
     errors = {photo for (photo, shape), r in expected.items() if "error" in r}
     assert errors == {str(folder / "broken.jpg"), str(folder / "truncated.jpg")}
@@ -221,7 +225,7 @@ def test_a_killed_job_loses_nothing_and_a_rerun_redoes_nothing(ray_cluster, phot
     assert second.done == 2 and len(second.todo) == total - 2
     assert not {item["photo"] for item in second.todo} & done_first
     summary = run_plan(second, actors=2, batch_size=2, progress=False)
-    assert summary.cropped + summary.failed == total - 2 and summary.failed == 2
+    assert summary.cropped + summary.failed == total - 2
     assert all(p.read_bytes() == data for p, data in kept.items())  # nothing redone
     rows = read_results(out, options).to_pylist()
     assert sorted({r["photo"] for r in rows}) == sorted(f"{source}/{p.name}" for p in folder.iterdir())
@@ -238,6 +242,8 @@ def test_the_documented_local_run_runs_as_written(ray_cluster, tmp_path, monkeyp
     from test_docs_commands import fenced_blocks, gencrop_commands
 
     doc = REPO / "docs" / "scale.md"
+    if not doc.is_file():  # tools/mutation_check.py runs the tests on a copy of src/ and tests/ only
+        pytest.skip("no docs/ in this tree")
     command = gencrop_commands(fenced_blocks(doc, "bash")[0])[0]
     shown = fenced_blocks(doc, "")[0].strip().splitlines()  # the output printed under it
     (tmp_path / "src").symlink_to(REPO / "src")
@@ -245,6 +251,6 @@ def test_the_documented_local_run_runs_as_written(ray_cluster, tmp_path, monkeyp
     code, out, err = run_cli(command)
     assert code == 0, err
     assert out.strip().splitlines() == [line for line in shown if not line.startswith("gencrop batch:")]
-    assert err.strip().splitlines()[-1] == shown[-1]
+    assert shown[-1] in err.splitlines(), err  # the summary (Ray may log after it)
     for line in out.strip().splitlines():
         assert (tmp_path / line.split(" -> ")[1]).is_file()

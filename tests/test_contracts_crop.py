@@ -100,7 +100,7 @@ def test_genCrop_c_models_get_the_requested_shape():
     assert shapes is not None
     assert shapes[0] == pytest.approx([0.25, np.log(16 / 9), 1.0, 1.0])
     # a free crop beside a shaped one: one row each, the free one "no preference"
-    Cropper(net).crop_shapes(_photo(320, 200), ["free", "4:5"], (250, 150, 50, 40))
+    Cropper(net).crop(_photo(320, 200), (250, 150, 50, 40), shapes=["free", "4:5"])
     shapes = net.calls[-1][2]
     assert shapes is not None
     np.testing.assert_allclose(shapes, [[0, 0, 0, 0], [0, np.log(4 / 5), 0, 1]], atol=1e-6)
@@ -110,8 +110,8 @@ def test_several_photos_and_shapes_each_get_their_own_photos_crop():
     """Two photos x two shapes from one network pass: each result is its own photo's proposal."""
     photos = [_photo(320, 200), _photo(200, 320)]
     subjects = [Box(250, 150, 50, 40), Box(20, 200, 60, 100)]
-    results = Cropper(SubjectEchoNetwork(PROPOSAL)).crop_shapes_many(
-        photos, ["free", "1:1"], subjects, keep_subject=False
+    results = list(
+        Cropper(SubjectEchoNetwork(PROPOSAL)).crop(photos, subjects, shapes=["free", "1:1"], keep_subject=False)
     )
     assert len(results) == 2 and all(len(r) == 2 for r in results)
     for per_photo, subject in zip(results, subjects):

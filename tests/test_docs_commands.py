@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import gzip
 import importlib.util
 import io
@@ -181,9 +182,10 @@ def test_readme_python_example_runs(sandbox, monkeypatch, capsys):
 # ----------------------------------------------------------------------------
 # names the docs use
 # ----------------------------------------------------------------------------
-# flags of the outside tools the docs show (pip, torchrun, accelerate), by tool
+# flags of the outside tools the docs show (pip, torchrun, accelerate, ruff, ray), by tool
 OTHER_TOOLS_FLAGS = {
-    "pip": {"--no-deps", "--index-url", "--upgrade"},
+    "pip": {"--no-deps", "--index-url", "--upgrade", "--only-binary", "--python-version"},
+    "ray start": {"--address"},
     "torchrun": {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr"},
     "accelerate": {"--multi_gpu", "--num_processes", "--cpu"},
     "ruff": {"--check", "--fix"},
@@ -254,9 +256,14 @@ def sub_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(actions[0].choices) if actions else {}
 
 
+@functools.cache
+def cli_parser() -> argparse.ArgumentParser:
+    return build_parser()
+
+
 def command_options(words: list[str]) -> tuple[str, set[str]]:
     """``(name, options)`` of the (sub-)command that ``gencrop WORDS...`` runs."""
-    parser, name = build_parser(), "gencrop"
+    parser, name = cli_parser(), "gencrop"
     for word in words:
         subs = sub_parsers(parser)
         if word not in subs:
@@ -266,7 +273,7 @@ def command_options(words: list[str]) -> tuple[str, set[str]]:
 
 
 def all_gencrop_options() -> set[str]:
-    found, todo = set(), [build_parser()]
+    found, todo = set(), [cli_parser()]
     while todo:
         parser = todo.pop()
         found |= parser_options(parser)
@@ -283,7 +290,7 @@ def script_flags() -> set[str]:
 def test_every_flag_in_the_docs_exists():
     """``--flags`` in prose and code: of the ``gencrop`` command a code span runs (its own options), of
     the script the line runs (its source); otherwise of some ``gencrop`` command, some script of the
-    repository, or an outside tool the file names (pip, torchrun, accelerate, ruff)."""
+    repository, or an outside tool the file names (pip, torchrun, accelerate, ruff, ray)."""
     everything = all_gencrop_options() | script_flags()
     unknown = []
     for path in NAMING_FILES:

@@ -24,9 +24,9 @@ from gencrop.geometry import Box
 from gencrop.io import load_npz, read_json
 
 REPO = Path(__file__).resolve().parents[1]
-# the classical outpainter fills canvases with OpenCV (the saliency or engine extra)
+# the classical outpainter fills canvases with OpenCV (the subject or engine extra)
 needs_opencv = pytest.mark.skipif(
-    importlib.util.find_spec("cv2") is None, reason="needs OpenCV (the saliency or engine extra)"
+    importlib.util.find_spec("cv2") is None, reason="needs OpenCV (the subject or engine extra)"
 )
 
 

@@ -179,7 +179,7 @@ class BrokenCropper:
     def prepare(self, *args, **kwargs):
         return self.cropper.prepare(*args, **kwargs)
 
-    def crop_shapes_many(self, *args, **kwargs):
+    def crop(self, *args, **kwargs):
         raise RuntimeError("the network broke")
 
 
@@ -248,10 +248,10 @@ class HeldCropper:
         self.prepared += 1
         return self.cropper.prepare(*args, **kwargs)
 
-    def crop_shapes_many(self, *args, **kwargs):
+    def crop(self, *args, **kwargs):
         self.entered.set()
         self.gate.wait(20)
-        return self.cropper.crop_shapes_many(*args, **kwargs)
+        return self.cropper.crop(*args, **kwargs)
 
 
 def test_busy_server_refuses_before_decoding_and_answers_within_the_time_limit(photo_bytes):

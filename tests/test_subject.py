@@ -101,17 +101,17 @@ def test_detection_subject_mask_and_detector_override():
 
 
 def test_saliency_finds_a_disc_and_respects_the_frame():
-    finder = SaliencyFinder()
+    finder = SaliencyFinder()  # 96 px: the 400 x 300 photo is a 96 x 72 map, about 4 px a cell
     s = finder.find(_disc_photo())
     assert s.source == "saliency" and s.cls == "salient" and 0 < s.score <= 1
-    assert s.box.iou(Box(250, 60, 100, 100)) > 0.8
+    assert s.box.iou(Box(250, 60, 100, 100)) > 0.7
     assert s.mask.shape == (300, 400) and s.polygon.shape[1] == 2
     # the polygon outlines the region: inside its box, around its mask
     assert (s.polygon.min(0) >= np.array(s.box.xyxy[:2]) - 1e-3).all()
     assert (s.polygon.max(0) <= np.array(s.box.xyxy[2:]) + 1e-3).all()
     # Reduced decode: box in full pixels, mask at the decoded size.
     s2 = finder.find(_disc_photo().resize((200, 150)), size=(400, 300))
-    assert s2.box.iou(Box(250, 60, 100, 100)) > 0.75 and s2.mask.shape == (150, 200)
+    assert s2.box.iou(Box(250, 60, 100, 100)) > 0.7 and s2.mask.shape == (150, 200)
     # Within a frame around a second disc, that one is the subject.
     im = _disc_photo()
     ImageDraw.Draw(im).ellipse((40, 150, 120, 230), fill=(30, 30, 220))
@@ -123,7 +123,7 @@ def test_saliency_finds_a_disc_and_respects_the_frame():
 def test_weak_detections_fall_back_to_saliency():
     finder = SubjectFinder(detector=FakeDetector([_det(0, 0, 50, 50, 0.3)]))
     s = finder.find(_disc_photo())
-    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.8
+    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.7
 
 
 def test_faces_finds_the_astronauts_face(example_photo):
@@ -136,7 +136,7 @@ def test_faces_finds_the_astronauts_face(example_photo):
 
 def test_faces_falls_back_to_saliency_without_a_face():
     s = FaceFinder().find(_disc_photo())
-    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.8
+    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.7
 
 
 def test_regions_close_and_keep_the_largest_component():
@@ -169,3 +169,18 @@ def test_clear_error_without_backends():
         SubjectFinder(detector=None, saliency=False).find(_disc_photo())
     with pytest.raises(SubjectNotFound, match="give the subject yourself"):
         SubjectFinder(detector=FakeDetector([]), saliency=False).find(_disc_photo())
+
+
+def test_subject_finder_by_name_on_the_command_line_and_in_python(example_photo, capsys):
+    import json
+
+    from gencrop import Cropper
+    from gencrop.cli import main
+
+    for name, source in (("saliency", "saliency"), ("faces", "face")):
+        assert main(["crop", str(example_photo), "--subject-finder", name, "--json", "--no-write", "-q"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[0])["subject_source"] == source
+    with pytest.raises(ValueError, match="unknown subject finder 'yolo'"):
+        Cropper.from_pretrained(runtime="onnx", subject_finder="yolo")
+    mine = SaliencyFinder(input_size=64)
+    assert Cropper.from_pretrained(runtime="onnx", subject_finder=mine).crop(example_photo).subject_source == "saliency"

@@ -40,6 +40,13 @@ def test_rule_rejects_bad_settings_and_says_what_it_does():
     assert SubjectRule(keep_found=False).describe() == "no found subject kept"
 
 
+def test_shipped_rule_keeps_people_and_faces_only():
+    rule = subject_rule.FOUND_SUBJECT_RULE
+    assert rule.keeps("detection", "person", 0.41) and rule.keeps("faces", "face", 0.61)
+    assert not rule.keeps("saliency", "salient", 1.0) and not rule.keeps("detection", "dog", 0.99)
+    assert subject_rule.keeps_subject("given") and not subject_rule.keeps_subject("saliency", "salient", 0.9)
+
+
 # -- the rule applied by the Cropper ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):

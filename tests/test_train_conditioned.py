@@ -66,6 +66,7 @@ def test_gencrop_c_reads_the_request_and_round_trips(tmp_path):
 
 
 def test_train_gencrop_c_cli(tmp_path):
+    pytest.importorskip("accelerate")  # the train extra
     data = make_dataset(tmp_path / "d", n_photos=6, per_photo=1, canvas=96)
     run = tmp_path / "run"
     args = [

@@ -38,6 +38,7 @@ def _epochs(run):
 
 
 def test_train_writes_checkpoints_and_resumes(data, tmp_path):
+    pytest.importorskip("accelerate")  # the train extra
     from gencrop.modeling import GenCrop
 
     run = tmp_path / "run"
@@ -147,6 +148,7 @@ def test_box_iou_xyxy():
 
 def test_init_fine_tunes_from_a_trained_model(data, tmp_path):
     """--init starts from a trained model's weights; another network is refused with a clear error."""
+    pytest.importorskip("accelerate")  # the train extra
     from safetensors.torch import load_file
 
     from gencrop.modeling import GenCrop

@@ -164,6 +164,14 @@ MUTATIONS = [
         ("tests/test_subject_rule.py",),
         "the rule for found subjects keeps any class",
     ),
+    Mutation(
+        "batch-resume-wrong-digest",
+        "src/gencrop/batch/catalogue.py",
+        "if (p.photo, digest) in done_keys:",
+        "if (p.photo, job_digest) in done_keys:",
+        ("tests/test_batch_ray.py",),
+        "a rerun of gencrop batch crops again what a killed run had finished",
+    ),
     # -- rules the fast suite missed before the contract tests (tests/test_contracts_*.py) --------
     Mutation(
         "pull-away-vertically",

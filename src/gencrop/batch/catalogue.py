@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..geometry import Box
 from ..io import IMAGE_EXTENSIONS, atomic_path, read_json
@@ -83,7 +84,7 @@ class Location:
     file system (``path`` without the scheme, ``uri`` as the user wrote it)."""
 
     path: str
-    fs: object | None = None
+    fs: Any = None  # a pyarrow.fs.FileSystem
     uri: str = ""
 
     @classmethod
@@ -117,7 +118,7 @@ class Location:
         """A binary file to read (named after the location, which is what a decoding error names)."""
         if self.is_local:
             return open(self.path, "rb")
-        f = self.fs.open_input_file(self.path)  # type: ignore[attr-defined]
+        f = self.fs.open_input_file(self.path)
         return _Named(f, str(self))
 
     def publish(self, write: Callable[[Path], None]) -> None:
@@ -133,7 +134,7 @@ class Location:
             tmp = Path(d) / PurePosixPath(self.path).name
             write(tmp)
             parent = str(PurePosixPath(self.path).parent)
-            self.fs.create_dir(parent, recursive=True)  # type: ignore[attr-defined]
+            self.fs.create_dir(parent, recursive=True)
             pafs.copy_files(str(tmp), self.path, destination_filesystem=self.fs)
 
     def files(self, recursive: bool) -> tuple[list[str], list[str]] | None:
@@ -142,10 +143,10 @@ class Location:
             return None  # local folders are scanned by gencrop.io.scan_images
         import pyarrow.fs as pafs
 
-        info = self.fs.get_file_info(self.path)  # type: ignore[attr-defined]
+        info = self.fs.get_file_info(self.path)
         if info.type != pafs.FileType.Directory:
             return None
-        entries = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=recursive))  # type: ignore[attr-defined]
+        entries = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=recursive))
         files, folders = [], []
         for entry in entries:
             relative = entry.path[len(self.path) :].lstrip("/")
@@ -163,7 +164,7 @@ class Location:
             return Path(self.path).exists()
         import pyarrow.fs as pafs
 
-        return self.fs.get_file_info(self.path).type != pafs.FileType.NotFound  # type: ignore[attr-defined]
+        return self.fs.get_file_info(self.path).type != pafs.FileType.NotFound
 
 
 class _Named:
@@ -202,7 +203,7 @@ class PhotoList:
     folders_skipped: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
     empty_folders: list[str] = field(default_factory=list)
-    fs: object | None = None  # the photos' pyarrow file system (None: this machine's files)
+    fs: Any = None  # the photos' pyarrow file system (None: this machine's files)
 
 
 def list_photos(sources: str | Sequence[str], recursive: bool = False) -> PhotoList:
@@ -303,6 +304,7 @@ class CropOptions:
     epoch: int | None = None
     runtime: str = "auto"
     device: str | None = None
+    subject_finder: str = "auto"  # for photos without a given subject (names as in gencrop.subjects)
 
     @property
     def named(self) -> bool:
@@ -315,6 +317,7 @@ class CropOptions:
             "model": _model_identity(self.model),
             "epoch": self.epoch,
             "runtime": self.runtime,
+            "subject_finder": self.subject_finder,
             "shapes": [s.to_json() for s in self.shapes],
             "keep_subject": self.keep_subject,
             "write_crops": self.write_crops,

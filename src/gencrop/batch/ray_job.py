@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,18 +47,34 @@ class CropPhotos:
     Input rows: ``photo``, ``relative``, ``source``, ``subject`` (``[x, y, w, h]``
     or null: found), ``error`` (already failed), ``options_digest``, ``digest``,
     as :func:`~gencrop.batch.catalogue.plan_batch` makes them. ``input_fs``: the
-    photos' pyarrow file system (None: paths on the worker's disks).
+    photos' pyarrow file system (None: paths on the worker's disks); ``cwd``: the folder that
+    relative local paths are relative to (the driver's).
     """
 
-    def __init__(self, options: CropOptions, input_fs=None, threads: int | None = None, finds_subjects: bool = True):
+    def __init__(
+        self,
+        options: CropOptions,
+        input_fs=None,
+        threads: int | None = None,
+        finds_subjects: bool = True,
+        cwd: str | None = None,
+    ):
         from ..inference import Cropper
 
+        if cwd and os.path.isdir(cwd):
+            # the driver's folder: relative paths (photos, -o) mean what they mean to gencrop crop there
+            os.chdir(cwd)
         self.options = options
         self.input_fs = input_fs
         self.out = Location.parse(options.out)
         # a worker shares its node with others: onnxruntime's idle threads sleep instead of spinning
         self.cropper = Cropper.from_pretrained(
-            options.model, epoch=options.epoch, device=options.device, runtime=options.runtime, spin_wait=False
+            options.model,
+            epoch=options.epoch,
+            device=options.device,
+            runtime=options.runtime,
+            spin_wait=False,
+            subject_finder=options.subject_finder,
         )
         _limit_threads(self.cropper, threads)
         self._warm_up(finds_subjects)
@@ -206,13 +223,14 @@ class BatchSummary:
 
 def init_ray(address: str | None = None, **kwargs) -> None:
     """Join the cluster at ``address`` (``"auto"``: the one this machine belongs to), or start one here
-    (``None``); nothing when Ray is already initialised. Ray's own logging is kept to warnings."""
+    (``None``); nothing when Ray is already initialised. Ray's own logging is kept to errors: the
+    job's progress bar and summary say what happens."""
     import ray
 
     if ray.is_initialized():
         return
     kwargs.setdefault("include_dashboard", False)
-    kwargs.setdefault("logging_level", logging.WARNING)
+    kwargs.setdefault("logging_level", logging.ERROR)
     kwargs.setdefault("log_to_driver", False)
     ray.init(address=address, **kwargs)
 
@@ -250,10 +268,10 @@ def run_plan(
     import ray.data
 
     init_ray(ray_address)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # before it warns that its bars are off
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job's own bar counts photos
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     batches = math.ceil(len(todo) / batch_size)
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
@@ -269,12 +287,13 @@ def run_plan(
             "input_fs": plan.listed.fs,
             "threads": max(1, math.floor(cpus_per_actor)),
             "finds_subjects": any(item["subject"] is None and not item["error"] for item in todo),
+            "cwd": os.getcwd(),
         },
     )
     bar = tqdm(total=len(todo), desc="crop", unit="photo", disable=not progress, file=sys.stderr)
     try:
         for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            rows = table.to_pylist()
+            rows = table.to_pylist()  # type: ignore[union-attr]
             photos: dict[str, str | None] = {}
             for row in rows:
                 photos.setdefault(row["photo"], row["error"])
@@ -305,6 +324,7 @@ def crop_catalogue(
     epoch: int | None = None,
     runtime: str = "auto",
     device: str | None = None,
+    subject_finder: str = "auto",
     recursive: bool = False,
     **run_options,
 ) -> BatchSummary:
@@ -327,15 +347,17 @@ def crop_catalogue(
         epoch=epoch,
         runtime=runtime,
         device=device,
+        subject_finder=subject_finder,
     )
     name = "the subjects table"
-    if isinstance(subjects, (str, bytes)) or hasattr(subjects, "__fspath__"):
+    if isinstance(subjects, str) or hasattr(subjects, "__fspath__"):
         name, subjects = str(subjects), read_subjects(str(subjects))
+    assert subjects is None or isinstance(subjects, Mapping)
     plan = plan_batch(
         sources,
         options,
         subject=subject,
-        subjects=subjects,  # type: ignore[arg-type]
+        subjects=subjects,
         find_missing_subjects=find_missing_subjects,
         subjects_name=name,
         recursive=recursive,

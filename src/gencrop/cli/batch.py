@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from . import CommandError, counted, writable
 from .crop import (
@@ -24,7 +26,11 @@ from .crop import (
     match_subjects,
     parse_shapes,
     skipped_text,
+    upscale_note,
 )
+
+if TYPE_CHECKING:
+    from ..geometry import Box
 
 RAY_HINT = "pip install 'gencrop[ray]'"
 
@@ -91,7 +97,7 @@ def run(args) -> int:
         raise CommandError(f"--actors must be at least 1; got {args.actors}")
     if args.cpus_per_actor <= 0:
         raise CommandError(f"--cpus-per-actor must be positive; got {args.cpus_per_actor}")
-    subject_all = load_subjects(argparse.Namespace(subject=args.subject, subjects=None))[1]
+    subject_all: Box | None = load_subjects(argparse.Namespace(subject=args.subject, subjects=None))[1]  # type: ignore[assignment]
     boxes = None
     if args.subjects:
         try:
@@ -121,11 +127,11 @@ def run(args) -> int:
         raise CommandError(f"-o: {e}") from None
     if out.is_local:
         writable(args.out_dir)
-    found = {}
+    found: dict[str, Box] = {}
     if boxes is not None:  # warnings and the usage error as gencrop crop gives them
         inputs = [PhotoInput(Path(p.photo), Path(p.relative)) for p in listed.photos]
         by_input = match_subjects(inputs, boxes, args)
-        found = {p.photo: by_input[i.path] for p, i in zip(listed.photos, inputs) if i.path in by_input}
+        found = {p.photo: by_input[i.path] for p, i in zip(listed.photos, inputs) if i.path in by_input}  # type: ignore[misc]
     options = CropOptions(
         out=args.out_dir,
         shapes=tuple(shapes),
@@ -136,6 +142,7 @@ def run(args) -> int:
         epoch=args.epoch,
         runtime=args.runtime,
         device=args.device,
+        subject_finder=args.subject_finder,
     )
     try:
         plan = plan_batch(
@@ -167,19 +174,29 @@ def run(args) -> int:
     from ..batch.ray_job import run_plan
 
     named = options.named
-    failed_lines: list[str] = []
+    shape_named = {shape.name: shape for shape in options.shapes}
+    upscaled = 0
 
     def show(rows: list[dict]) -> None:
+        """Each finished batch as gencrop crop prints its photos: crops, warnings, errors."""
         from tqdm import tqdm
 
+        from ..geometry import Box
+
+        nonlocal upscaled
         for row in rows:
             record = {k: v for k, v in row.items() if v is not None and not k.endswith("digest")}
+            if "output" in record:
+                shape = shape_named.get(record.get("shape") or "free")
+                enlarged = upscale_note(SimpleNamespace(shape=shape, box=Box.from_xywh(record["crop"])))
+                if enlarged:
+                    upscaled += 1
+                    tqdm.write(f"gencrop batch: warning: {record['photo']}: {enlarged}", file=sys.stderr)
             if args.json:
                 tqdm.write(json.dumps(record), file=sys.stdout)
             elif not args.quiet and "error" not in record:
                 tqdm.write(crop_line(record, named), file=sys.stdout)
             if "error" in record:
-                failed_lines.append(record["photo"])
                 tqdm.write(f"gencrop batch: error: {error_line(record['photo'], record['error'])}", file=sys.stderr)
 
     try:
@@ -206,6 +223,8 @@ def run(args) -> int:
         line = f"gencrop batch: {summary.cropped} of {counted(len(plan.todo), 'photo')} cropped"
         if summary.failed:
             line += f", {summary.failed} failed"
+        if upscaled:
+            line += f", {counted(upscaled, 'crop')} enlarged to its --size"
         if plan.done:
             line += f"; {plan.done} done before"
         print(line + (f"; {skipped}" if skipped else "") + f"; table: {plan.table}", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -134,9 +135,19 @@ def warm_up(cropper) -> str:
     cropper.crop(EXAMPLE_PHOTO, (150, 30, 200, 300))
     try:
         found = cropper.prepare(EXAMPLE_PHOTO)
+        # a photo without a face too: the default finder falls back to saliency, whose model loads then
+        cropper.prepare(_faceless_photo())
     except SubjectRequired:
         return "no subject finder installed: requests must give their subject"
     return f"subjects are found automatically ({found.source})"
+
+
+def _faceless_photo() -> np.ndarray:
+    """A grey 160x120 photo with one bright disc: no face, one salient region."""
+    ys, xs = np.mgrid[:120, :160]
+    photo = np.full((120, 160, 3), 90, np.uint8)
+    photo[(xs - 100) ** 2 + (ys - 50) ** 2 < 30**2] = (240, 200, 60)
+    return photo
 
 
 def create_app(cropper, settings: ServeSettings | None = None, *, model_info: dict | None = None) -> FastAPI:
