@@ -344,7 +344,7 @@ def test_worker_runs_requests_with_the_same_shapes_in_one_pass(example_photo):
     assert sorted(counting.rows) == [1, 3]  # one pass for the three photos' nine crops, one for the free crop
 
 
-def test_warm_up_loads_the_subject_finder_once_and_never_fails():
+def test_warm_up_finds_a_subject_with_and_without_a_face_and_never_fails():
     from gencrop.geometry import Box
     from gencrop.inference import Cropper
     from gencrop.serve import warm_up
@@ -359,7 +359,8 @@ def test_warm_up_loads_the_subject_finder_once_and_never_fails():
         return Subject(box=Box(10, 10, 100, 100), mask=None, source="saliency")
 
     assert warm_up(Cropper(network, subject_finder=finder)) == "subjects are found automatically (saliency)"
-    assert len(calls) == 1 and calls[0] == Image.open(EXAMPLE_PHOTO).size
+    # the example photo (a face), then a faceless one: the default finder's saliency fallback loads too
+    assert calls == [Image.open(EXAMPLE_PHOTO).size, (160, 120)]
 
     def nothing(img, size):
         raise SubjectNotFound("nothing stands out")
