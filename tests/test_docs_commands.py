@@ -323,7 +323,7 @@ def test_the_flag_check_tells_commands_apart():
 
 def config_field_names() -> set[str]:
     """``GenCropConfig``'s fields, read from its source (no torch needed)."""
-    tree = ast.parse((REPO / "src" / "gencrop" / "modeling" / "gencrop.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "src" / "gencrop" / "modeling" / "config.py").read_text(encoding="utf-8"))
     cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "GenCropConfig")
     return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
 
