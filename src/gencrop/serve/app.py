@@ -321,11 +321,13 @@ def create_app(cropper, settings: ServeSettings | None = None, *, model_info: di
             raise ApiError(400, f"output={output} returns one crop: ask for one shape, or use output=json")
         if shapes[0].size:
             check_output_size(*shapes[0].size, output, settings.max_output_pixels, f"size {size}")
-        if queue.full():  # refused before the upload is read (the connection closes)
-            raise ApiError(503, "the server is busy (its queue is full); try again shortly", retry_after=1)
         check_in_flight(state)
 
+        # read (bounded by the upload limit and the deadline) before refusing: closing on an unread body
+        # can reach the client as a connection reset instead of the 503
         data, filename = await read_photo(request, deadline)
+        if queue.full():  # refused before the photo is decoded
+            raise ApiError(503, "the server is busy (its queue is full); try again shortly", retry_after=1)
         check_in_flight(state)
         state.in_flight += 1
         try:
