@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gencrop import Cropper
-from gencrop.data.from_crops import read_crop_annotations, split_ids
+from gencrop.engine.from_crops import read_crop_annotations, split_ids
 from gencrop.geometry import Box, clamp_prediction, score_against_ground_truths, summarize
 from gencrop.io import write_json
 from gencrop.shapes import Shape, fit_shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["close", "largest_component"]
+__all__ = ["close", "label_components", "largest_component"]
 
 
 def _filter(binary: np.ndarray, k: int, op, pad_value: bool) -> np.ndarray:
@@ -26,17 +26,17 @@ def close(binary: np.ndarray, k: int) -> np.ndarray:
     return _filter(_filter(binary.astype(bool), k, np.max, False), k, np.min, True)
 
 
-def largest_component(binary: np.ndarray) -> np.ndarray:
-    """The largest 8-connected region of a bool map (empty map -> empty map).
+def label_components(binary: np.ndarray) -> np.ndarray:
+    """The 8-connected regions of a bool map: an int32 map, 0 outside, 1..N inside (in order of first pixel).
 
     Works on horizontal runs of pixels with a union-find: a map of a few
     hundred pixels a side has a few hundred runs, so this takes well under a
     millisecond in Python.
     """
     binary = np.asarray(binary, bool)
-    out = np.zeros_like(binary)
+    labels = np.zeros(binary.shape, np.int32)
     if not binary.any():
-        return out
+        return labels
     edges = np.diff(np.pad(binary, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     rows, starts = np.nonzero(edges == 1)  # row-major: runs in order
     _, ends = np.nonzero(edges == -1)  # end column, exclusive
@@ -64,8 +64,17 @@ def largest_component(binary: np.ndarray) -> np.ndarray:
             else:
                 b += 1
     roots = np.array([root(i) for i in range(n)])
-    area = np.bincount(roots, weights=ends - starts, minlength=n)
-    best = int(area.argmax())
-    for i in np.flatnonzero(roots == best):
-        out[rows[i], starts[i] : ends[i]] = True
-    return out
+    _, label_of_run = np.unique(roots, return_inverse=True)  # roots are run indices: first-pixel order
+    for i in range(n):
+        labels[rows[i], starts[i] : ends[i]] = label_of_run[i] + 1
+    return labels
+
+
+def largest_component(binary: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of a bool map (empty map -> empty map)."""
+    labels = label_components(binary)
+    if not labels.any():
+        return np.zeros(labels.shape, bool)
+    area = np.bincount(labels.ravel())
+    area[0] = 0
+    return labels == int(area.argmax())
