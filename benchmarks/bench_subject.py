@@ -67,7 +67,7 @@ def make_finder(spec: str):
 
 
 def validation_photos(limit: int | None) -> list[tuple[Path, tuple[float, float, float, float]]]:
-    from gencrop.data.from_crops import read_crop_annotations, split_ids
+    from gencrop.engine.from_crops import read_crop_annotations, split_ids
 
     root = shared()
     crops, _ = read_crop_annotations(root / "cropping_training_set.json")
