@@ -15,6 +15,19 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """The tests' optimised onnxruntime graphs go to a temporary folder, not the user's ~/.cache
+    (subprocesses the tests start inherit it)."""
+    old = os.environ.get("GENCROP_CACHE")
+    os.environ["GENCROP_CACHE"] = str(tmp_path_factory.mktemp("gencrop-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GENCROP_CACHE", None)
+    else:
+        os.environ["GENCROP_CACHE"] = old
+
+
 def shared_root() -> Path:
     return Path(os.environ.get("GENCROP_SHARED", REPO_ROOT.parent / "shared"))
 

@@ -197,12 +197,14 @@ def _limit_threads(cropper, threads: int | None) -> None:
         return
     import onnxruntime as ort
 
+    from ..runtime.session_cache import cached_session
+
     network = cropper.network
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    network.session = ort.InferenceSession(str(network.path), options, providers=network.session.get_providers())
+    network.session = cached_session(network.path, options, network.session.get_providers())
 
 
 # -- the driver -------------------------------------------------------------------------------------

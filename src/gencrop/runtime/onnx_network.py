@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import MissingExtra, NetworkInfo, ONNX_HINT
+from .session_cache import cached_session
 
 try:
     import onnxruntime as ort
@@ -65,9 +66,7 @@ class OnnxNetwork:
 
         self.path = Path(path)
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), _options(spin_wait=spin_wait), providers=_providers(device)
-            )
+            self.session = cached_session(self.path, _options(spin_wait=spin_wait), _providers(device))
         except MissingExtra:
             raise
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files

@@ -183,12 +183,14 @@ def onnx_session(name: str):
                 )
             import onnxruntime as ort
 
+            from ..runtime.session_cache import cached_session
+
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             opts.intra_op_num_threads = 1  # small models: one thread each, several photos at once
             opts.inter_op_num_threads = 1
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            _sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            _sessions[name] = cached_session(path, opts)
         return _sessions[name]
 
 

