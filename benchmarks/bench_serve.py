@@ -1,12 +1,13 @@
 """`gencrop serve` under concurrency, beside `Cropper.crop` in-process on the same photos.
 
     python benchmarks/bench_serve.py [--photos 32] [--requests 96] [--clients 1 4 16] [--batch-size 8]
-                                     [--output json|jpeg] [--aspect 1:1 --aspect 16:9 ...]
+                                     [--output json|jpeg] [--aspect 1:1 --aspect 16:9 ...] [--find-subjects]
                                      [--memory-requests 2000] [--json out.json]
 
 The server runs as its own process (`python -m gencrop serve` on 127.0.0.1, bundled model) and the
 clients are threads of this process, each with its own keep-alive connection; every request sends a
-photo's file with a given subject (the centre half of the photo). For each number of clients it
+photo's file with a given subject (the centre half of the photo; with ``--find-subjects`` none:
+the server finds it, and so does ``Cropper.crop`` in-process). For each number of clients it
 prints throughput (photos/s), p50/p95 latency and the share of the in-process throughput, measured
 first in this process with the same photos and subjects (batch ``--batch-size``, the files decoded
 by `Cropper.crop` itself). Both count the best of ``--repeats`` runs; a level sends at least 12
@@ -108,7 +109,7 @@ def load(
                 t = time.perf_counter()
                 r = c.post(
                     "/v1/crop",
-                    params={"subject": subject, "output": output, "aspect": list(aspects)},
+                    params={"output": output, "aspect": list(aspects)} | ({"subject": subject} if subject else {}),
                     files={"photo": ("p.jpg", data, "image/jpeg")},
                 )
                 dt = time.perf_counter() - t
@@ -156,13 +157,18 @@ def main() -> int:
         "--repeats", type=int, default=3, help="runs of crop_many and of each client level (the best counts)"
     )
     ap.add_argument("--memory-requests", type=int, default=0)
+    ap.add_argument("--find-subjects", action="store_true", help="send no subject: the server finds each one")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
 
     photos = pick_photos(args.photos)
-    subjects = [centre_subject(p) for p in photos]
-    bodies = [(p.read_bytes(), ",".join(map(str, s))) for p, s in zip(photos, subjects)]
-    print(f"{len(photos)} photos from {photos[0].parent}", flush=True)
+    subjects = [None if args.find_subjects else centre_subject(p) for p in photos]
+    bodies = [(p.read_bytes(), ",".join(map(str, s)) if s else "") for p, s in zip(photos, subjects)]
+    print(
+        f"{len(photos)} photos from {photos[0].parent}, "
+        f"{'subjects found automatically' if args.find_subjects else 'given subjects'}",
+        flush=True,
+    )
 
     reference = in_process(photos, subjects, args.batch_size, args.repeats, args.aspect)
     print(f"Cropper.crop in-process (batch {args.batch_size}): {reference:.1f} photos/s", flush=True)
@@ -189,7 +195,12 @@ def main() -> int:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    figures = {"photos": len(photos), "crop_many_photos_per_s": reference, "levels": []}
+    figures = {
+        "photos": len(photos),
+        "find_subjects": args.find_subjects,
+        "crop_many_photos_per_s": reference,
+        "levels": [],
+    }
     try:
         import httpx
 
