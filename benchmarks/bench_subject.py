@@ -3,6 +3,7 @@
     python benchmarks/bench_subject.py quality [--finders faces saliency saliency@320 detector] [--limit N]
     python benchmarks/bench_subject.py speed [--photos 40] [--light-python /tmp/v/bin/python]
     python benchmarks/bench_subject.py sizes [--count 1000] [--finders faces saliency detector]
+    python benchmarks/bench_subject.py agreement [--sizes 64 96 128 160] [--reference 320]
 
 ``quality``: the FCDB *validation* photos (the seeded 10% of the official training split that
 ``gencrop data from-crops`` holds out; never the test split), whole photo in, the subject from each
@@ -15,6 +16,11 @@ input size.
 (median over ``--photos`` FCDB photos, models loaded first), and the whole process of
 ``gencrop crop PHOTO`` with a given and an automatic subject (median wall time and peak memory of
 3 runs), beside the figures measured before the finders shipped with gencrop.
+
+``agreement``: how much the salient region found at each U²-Netp input size agrees with the one
+found at ``--reference`` px (the size it was trained at), on the same validation photos: mean box IoU
+and the number of photos below 0.5; a coarse region costs the crop nothing where it is only the
+network's input (``quality``), but it is what the JSON answer and the picture show.
 
 ``sizes``: ``--count`` seeded random photo sizes from 16 to 8,000 px a side (a tenth of them 1 x N
 or N x 1 extremes) with random frames, each through every finder as ``Cropper.prepare`` calls it
@@ -137,6 +143,21 @@ def quality(args) -> None:
         )
 
 
+def agreement(args) -> None:
+    from gencrop.io import load_image
+    from gencrop.subjects import SaliencyFinder
+
+    photos = validation_photos(args.limit)
+    decodes = [load_image(p, min_side=256) for p, _ in photos]
+    reference = [SaliencyFinder(args.reference).find(img, size).box for img, size in decodes]
+    print(f"{len(photos)} FCDB validation photos; the salient region's box against U²-Netp at {args.reference} px:")
+    for size in args.sizes:
+        finder = SaliencyFinder(size)
+        ious = [finder.find(img, sz).box.iou(ref) for (img, sz), ref in zip(decodes, reference)]
+        below = sum(i < 0.5 for i in ious)
+        print(f"  {size:>4} px: mean IoU {statistics.mean(ious):.3f}, {below} of {len(ious)} below 0.5", flush=True)
+
+
 def whole_process(cmd: list[str], repeats: int = 3) -> tuple[float, float]:
     """Median wall seconds and peak MiB of a command (after one warm-up run)."""
     code = (
@@ -256,8 +277,12 @@ def main() -> None:
     z.add_argument("--finders", nargs="+", default=["faces", "saliency"])
     z.add_argument("--count", type=int, default=1000)
     z.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("agreement")
+    a.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128, 160])
+    a.add_argument("--reference", type=int, default=320)
+    a.add_argument("--limit", type=int)
     args = ap.parse_args()
-    {"quality": quality, "speed": speed, "sizes": sizes}[args.what](args)
+    {"quality": quality, "speed": speed, "sizes": sizes, "agreement": agreement}[args.what](args)
 
 
 if __name__ == "__main__":
