@@ -189,6 +189,26 @@ def test_crop_without_torch(example_photo, tmp_path):
     assert (tmp_path / "astronaut_crop.jpg").is_file() and (tmp_path / "astronaut_vis.jpg").is_file()
 
 
+def test_one_photo_starts_no_progress_bar(example_photo, tmp_path):
+    """A one-photo `gencrop crop` prints its line without importing tqdm (40 ms of a 0.6 s run);
+    two photos get the bar, and their lines still reach stdout."""
+    if not (DEFAULT_MODEL_DIR / ONNX_NAME).exists():
+        pytest.skip("no bundled model in this checkout")
+    code = (
+        "import sys\nfrom gencrop.cli import main\n"
+        "rc = main(['crop', *sys.argv[1:-1], '--subject', '150,30,200,300', '-o', sys.argv[-1]])\n"
+        "print('tqdm imported:', 'tqdm' in sys.modules)\nsys.exit(rc)"
+    )
+    one = _run(code, str(example_photo), str(tmp_path / "one"), block=TORCH_MODULES)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.splitlines()[-1] == "tqdm imported: False"
+    assert "astronaut_crop.jpg" in one.stdout and (tmp_path / "one" / "astronaut_crop.jpg").is_file()
+    two = _run(code, str(example_photo), str(example_photo), str(tmp_path / "two"), block=TORCH_MODULES)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.splitlines()[-1] == "tqdm imported: True"
+    assert sum("astronaut_crop.jpg" in line for line in two.stdout.splitlines()) == 2
+
+
 def test_serve_without_torch():
     """The light install serves too: `gencrop serve` loads the bundled model and builds its app
     without importing torch (uvicorn.run is replaced, so nothing listens)."""
