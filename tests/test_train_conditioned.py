@@ -65,6 +65,24 @@ def test_gencrop_c_reads_the_request_and_round_trips(tmp_path):
     assert res.size == (90, 60)
 
 
+def test_gencrop_c_gives_each_cell_its_position_and_each_photo_its_own_answer():
+    """The cells get the positional encoding by cell, not by the photo's place in the batch: a photo's
+    crop does not depend on the photos batched with it, and identical cells still differ by position."""
+    torch.manual_seed(0)
+    model = GenCropC(GenCropConfig(**SMALL)).eval()
+    images = torch.randn(3, 3, 64, 64)
+    subject = torch.tensor([[10.0, 10.0, 40.0, 50.0]] * 3)
+    request = shape_condition(3, aspect=0.8)
+    with torch.no_grad():
+        batched = model(images, subject, target_shape=request).crop
+        alone = torch.cat([model(images[i : i + 1], subject[:1], target_shape=request[:1]).crop for i in range(3)])
+        flat = torch.zeros(1, model.config.cell_channels, 4, 4)
+        offsets = model.encode_cells(flat, target_shape=request[:1])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+    per_cell = offsets.flatten(2)[0].T  # (cells, 4): the same feature everywhere, so only the position differs
+    assert torch.unique(per_cell.round(decimals=5), dim=0).shape[0] == per_cell.shape[0]
+
+
 def test_train_gencrop_c_cli(tmp_path):
     pytest.importorskip("accelerate")  # the train extra
     data = make_dataset(tmp_path / "d", n_photos=6, per_photo=1, canvas=96)

@@ -71,5 +71,6 @@ class GenCropC(GenCrop):
         if target_shape is None:  # no request: "any area, any aspect"
             target_shape = torch.zeros(b, CONDITION_DIM, device=features.device)
         memory = self.shape_embed(target_shape.to(features.dtype)).view(b, _MEMORY_TOKENS, ch).transpose(0, 1)
-        tokens = self.pos_encoding(features.flatten(2).permute(2, 0, 1))  # (HW, B, C)
+        # positions are added batch-first, as SinusoidalPositions expects: each cell its own position
+        tokens = self.pos_encoding(features.flatten(2).transpose(1, 2)).transpose(0, 1)  # (HW, B, C)
         return self.box_head(self.encoder(tokens, memory)).permute(1, 2, 0).reshape(b, 4, h, w)
