@@ -66,6 +66,22 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def wait_until_healthy(url: str, server: subprocess.Popen, timeout: float, log: str | None = None) -> None:
+    """Poll ``url``/v1/health until it answers 200; exit when the server died or ``timeout`` seconds passed."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the server did not start" + (f" (log: {log})" if log else ""))
+        time.sleep(0.2)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -202,18 +218,7 @@ def main() -> int:
         "levels": [],
     }
     try:
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_until_healthy(url, server, 180)
         load(url, bodies, max(args.clients), min(32, args.requests), args.output, args.aspect)  # warm-up
         print(f"{'clients':>7} {'photos/s':>9} {'vs crop_many':>12} {'p50 ms':>8} {'p95 ms':>8} {'failed':>6}")
         for clients in args.clients:

@@ -43,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_serve import free_port, percentile, pick_photos, rss_mib  # noqa: E402
+from bench_serve import free_port, percentile, pick_photos, rss_mib, wait_until_healthy  # noqa: E402
 
 SLOW_RATE = 2  # bytes per second
 
@@ -238,18 +238,7 @@ def main() -> int:
     args.server_pid = server.pid
     figures: dict = {"requests": args.requests, "clients": args.clients, "auto": args.auto}
     try:
-        import httpx
-
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start (log: {log.name})")
-            time.sleep(0.5)
+        wait_until_healthy(url, server, 300, log.name)
         figures["rss_ready_mib"] = rss_mib(server.pid)
         soak = Soak(url, port, photos, args)
         stop_probe = threading.Event()
