@@ -9,7 +9,7 @@ import pytest
 
 ort = pytest.importorskip("onnxruntime")
 
-from gencrop.runtime.session_cache import cache_dir, cached_session  # noqa: E402
+from gencrop.runtime.session_cache import KEEP_PER_MODEL, cache_dir, cached_session  # noqa: E402
 from gencrop.subjects.base import model_path  # noqa: E402
 from gencrop.subjects.faces import MODEL_FILE  # noqa: E402
 
@@ -69,6 +69,27 @@ def test_a_changed_model_file_gets_its_own_entry(tmp_path, monkeypatch):
     os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
     cached_session(copy, _options())
     assert len(_entries(tmp_path / "cache")) == 2
+
+
+def test_each_model_keeps_its_most_recently_used_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENCROP_CACHE", str(tmp_path / "cache"))
+    copies = []
+    for k in range(KEEP_PER_MODEL + 2):  # a model installed in that many places: one entry each
+        copy = tmp_path / f"install{k}" / "yunet.onnx"
+        copy.parent.mkdir()
+        copy.write_bytes(MODEL.read_bytes())
+        copies.append(copy)
+    cached_session(copies[0], _options())
+    (first,) = _entries(tmp_path / "cache")
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**12))  # the one in use
+    for copy in copies[1:]:
+        cached_session(copy, _options())
+    entries = _entries(tmp_path / "cache")
+    assert len(entries) == KEEP_PER_MODEL and first in entries
+    other = tmp_path / "other.onnx"  # another model's entries are not touched
+    other.write_bytes(MODEL.read_bytes())
+    cached_session(other, _options())
+    assert len(_entries(tmp_path / "cache")) == KEEP_PER_MODEL + 1
 
 
 @pytest.mark.parametrize("setting", ["off", "0", ""])

@@ -7,7 +7,8 @@ graph to the cache; later ones load it with optimisation off (about 25 ms) and r
 
 The optimised graph may use kernels and memory layouts of this CPU, so the cache key holds
 onnxruntime's version, the machine, the CPU's feature flags and the optimisation level besides the
-model file's path, size and modification time. Only CPU sessions are cached. The cache is
+model file's path, size and modification time. Only CPU sessions are cached; each model keeps its
+``KEEP_PER_MODEL`` most recently used entries (a reinstall or another environment makes a new one). The cache is
 ``$GENCROP_CACHE/onnxruntime`` (default ``$XDG_CACHE_HOME/gencrop``, else ``~/.cache/gencrop``);
 ``GENCROP_CACHE=off`` turns it off. A cache that cannot be written, or an entry that no longer
 loads, only costs the optimisation: the session is then built from the model file as before.
@@ -25,6 +26,7 @@ from pathlib import Path
 __all__ = ["cache_dir", "cached_session"]
 
 CPU = ["CPUExecutionProvider"]
+KEEP_PER_MODEL = 4  # entries of one model file's name kept (one per environment or install in use)
 
 
 def cache_dir() -> Path | None:
@@ -62,6 +64,22 @@ def _entry(path: Path, level) -> Path | None:
     return where / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
 
 
+def _last_used(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile by another process
+        return 0
+
+
+def _prune(entry: Path) -> None:
+    """Remove all but the ``KEEP_PER_MODEL`` most recently used entries of ``entry``'s model."""
+    stem = entry.stem.rsplit("-", 1)[0]
+    same = [p for p in entry.parent.glob(f"{stem}-*.onnx") if p.stem.rsplit("-", 1)[0] == stem]
+    same.sort(key=_last_used, reverse=True)
+    for old in same[KEEP_PER_MODEL:]:
+        old.unlink(missing_ok=True)
+
+
 def cached_session(path: str | os.PathLike, options, providers: list[str] | None = None):
     """``onnxruntime.InferenceSession(path, options, providers)``, its optimised graph kept in the cache.
 
@@ -82,7 +100,12 @@ def cached_session(path: str | os.PathLike, options, providers: list[str] | None
     if entry.is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            return ort.InferenceSession(str(entry), options, providers=providers)
+            session = ort.InferenceSession(str(entry), options, providers=providers)
+            try:
+                os.utime(entry)  # used now: pruning keeps the entries in use
+            except OSError:
+                pass
+            return session
         except Exception:  # noqa: BLE001 - a damaged or foreign entry: rebuilt below
             entry.unlink(missing_ok=True)
             options.graph_optimization_level = level
@@ -99,6 +122,7 @@ def cached_session(path: str | os.PathLike, options, providers: list[str] | None
         try:
             if os.path.getsize(tmp) > 0:
                 os.replace(tmp, entry)  # atomic: a process reading the cache never sees half a file
+                _prune(entry)
         except OSError:
             pass
         finally:
