@@ -40,7 +40,7 @@ from gencrop.io import to_rgb  # noqa: E402
 from gencrop.subject_rule import SubjectRule  # noqa: E402
 from gencrop.subjects.base import View  # noqa: E402
 from gencrop.subjects.faces import FaceFinder, detect_faces  # noqa: E402
-from gencrop.subjects.regions import close, label_components  # noqa: E402
+from gencrop.subjects.regions import label_components  # noqa: E402
 
 
 class PersonFromFace(FaceFinder):
@@ -72,7 +72,7 @@ class PersonFromFace(FaceFinder):
     def _grow_by_saliency(self, region, u1, v1, u2, v2, fw):
         sal = self.fallback.saliency_map(region)
         h, w = sal.shape
-        labels = label_components(close(sal >= self.fallback.threshold, max(1, round(9 * max(h, w) / 320)) | 1))
+        labels = label_components(self.fallback.salient(sal))
         fx1, fy1 = int(u1 * w), int(v1 * h)
         fx2, fy2 = max(fx1 + 1, int(np.ceil(u2 * w))), max(fy1 + 1, int(np.ceil(v2 * h)))
         touching = set(np.unique(labels[fy1 : min(h, 2 * fy2 - fy1), fx1:fx2])) - {0}

@@ -16,10 +16,10 @@ loads, only costs the optimisation: the session is then built from the model fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,14 +101,15 @@ def cached_session(path: str | os.PathLike, options, providers: list[str] | None
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(str(entry), options, providers=providers)
-            try:
+            with contextlib.suppress(OSError):
                 os.utime(entry)  # used now: pruning keeps the entries in use
-            except OSError:
-                pass
             return session
         except Exception:  # noqa: BLE001 - a damaged or foreign entry: rebuilt below
-            entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
             options.graph_optimization_level = level
+    import tempfile  # only when an entry is written
+
     tmp = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -119,13 +120,10 @@ def cached_session(path: str | os.PathLike, options, providers: list[str] | None
         tmp = None
     session = ort.InferenceSession(str(path), options, providers=providers)
     if tmp is not None:
-        try:
+        with contextlib.suppress(OSError):
             if os.path.getsize(tmp) > 0:
                 os.replace(tmp, entry)  # atomic: a process reading the cache never sees half a file
                 _prune(entry)
-        except OSError:
-            pass
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # left only when it was not moved into place
     return session

@@ -59,6 +59,10 @@ class SaliencyFinder:
         lo, hi = float(out.min()), float(out.max())
         return ((out - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
+    def salient(self, sal: np.ndarray) -> np.ndarray:
+        """The map's salient pixels: above ``threshold``, gaps of 9/320 of the map closed."""
+        return close(sal >= self.threshold, max(1, round(9 * max(sal.shape) / 320)) | 1)
+
     def find(
         self, image: Image.Image, size=None, cls: str = "any", frame: Box | None = None, detections=None
     ) -> Subject:
@@ -67,8 +71,7 @@ class SaliencyFinder:
         image = to_rgb(image)
         view = View.of(image, size, frame)
         sal = self.saliency_map(view.crop(image))
-        k = max(1, round(9 * max(sal.shape) / 320)) | 1
-        region = largest_component(close(sal >= self.threshold, k))
+        region = largest_component(self.salient(sal))
         if not region.any():  # a flat map (a blank photo): the whole view
             region = np.ones_like(region)
         return view.subject(region, source="saliency", score=float(sal[region].mean()), cls="salient")
