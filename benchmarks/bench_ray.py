@@ -1,13 +1,14 @@
 """`gencrop batch` on Ray with 1 and 2 actors beside `gencrop crop` on one process, on the same photos.
 
-    python benchmarks/bench_ray.py [--photos 96] [--batch-size 8] [--find-subjects] [--json out.json]
+    python benchmarks/bench_ray.py [--photos 96] [--batch-size 8] [--rounds 1] [--find-subjects] [--json out.json]
 
 Prints photos per second, all measured in this run, on the same photos (FCDB
 photos from ``$GENCROP_SHARED``, else copies of the bundled example photo),
 cropped to two shapes (1:1 and 1200x630) with the crops written:
 
-* ``gencrop crop`` in this process (before Ray starts, and again at the end:
-  the machine may be shared, the two runs show how much that moved);
+* ``gencrop crop`` in this process, before each round of Ray runs and once
+  after the last (the machine may be shared: each Ray run is compared with
+  the mean of the ``gencrop crop`` runs on either side of it);
 * the same job on a local Ray cluster of 2 CPUs (``crop_catalogue``, what
   ``gencrop batch`` runs): 1 actor with 1 CPU, 1 actor with 2 CPUs, 2 actors
   with 1 CPU each. A job's time counts its actors' start (model load and
@@ -22,6 +23,10 @@ Beside each wall-clock rate it prints the CPU time per photo of everything
 the job ran (this process, Ray's daemons, the actors' processes from their
 start), which a shared machine disturbs much less than wall time: Ray's
 overhead shows there as the batch job's CPU per photo above ``gencrop crop``'s.
+
+``--rounds N`` repeats the Ray runs (each round on a fresh local cluster) and
+prints the medians of the per-round ratios: on a shared machine one round can
+be off by a third.
 
 Given subjects by default (an off-centre box per photo); ``--find-subjects``
 finds them automatically instead.
@@ -39,6 +44,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -152,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of all runs, interleaved (figures: medians)")
     parser.add_argument("--find-subjects", action="store_true", help="find subjects instead of giving them")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
@@ -159,16 +166,16 @@ def main() -> None:
     from gencrop.inference import Cropper
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
-    figures: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
     marks = Marks()
 
     def record(key: str, seconds: float, cpu: float) -> None:
-        figures[key] = {
+        f = {
             "photos_per_s": args.photos / seconds,
             "steady_photos_per_s": marks.steady_rate(),
             "cpu_ms_per_photo": 1000 * cpu / args.photos,
         }
-        f = figures[key]
+        runs.setdefault(key, []).append(f)
         print(
             f"{key:<26} {f['photos_per_s']:6.2f} photos/s ({seconds:5.1f} s)  steady {f['steady_photos_per_s']:6.2f}"
             f" photos/s  {f['cpu_ms_per_photo']:5.0f} CPU ms/photo",
@@ -190,22 +197,20 @@ def main() -> None:
         if not args.find_subjects:
             common += ["--subjects", str(subjects)]
 
-        def crop_once(key: str) -> None:
+        def crop_once() -> None:
             marks.times.clear()
             Cropper.crop = marked  # type: ignore[method-assign]
             try:
-                record(key, *timed(lambda: cli(["crop", *common, "-o", str(work / key.replace(" ", "_"))])))
+                out = work / f"crop-{len(runs.get(CROP, []))}"
+                record(CROP, *timed(lambda: cli(["crop", *common, "-o", str(out)])))
             finally:
                 Cropper.crop = one_call  # type: ignore[method-assign]
 
         cli(["crop", str(folder / sorted(os.listdir(folder))[0]), "--no-write", "-q", "--subject", "1,1,5,5"])
-        crop_once("gencrop crop (before)")
-
         import ray
 
         from gencrop.batch.ray_job import crop_catalogue, init_ray
 
-        init_ray(None, num_cpus=2, object_store_memory=200 * 1024**2)
         actor_class = counted_actor()
 
         def job(out: str, photos, actors: int, cpus: float) -> None:
@@ -222,34 +227,47 @@ def main() -> None:
                 on_rows=lambda rows: marks.add(len({r["photo"] for r in rows})),
             )
 
-        # Ray Data starts its own helper actors with the first job of a cluster: not counted
-        job(str(work / "warm-up"), [str(sorted(folder.iterdir())[0])], 1, 1)
-        for actors, cpus in ((1, 1), (1, 2), (2, 1)):
-            key = f"batch {actors} actor(s) x {cpus} CPU"
-            marks.times.clear()
-            record(key, *timed(functools.partial(job, str(work / key.replace(" ", "_")), str(folder), actors, cpus)))
-        ray.shutdown()
-        crop_once("gencrop crop (after)")
+        # Each round: gencrop crop, then the Ray runs on a fresh cluster; gencrop crop once more at the
+        # end, so that every Ray run has a gencrop crop run on each side (the machine may be shared).
+        crop_once()
+        for round_ in range(args.rounds):
+            print(f"-- round {round_ + 1} of {args.rounds}", flush=True)
+            init_ray(None, num_cpus=2, object_store_memory=200 * 1024**2)
+            # Ray Data starts its own helper actors with the first job of a cluster: not counted
+            job(str(work / f"warm-up-{round_}"), [str(sorted(folder.iterdir())[0])], 1, 1)
+            for actors, cpus in RAY_RUNS:
+                marks.times.clear()
+                out = str(work / f"batch-{actors}x{cpus}-{round_}")
+                record(ray_key(actors, cpus), *timed(functools.partial(job, out, str(folder), actors, cpus)))
+            ray.shutdown()
+            crop_once()
 
+        figures = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in runs.items()}
         for rate in ("photos_per_s", "steady_photos_per_s"):
-            crop = (figures["gencrop crop (before)"][rate] + figures["gencrop crop (after)"][rate]) / 2
-            one = figures["batch 1 actor(s) x 1 CPU"][rate]
-            two = figures["batch 2 actor(s) x 1 CPU"][rate]
+            # each round's Ray runs against the mean of the gencrop crop runs on either side of it
+            crop = [(a[rate] + b[rate]) / 2 for a, b in zip(runs[CROP], runs[CROP][1:])]
+            one, two = [r[rate] for r in runs[ray_key(1, 1)]], [r[rate] for r in runs[ray_key(2, 1)]]
             print(
-                f"{rate}: 2 actors / 1 actor {two / one:.2f}x (target >= 1.6); "
-                f"1 actor / gencrop crop {one / crop:.0%} (target >= 90%)"
+                f"{rate}: 2 actors / 1 actor {statistics.median(b / a for a, b in zip(one, two)):.2f}x "
+                f"(target >= 1.6); 1 actor / gencrop crop {statistics.median(a / c for a, c in zip(one, crop)):.0%}"
+                f", 1 actor x 2 CPUs / gencrop crop "
+                f"{statistics.median(r[rate] / c for r, c in zip(runs[ray_key(1, 2)], crop)):.0%} (target >= 90%)"
+                + (f"  (medians of {args.rounds} rounds)" if args.rounds > 1 else "")
             )
-        crop_cpu = (
-            figures["gencrop crop (before)"]["cpu_ms_per_photo"] + figures["gencrop crop (after)"]["cpu_ms_per_photo"]
-        ) / 2
-        print(
-            f"CPU per photo, 1 actor / gencrop crop: "
-            f"{figures['batch 1 actor(s) x 1 CPU']['cpu_ms_per_photo'] / crop_cpu:.0%} (Ray's overhead in CPU time)"
-        )
+        cpu_ratio = figures[ray_key(1, 1)]["cpu_ms_per_photo"] / figures[CROP]["cpu_ms_per_photo"]
+        print(f"CPU per photo, 1 actor / gencrop crop: {cpu_ratio:.0%} (Ray's overhead in CPU time)")
         if args.json:
-            Path(args.json).write_text(json.dumps(figures, indent=2))
+            Path(args.json).write_text(json.dumps({"medians": figures, "runs": runs}, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+CROP = "gencrop crop"
+RAY_RUNS = ((1, 1), (1, 2), (2, 1))  # (actors, CPUs per actor)
+
+
+def ray_key(actors: int, cpus: float) -> str:
+    return f"batch {actors} actor(s) x {cpus} CPU"
 
 
 if __name__ == "__main__":
