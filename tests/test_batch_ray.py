@@ -129,6 +129,29 @@ def test_sources_and_subject_tables_in_a_pyarrow_file_system(tmp_path):
         read_subjects(tmp_path / "s.json")
 
 
+def test_an_actor_with_several_cpus_gives_the_rows_of_one(photos, tmp_path):
+    """Two CPUs: photos prepared and crops written on two threads, the same rows in the same order
+    (error rows included) and the same files as on one."""
+    from gencrop.batch.catalogue import CropOptions, plan_batch
+    from gencrop.batch.ray_job import CropPhotos
+    from gencrop.shapes import Shape
+
+    folder, _ = photos
+    rows = {}
+    for threads in (1, 2):
+        options = CropOptions(out=str(tmp_path / str(threads)), shapes=(Shape.parse("1:1"), Shape.parse("3:2")))
+        actor = CropPhotos(options, threads=threads)
+        assert (actor._pool is None) == (threads == 1)
+        items = plan_batch([str(p) for p in sorted(folder.iterdir())], options).todo
+        folder_bound = ("output", "options_digest", "digest")  # name the output folder
+        rows[threads] = [{k: v for k, v in row.items() if k not in folder_bound} for row in actor.crop_rows(items)]
+        written = sorted(p.relative_to(tmp_path / str(threads)) for p in (tmp_path / str(threads)).rglob("*.jpg"))
+        rows[threads].append({"written": [str(p) for p in written]})
+    assert rows[2] == rows[1]
+    assert sum("error" in r and r["error"] is not None for r in rows[1][:-1]) == 2  # broken and truncated
+    assert len(rows[1][-1]["written"]) == 2 * (len(list(folder.iterdir())) - 2)
+
+
 # -- on a local Ray cluster --------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import PurePosixPath
@@ -77,6 +78,10 @@ class CropPhotos:
             subject_finder=options.subject_finder,
         )
         _limit_threads(self.cropper, threads)
+        # An actor with several CPUs decodes, finds subjects and writes crops on as many threads
+        # (Pillow and onnxruntime release the GIL); the network pass is one batch on all of them.
+        several = threads is not None and threads > 1
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gencrop-photo") if several else None
         self._warm_up(finds_subjects)
 
     def _warm_up(self, finds_subjects: bool) -> None:
@@ -105,26 +110,37 @@ class CropPhotos:
     def crop_rows(self, items: Sequence[Mapping]) -> list[dict]:
         """The result rows of a batch (one per photo and shape; one per failed photo); writes the crops."""
         errors = _photo_errors()
-        rows: list[list[dict]] = [[] for _ in items]
-        prepared = []
-        for i, item in enumerate(items):
+
+        def prepare(item: Mapping):
+            """(prepared photo, full decode) or the error row of a photo that cannot be prepared."""
             if item.get("error"):
-                rows[i] = [_error_row(item, item["error"])]
-                continue
+                return [_error_row(item, item["error"])]
             try:
                 subject = None if item.get("subject") is None else Box.from_xywh(item["subject"])
-                prepared.append((i, *self._prepare(item, subject)))
+                return self._prepare(item, subject)
             except errors as e:
-                rows[i] = [_error_row(item, str(e))]
-        for (i, _, full), results in zip(prepared, self._crop([p for _, p, _ in prepared])):
-            item = items[i]
+                return [_error_row(item, str(e))]
+
+        prepared = self._map(prepare, items)  # per photo: (prepared, full decode), or its error rows
+        ready = [i for i, p in enumerate(prepared) if isinstance(p, tuple)]
+        cropped = self._crop([prepared[i][0] for i in ready])
+
+        def finish(ready_and_results: tuple) -> list[dict]:
+            i, results = ready_and_results
+            item, full = items[i], prepared[i][1]
             try:
                 if isinstance(results, Exception):
                     raise results
-                rows[i] = self._rows(item, results, full)
+                return self._rows(item, results, full)
             except errors as e:
-                rows[i] = [_error_row(item, str(e))]
-        return [row for photo_rows in rows for row in photo_rows]
+                return [_error_row(item, str(e))]
+
+        finished = dict(zip(ready, self._map(finish, list(zip(ready, cropped)))))
+        return [row for i, p in enumerate(prepared) for row in finished.get(i, p)]
+
+    def _map(self, fn: Callable, items: Sequence) -> list:
+        """``[fn(x) for x in items]``, on the actor's threads when it has several."""
+        return list(self._pool.map(fn, items)) if self._pool is not None else [fn(x) for x in items]
 
     def _prepare(self, item: Mapping, subject: Box | None):
         """(prepared photo, full-resolution decode or None): as ``gencrop crop`` decodes a file."""
