@@ -145,6 +145,34 @@ def test_folder_run_counts_what_it_skips_and_recurses_on_request(photos, model_d
     assert (out_dir / "sub" / "c_crop.jpg").is_file()  # the folder's layout is kept under -o
 
 
+def test_batches_give_the_crops_and_lines_of_one_photo_at_a_time(photos, model_dir, tmp_path, capsys):
+    """--batch-size photos are prepared on threads and cropped in one pass: the same crops, files and
+    lines, in the photos' order, with a broken photo and a photo without a subject entry among them."""
+    (photos / "b2.jpg").write_bytes(b"not a jpeg")  # between b.png and sub/c.jpg
+    subjects = tmp_path / "s.json"
+    subjects.write_text(json.dumps({"a.jpg": [1, 1, 20, 20], "b2.jpg": [3, 1, 30, 20], "sub/c.jpg": [2, 3, 20, 20]}))
+    runs = {}
+    for batch in ("1", "2", "8"):
+        out_dir = tmp_path / f"out{batch}"
+        args = [photos, "-r", "--model", model_dir, "--subjects", subjects, "--aspect", "1:1", "--aspect", "3:2"]
+        code, out, err = _run(capsys, *args, "--json", "-q", "-o", out_dir, "--batch-size", batch)
+        assert code == 1, err  # b.png: no entry; b2.jpg: broken; .hidden.jpg is skipped
+        lines = [json.loads(line) for line in out.splitlines()]
+        for line in lines:
+            line.pop("output", None)
+        files = sorted((p.relative_to(out_dir), Image.open(p).size) for p in out_dir.rglob("*.*"))
+        errors = [line.split(": ", 1)[1] for line in err.splitlines() if ": error: " in line]
+        runs[batch] = (lines, files, errors)
+    assert runs["2"] == runs["1"] and runs["8"] == runs["1"]
+    lines, files, errors = runs["1"]
+    photo_names = [line["photo"].split("photos/")[1] for line in lines]
+    assert photo_names == ["a.jpg", "a.jpg", "b.png", "b2.jpg", "sub/c.jpg", "sub/c.jpg"]
+    assert "no entry in" in lines[2]["error"] and "no entry" not in lines[3]["error"]  # b2.jpg: broken
+    assert len(files) == 4 and len(errors) == 2
+    code, _, err = _run(capsys, photos, "--model", model_dir, "--subject", "5,5,40,40", "--batch-size", "0")
+    assert code == 2 and "--batch-size must be at least 1" in err
+
+
 def test_subjects_file_keys_may_be_paths_inside_the_folder(photos, model_dir, tmp_path, capsys):
     subjects = tmp_path / "s.json"
     subjects.write_text(json.dumps({"a.jpg": [1, 1, 20, 20], "b.png": [1, 1, 20, 20], "sub/c.jpg": [2, 3, 20, 20]}))

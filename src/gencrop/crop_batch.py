@@ -8,18 +8,26 @@ shape, and a given subject kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from .crop_prepare import PreparedPhoto
 from .crop_result import CropResult
 from .geometry import Box
+from .io import ImageReadError
 from .runtime import Network, NetworkInfo
 from .shapes import Shape, fit_shape, pull_toward, shape_request
 from .subject_rule import keeps_subject
 
-__all__ = ["crop_prepared", "crop_result", "shape_requests"]
+__all__ = ["PHOTO_ERRORS", "crop_each", "crop_prepared", "crop_result", "shape_requests"]
+
+# What a job over many photos reports for one photo and goes on from (`gencrop crop`, `gencrop batch`):
+# the photo cannot be read or decoded, or what was asked of it is wrong (a subject outside it, ...).
+PHOTO_ERRORS: tuple[type[Exception], ...] = (ImageReadError, ValueError, OSError)
+
+Item = TypeVar("Item")
 
 
 def shape_requests(info: NetworkInfo, shapes: Sequence[Shape]) -> np.ndarray | None:
@@ -87,3 +95,46 @@ def crop_prepared(
         rows = zip(shapes, crops[i * n : (i + 1) * n], weights[i * n : (i + 1) * n])
         results.append([crop_result(p, c, w, s, keep, subject_pull) for s, c, w in rows])
     return results
+
+
+def crop_each(
+    cropper,
+    prepare: Callable[[Item], PreparedPhoto],
+    items: Sequence[Item],
+    shapes: Sequence[Shape],
+    *,
+    keep_subject: bool | None = None,
+    map_items: Callable[[Callable, Sequence], Iterable] = map,
+) -> list[list[CropResult] | Exception]:
+    """Crop a batch in which any photo may fail: per item, its crops (one per shape) or the
+    :data:`PHOTO_ERRORS` error that stopped it, the other photos unaffected.
+
+    ``prepare(item)`` gives the item prepared (:meth:`gencrop.Cropper.prepare`); ``map_items`` runs
+    it over the items (``ThreadPoolExecutor.map``: decodes and subject searches on several threads).
+    Then one network pass for every photo prepared (photo by photo when that pass fails).
+    """
+
+    def attempt(item: Item) -> PreparedPhoto | Exception:
+        try:
+            return prepare(item)
+        except PHOTO_ERRORS as e:
+            return e
+
+    out: list = list(map_items(attempt, items))
+    ready = [i for i, p in enumerate(out) if not isinstance(p, Exception)]
+    if not ready:
+        return out
+    shapes = list(shapes)
+    try:
+        batch = [out[i] for i in ready]
+        crops: list = list(cropper.crop(batch, shapes=shapes, keep_subject=keep_subject, batch_size=len(batch)))
+    except PHOTO_ERRORS:
+        crops = []
+        for i in ready:
+            try:
+                crops.append(cropper.crop(out[i], shapes=shapes, keep_subject=keep_subject))
+            except PHOTO_ERRORS as e:
+                crops.append(e)
+    for i, result in zip(ready, crops):
+        out[i] = result
+    return out

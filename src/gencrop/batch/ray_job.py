@@ -35,13 +35,6 @@ __all__ = ["CropPhotos", "BatchSummary", "run_plan", "crop_catalogue", "init_ray
 EXAMPLE_PHOTO = PurePosixPath(__file__).parents[1] / "assets" / "astronaut.jpg"
 
 
-def _photo_errors() -> tuple[type[Exception], ...]:
-    """What ``gencrop crop`` reports as a failed photo (and goes on): the same here."""
-    from ..io import ImageReadError
-
-    return (ImageReadError, ValueError, OSError)
-
-
 class CropPhotos:
     """A callable class for ``Dataset.map_batches``: rows of photos in, rows of crops out (pyarrow).
 
@@ -109,44 +102,42 @@ class CropPhotos:
 
     def crop_rows(self, items: Sequence[Mapping]) -> list[dict]:
         """The result rows of a batch (one per photo and shape; one per failed photo); writes the crops."""
-        errors = _photo_errors()
+        from ..crop_batch import PHOTO_ERRORS, crop_each
 
-        def prepare(item: Mapping):
-            """(prepared photo, full decode) or the error row of a photo that cannot be prepared."""
-            if item.get("error"):
+        todo = [i for i, item in enumerate(items) if not item.get("error")]  # the rest failed in planning
+        options = self.options
+        cropped = crop_each(
+            self.cropper,
+            lambda i: self._prepare(items[i]),
+            todo,
+            options.shapes,
+            keep_subject=options.keep_subject,
+            map_items=self._map,
+        )
+        outcomes = dict(zip(todo, cropped))
+
+        def rows_of(i: int) -> list[dict]:
+            item, outcome = items[i], outcomes.get(i)
+            if outcome is None:
                 return [_error_row(item, item["error"])]
             try:
-                subject = None if item.get("subject") is None else Box.from_xywh(item["subject"])
-                return self._prepare(item, subject)
-            except errors as e:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return self._rows(item, outcome)
+            except PHOTO_ERRORS as e:
                 return [_error_row(item, str(e))]
 
-        prepared = self._map(prepare, items)  # per photo: (prepared, full decode), or its error rows
-        ready = [i for i, p in enumerate(prepared) if isinstance(p, tuple)]
-        cropped = self._crop([prepared[i][0] for i in ready])
-
-        def finish(ready_and_results: tuple) -> list[dict]:
-            i, results = ready_and_results
-            item, full = items[i], prepared[i][1]
-            try:
-                if isinstance(results, Exception):
-                    raise results
-                return self._rows(item, results, full)
-            except errors as e:
-                return [_error_row(item, str(e))]
-
-        finished = dict(zip(ready, self._map(finish, list(zip(ready, cropped)))))
-        return [row for i, p in enumerate(prepared) for row in finished.get(i, p)]
+        return [row for photo_rows in self._map(rows_of, range(len(items))) for row in photo_rows]
 
     def _map(self, fn: Callable, items: Sequence) -> list:
         """``[fn(x) for x in items]``, on the actor's threads when it has several."""
         return list(self._pool.map(fn, items)) if self._pool is not None else [fn(x) for x in items]
 
-    def _prepare(self, item: Mapping, subject: Box | None):
-        """(prepared photo, full-resolution decode or None): as ``gencrop crop`` decodes a file."""
+    def _prepare(self, item: Mapping):
+        """The photo decoded, its subject given or found: as ``gencrop crop`` prepares a file."""
+        subject = None if item.get("subject") is None else Box.from_xywh(item["subject"])
         image = item["source"] if self.input_fs is None else self._download(item)
-        prepared = self.cropper.prepare(image, subject, cut=self.options.write_crops)
-        return prepared, (prepared.photo if self.options.write_crops else None)
+        return self.cropper.prepare(image, subject, cut=self.options.write_crops)
 
     def _download(self, item: Mapping) -> BytesIO:
         with self.input_fs.open_input_file(item["source"]) as f:
@@ -154,32 +145,14 @@ class CropPhotos:
         data.name = item["photo"]  # what a decoding error names, as a path does for gencrop crop
         return data
 
-    def _crop(self, prepared: list) -> list:
-        """One network pass for the batch, every shape; when that fails, photo by photo (errors as values)."""
-        options = self.options
-        if not prepared:
-            return []
-        try:
-            shapes = list(options.shapes)
-            return list(
-                self.cropper.crop(prepared, shapes=shapes, keep_subject=options.keep_subject, batch_size=len(prepared))
-            )
-        except _photo_errors():
-            out: list = []
-            for p in prepared:
-                try:
-                    out.append(self.cropper.crop(p, shapes=list(options.shapes), keep_subject=options.keep_subject))
-                except _photo_errors() as e:
-                    out.append(e)
-            return out
-
-    def _rows(self, item: Mapping, results: list, full) -> list[dict]:
+    def _rows(self, item: Mapping, results: list) -> list[dict]:
         from ..io import save_image
 
         records = [result.to_json(item["photo"]) for result in results]
         folder = PurePosixPath(item["relative"]).parent
         name = PurePosixPath(item["relative"]).name
-        if full is not None:
+        if self.options.write_crops:
+            full = results[0].photo
             for result, record in zip(results, records):
                 shape_name = result.shape.name if self.options.named else None
                 target = self.out.child((folder / crop_file_name(name, shape_name)).as_posix())

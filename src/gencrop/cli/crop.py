@@ -93,7 +93,12 @@ def add_crop_options(p: argparse.ArgumentParser) -> None:
         "(onnx when the model has an up-to-date model.onnx and no GPU is asked for; default)",
     )
     add_subject_finder_option(p)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="photos per network pass (decoded on threads, cropped together; default 8)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -309,8 +314,15 @@ def load_cropper(args, **kwargs):
         raise CommandError(f"cannot load model {args.model or '(bundled)'}: {e}") from None
 
 
+# Threads that decode photos and find their subjects while others are cropped (`gencrop crop` of a
+# folder; Pillow and onnxruntime release the GIL).
+PREPARE_THREADS = 2
+
+
 def run(args) -> int:
     # Everything the user gave is checked before the (seconds-long) imports and model load.
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size must be at least 1; got {args.batch_size}")
     shapes = parse_shapes(args.aspect, args.size, args.area)
     named = len(shapes) > 1 or not shapes[0].is_free
     keep = False if args.allow_subject_cut else None
@@ -326,57 +338,85 @@ def run(args) -> int:
     if not args.no_write:
         writable(args.out_dir)
 
-    from ..io import ImageReadError, save_image
+    from ..crop_batch import PHOTO_ERRORS, crop_each
+    from ..io import save_image
 
     cropper = load_cropper(args, subject_finder=args.subject_finder)
     out_dir = Path(args.out_dir)
     failed = upscaled = 0
     photos = inputs.photos
-    bar = photos
+    bar = None
     say = functools.partial(print, flush=True)
     if not args.quiet and len(photos) > 1:  # tqdm costs a one-photo run 40 ms of imports: only for a bar
         from tqdm import tqdm
 
-        bar = tqdm(photos, desc="crop", unit="photo", file=sys.stderr)
+        bar = tqdm(total=len(photos), desc="crop", unit="photo", file=sys.stderr)
         say = tqdm.write  # lines printed above the bar, not through it
-    for path, relative in bar:
-        try:
-            if subject_map is None:
-                subject = subject_all
-            elif path in subjects or args.find_missing_subjects:
-                subject = subjects.get(path)
-            else:
-                raise ValueError(f"no entry in {args.subjects} (--find-missing-subjects finds its subject)")
-            results = cropper.crop(path, subject, shapes=shapes, keep_subject=keep, cut=not args.no_write)
-            img = None if args.no_write else results[0].photo
-            records = [result.to_json(str(path)) for result in results]
-            if img is not None:
-                for result, record in zip(results, records):
-                    enlarged = upscale_note(result)
-                    if enlarged:
-                        upscaled += 1
-                        say(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
-                    name = crop_file_name(path.name, result.shape.name if named else None)
-                    target = out_dir / relative.parent / name
-                    save_image(result.image, target)
-                    record["output"] = str(target)
-                if args.visualize:
-                    from ..visualize import crop_visualization
 
-                    vis = out_dir / relative.parent / visualization_file_name(path.name)
-                    save_image(crop_visualization(img, results[0], cropper.dim), vis)
+    def prepare(photo: tuple[Path, Path]):
+        path = photo[0]
+        if subject_map is None:
+            subject = subject_all
+        elif path in subjects or args.find_missing_subjects:
+            subject = subjects.get(path)
+        else:
+            raise ValueError(f"no entry in {args.subjects} (--find-missing-subjects finds its subject)")
+        return cropper.prepare(path, subject, cut=not args.no_write)
+
+    # Several photos: --batch-size of them decoded and their subjects found on threads, then one
+    # network pass; their crops are written and their lines printed in the order of the photos.
+    pool = None
+    if len(photos) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="gencrop-prepare")
+    try:
+        for start in range(0, len(photos), args.batch_size):
+            chunk = photos[start : start + args.batch_size]
+            outcomes = crop_each(
+                cropper, prepare, chunk, shapes, keep_subject=keep, map_items=pool.map if pool else map
+            )
+            for (path, relative), outcome in zip(chunk, outcomes):
+                try:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    results = outcome
+                    img = None if args.no_write else results[0].photo
+                    records = [result.to_json(str(path)) for result in results]
+                    if img is not None:
+                        for result, record in zip(results, records):
+                            enlarged = upscale_note(result)
+                            if enlarged:
+                                upscaled += 1
+                                say(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
+                            name = crop_file_name(path.name, result.shape.name if named else None)
+                            target = out_dir / relative.parent / name
+                            save_image(result.image, target)
+                            record["output"] = str(target)
+                        if args.visualize:
+                            from ..visualize import crop_visualization
+
+                            vis = out_dir / relative.parent / visualization_file_name(path.name)
+                            save_image(crop_visualization(img, results[0], cropper.dim), vis)
+                            for record in records:
+                                record["visualization"] = str(vis)
                     for record in records:
-                        record["visualization"] = str(vis)
-            for record in records:
-                if args.json:
-                    print(json.dumps(record), flush=True)
-                elif not args.quiet:
-                    say(crop_line(record, named), file=sys.stdout)
-        except (ImageReadError, ValueError, OSError) as e:
-            failed += 1
-            if args.json:
-                print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
-            print(f"gencrop crop: error: {error_line(str(path), str(e))}", file=sys.stderr)
+                        if args.json:
+                            print(json.dumps(record), flush=True)
+                        elif not args.quiet:
+                            say(crop_line(record, named), file=sys.stdout)
+                except PHOTO_ERRORS as e:
+                    failed += 1
+                    if args.json:
+                        print(json.dumps({"photo": str(path), "error": str(e)}), flush=True)
+                    print(f"gencrop crop: error: {error_line(str(path), str(e))}", file=sys.stderr)
+                if bar is not None:
+                    bar.update()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
     print_summary(len(photos), failed, inputs, args.quiet, upscaled)
     return 1 if failed else 0
 
