@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    from gencrop.inference import Cropper
+    import gencrop.crop_batch
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     runs: dict[str, list[dict[str, float]]] = {}
@@ -182,12 +182,12 @@ def main() -> None:
             flush=True,
         )
 
-    # gencrop crop, each photo marked as it finishes
-    one_call = Cropper.crop
+    # gencrop crop, each batch of photos marked as it is cropped (its files are written next)
+    crop_each = gencrop.crop_batch.crop_each
 
-    def marked(self, *a, **k):
-        out = one_call(self, *a, **k)
-        marks.add(1)
+    def marked(cropper, prepare, items, *a, **k):
+        out = crop_each(cropper, prepare, items, *a, **k)
+        marks.add(len(items))
         return out
 
     try:
@@ -199,12 +199,12 @@ def main() -> None:
 
         def crop_once() -> None:
             marks.times.clear()
-            Cropper.crop = marked  # type: ignore[method-assign]
+            gencrop.crop_batch.crop_each = marked
             try:
                 out = work / f"crop-{len(runs.get(CROP, []))}"
                 record(CROP, *timed(lambda: cli(["crop", *common, "-o", str(out)])))
             finally:
-                Cropper.crop = one_call  # type: ignore[method-assign]
+                gencrop.crop_batch.crop_each = crop_each
 
         cli(["crop", str(folder / sorted(os.listdir(folder))[0]), "--no-write", "-q", "--subject", "1,1,5,5"])
         import ray
