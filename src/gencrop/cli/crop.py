@@ -363,6 +363,29 @@ def run(args) -> int:
             raise ValueError(f"no entry in {args.subjects} (--find-missing-subjects finds its subject)")
         return cropper.prepare(path, subject, cut=not args.no_write)
 
+    def save(path: Path, relative: Path, results: list) -> list[dict]:
+        """Write a photo's crops (and its picture): its records, with where each went."""
+        nonlocal upscaled
+        records = [result.to_json(str(path)) for result in results]
+        if args.no_write:
+            return records
+        for result, record in zip(results, records):
+            enlarged = upscale_note(result)
+            if enlarged:
+                upscaled += 1
+                say(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
+            target = out_dir / relative.parent / crop_file_name(path.name, result.shape.name if named else None)
+            save_image(result.image, target)
+            record["output"] = str(target)
+        if args.visualize:
+            from ..visualize import crop_visualization
+
+            vis = out_dir / relative.parent / visualization_file_name(path.name)
+            save_image(crop_visualization(results[0].photo, results[0], cropper.dim), vis)
+            for record in records:
+                record["visualization"] = str(vis)
+        return records
+
     # Several photos: --batch-size of them decoded and their subjects found on threads, then one
     # network pass; their crops are written and their lines printed in the order of the photos.
     pool = None
@@ -373,34 +396,13 @@ def run(args) -> int:
     try:
         for start in range(0, len(photos), args.batch_size):
             chunk = photos[start : start + args.batch_size]
-            outcomes = crop_each(
-                cropper, prepare, chunk, shapes, keep_subject=keep, map_items=pool.map if pool else map
-            )
+            map_items = pool.map if pool else map
+            outcomes = crop_each(cropper, prepare, chunk, shapes, keep_subject=keep, map_items=map_items)
             for (path, relative), outcome in zip(chunk, outcomes):
                 try:
                     if isinstance(outcome, Exception):
                         raise outcome
-                    results = outcome
-                    img = None if args.no_write else results[0].photo
-                    records = [result.to_json(str(path)) for result in results]
-                    if img is not None:
-                        for result, record in zip(results, records):
-                            enlarged = upscale_note(result)
-                            if enlarged:
-                                upscaled += 1
-                                say(f"gencrop crop: warning: {path}: {enlarged}", file=sys.stderr)
-                            name = crop_file_name(path.name, result.shape.name if named else None)
-                            target = out_dir / relative.parent / name
-                            save_image(result.image, target)
-                            record["output"] = str(target)
-                        if args.visualize:
-                            from ..visualize import crop_visualization
-
-                            vis = out_dir / relative.parent / visualization_file_name(path.name)
-                            save_image(crop_visualization(img, results[0], cropper.dim), vis)
-                            for record in records:
-                                record["visualization"] = str(vis)
-                    for record in records:
+                    for record in save(path, relative, outcome):
                         if args.json:
                             print(json.dumps(record), flush=True)
                         elif not args.quiet:
