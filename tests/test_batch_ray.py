@@ -145,7 +145,7 @@ def test_an_actor_with_several_cpus_gives_the_rows_of_one(photos, tmp_path):
         items = plan_batch([str(p) for p in sorted(folder.iterdir())], options).todo
         folder_bound = ("output", "options_digest", "digest")  # name the output folder
         rows[threads] = [{k: v for k, v in row.items() if k not in folder_bound} for row in actor.crop_rows(items)]
-        written = sorted(p.relative_to(tmp_path / str(threads)) for p in (tmp_path / str(threads)).rglob("*.jpg"))
+        written = sorted(p.relative_to(tmp_path / str(threads)) for p in (tmp_path / str(threads)).rglob("*.*"))
         rows[threads].append({"written": [str(p) for p in written]})
     assert rows[2] == rows[1]
     assert sum("error" in r and r["error"] is not None for r in rows[1][:-1]) == 2  # broken and truncated
