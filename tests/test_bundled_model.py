@@ -46,7 +46,7 @@ def test_quick_start_command_finds_the_subject_and_writes_outputs(example_photo,
 
     assert main(["crop", str(example_photo), "--visualize", "-o", str(tmp_path), "--json", "-q"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert record["subject_source"] == "face"  # the default finder: the astronaut's face
+    assert record["subject_source"] == "segmentation"  # the default finder: the astronaut's whole figure
     assert (tmp_path / "astronaut_crop.jpg").is_file() and (tmp_path / "astronaut_vis.jpg").is_file()
 
 

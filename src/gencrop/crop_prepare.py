@@ -86,7 +86,7 @@ def open_photo(image, dim: int, cut: bool, decoder: Callable[[], ThreadPoolExecu
 
 
 def find_subject(img: Image.Image, size: tuple[int, int], finder=None):
-    """The subject ``finder`` picks in ``img``: a finder name (``"auto"``, ``"faces"``, ``"saliency"``,
+    """The subject ``finder`` picks in ``img``: a finder name (``"auto"``, ``"people"``, ``"faces"``, ``"saliency"``,
     ``"detector"``), an object with ``find(image, size=...)``, a function ``find(image, size=...)``, or
     None (:func:`gencrop.subject.find_subject`, the ``"auto"`` finder)."""
     how = "give the subject with subject=(x, y, w, h) in Python or --subject x,y,w,h on the command line"

@@ -63,7 +63,7 @@ class CropResult:
     subject: Box  # the subject used, photo pixels
     heatmap: np.ndarray  # (rows, cols) cell weights of the weighted average (sum to 1)
     size: tuple[int, int]  # (width, height) of the upright photo
-    subject_source: str = "given"  # "given", "mask", or what found it ("detection", "saliency")
+    subject_source: str = "given"  # "given", "mask", or what found it ("detection", "segmentation", "face", "saliency")
     shape: Shape | None = None  # the requested shape (None: free)
     subject_kept: bool = False  # the crop was moved/grown to contain the subject
     subject_class: str | None = None  # a found subject: what the finder called it ("person", "salient", ...)

@@ -57,7 +57,7 @@ class Cropper(DeprecatedCropCalls):
         self.dim = model.info.image_size
         # how far a kept subject draws the crop toward it (gencrop.shapes.pull_toward); per model
         self.subject_pull = model.info.subject_pull
-        # a finder name ("auto", "faces", "saliency", "detector"), an object with find(image, size=...),
+        # a finder name ("auto", "people", "faces", "saliency", "detector"), an object with find(image, size=...),
         # or a function find(image, size=...); None: gencrop.subjects.find_subject (the "auto" finder)
         if isinstance(subject_finder, str):  # an unknown name fails here, not at the first photo
             from .subject import resolve_finder
@@ -107,7 +107,7 @@ class Cropper(DeprecatedCropCalls):
         :func:`gencrop.runtime.load_network`). ``spin_wait=False`` suits a process that does other
         work beside the network (a server decoding photos): onnxruntime's threads then sleep between
         steps instead of spinning. ``subject_finder`` finds the subject of a photo given without one:
-        a name (``"auto"``, ``"faces"``, ``"saliency"``, ``"detector"``; see :mod:`gencrop.subjects`)
+        a name (``"auto"``, ``"people"``, ``"faces"``, ``"saliency"``, ``"detector"``; see :mod:`gencrop.subjects`)
         or a finder object; default ``"auto"``.
         """
         network = load_network(path, runtime=runtime, device=device, epoch=epoch, spin_wait=spin_wait)

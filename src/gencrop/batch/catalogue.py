@@ -67,7 +67,7 @@ def result_schema():
             ("crop", pa.list_(pa.int32(), 4)),  # x, y, w, h in whole photo pixels
             ("subject", pa.list_(pa.float64(), 4)),  # x, y, w, h (2 decimals)
             ("size", pa.list_(pa.int32(), 2)),  # width, height of the upright photo
-            ("subject_source", pa.string()),  # given, mask, saliency, detection
+            ("subject_source", pa.string()),  # given, mask, segmentation, face, saliency, detection
             ("shape", pa.string()),  # 1x1, 16x9, 1200x630 ... (null: the free crop)
             ("output", pa.string()),  # the written crop
             ("visualization", pa.string()),

@@ -74,7 +74,7 @@ def require_path(path: str, kind: str = "folder") -> None:
         raise CommandError(f"{path}: " + (f"not a {kind}" if p.exists() else f"no such {kind}"))
 
 
-SUBJECT_FINDERS = ("auto", "faces", "saliency", "detector")
+SUBJECT_FINDERS = ("auto", "people", "faces", "saliency", "detector")
 
 
 def add_subject_finder_option(p: argparse.ArgumentParser) -> None:
@@ -83,8 +83,9 @@ def add_subject_finder_option(p: argparse.ArgumentParser) -> None:
         "--subject-finder",
         choices=SUBJECT_FINDERS,
         default="auto",
-        help="what finds the subject of a photo given without one: faces (faces, else the salient region), "
-        "saliency, detector (COCO objects, else saliency; needs the subject extra: torch), or auto "
+        help="what finds the subject of a photo given without one: people (the figures of the faces, else "
+        "the salient region), faces (faces, else the salient region), saliency, detector (COCO objects, "
+        "else saliency; needs the subject extra: torch), or auto "
         "(the measured best that ships with gencrop; default)",
     )
 

@@ -3,12 +3,14 @@
 One module per finder, each with ``find(image, size=None, cls="any",
 frame=None, detections=None) -> Subject`` and ``load()``:
 
+* ``people`` (:mod:`.people`): the figures of YuNet's faces (selfie
+  segmentation), else the salient region;
 * ``faces`` (:mod:`.faces`): YuNet faces, else the salient region;
 * ``saliency`` (:mod:`.saliency`): the salient region of U²-Netp;
 * ``detector`` (:mod:`.detector`): the most prominent COCO instance
   (YOLOv5s-seg, needs the ``subject`` extra: torch), else the salient region.
 
-The first two ship with gencrop (ONNX models run by onnxruntime with numpy
+The first three ship with gencrop (ONNX models run by onnxruntime with numpy
 and Pillow: no torch, no OpenCV) and work in a plain install; ``auto`` is the
 one chosen by measurement (see the model card's subject-finder table).
 
@@ -28,6 +30,7 @@ from .base import Subject, SubjectNotFound
 from .detection import Detection
 from .detector import DETECTOR_HINT, SubjectFinder, detector_missing, prominence
 from .faces import FaceFinder
+from .people import PeopleFinder
 from .saliency import SaliencyFinder
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "Detection",
     "SubjectFinder",
     "FaceFinder",
+    "PeopleFinder",
     "SaliencyFinder",
     "FINDERS",
     "DEFAULT_FINDER",
@@ -49,9 +53,9 @@ __all__ = [
     "INSTALL_HINT",
 ]
 
-FINDERS = {"faces": FaceFinder, "saliency": SaliencyFinder, "detector": SubjectFinder}
+FINDERS = {"people": PeopleFinder, "faces": FaceFinder, "saliency": SaliencyFinder, "detector": SubjectFinder}
 # What "auto" means: chosen on validation photos by crop quality and time (docs/model-card.md).
-DEFAULT_FINDER = "faces"
+DEFAULT_FINDER = "people"
 INSTALL_HINT = "give the subject yourself (--subject x,y,w,h), or reinstall gencrop: its subject finder is missing"
 
 _finders: dict[str, object] = {}
@@ -59,7 +63,9 @@ _lock = threading.Lock()
 
 
 def get_finder(name: str = "auto"):
-    """The process-wide finder of that name (``auto``, ``faces``, ``saliency``, ``detector``): its models load once."""
+    """The process-wide finder of that name (``auto``, ``people``, ``faces``, ``saliency``, ``detector``).
+
+    Its models load once."""
     key = DEFAULT_FINDER if name == "auto" else name
     if key not in FINDERS:
         raise ValueError(f"unknown subject finder {name!r}; choose one of auto, {', '.join(FINDERS)}")

@@ -103,18 +103,24 @@ class FaceFinder:
         onnx_session(MODEL_FILE)
         self.fallback.load()
 
+    def face_group(self, image: Image.Image) -> tuple[np.ndarray, float] | None:
+        """The photo's main faces: (N, 4) boxes as fractions of ``image`` and the largest face's score,
+        or ``None`` when no face scores ``min_score``."""
+        boxes, scores = detect_faces(image, self.input_size, self.min_score)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        if not (len(boxes) and areas.max() > 0):
+            return None
+        main = int(areas.argmax())
+        return boxes[areas >= self.group * areas[main]], float(scores[main])
+
     def find(
         self, image: Image.Image, size=None, cls: str = "any", frame: Box | None = None, detections=None
     ) -> Subject:
         image = to_rgb(image)
         view = View.of(image, size, frame)
-        if cls in ("any", "face", "person"):
-            boxes, scores = detect_faces(view.crop(image), self.input_size, self.min_score)
-            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            if len(boxes) and areas.max() > 0:
-                main = int(areas.argmax())
-                group = boxes[areas >= self.group * areas[main]]
-                u1, v1 = group[:, :2].min(0)
-                u2, v2 = group[:, 2:].max(0)
-                return view.box_subject(u1, v1, u2, v2, source="face", score=float(scores[main]), cls="face")
-        return self.fallback.find(image, size, cls, frame)
+        found = self.face_group(view.crop(image)) if cls in ("any", "face", "person") else None
+        if found is None:
+            return self.fallback.find(image, size, cls, frame)
+        group, score = found
+        (u1, v1), (u2, v2) = group[:, :2].min(0), group[:, 2:].max(0)
+        return view.box_subject(u1, v1, u2, v2, source="face", score=score, cls="face")
