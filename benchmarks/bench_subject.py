@@ -205,7 +205,7 @@ def speed(args) -> None:
             flush=True,
         )
     print(f"  (before: U²-Netp at 320 px, {BEFORE['saliency@320 ms per photo']} ms per photo)")
-    photo = root / "images" / PHOTO
+    photo = Path(args.photo) if args.photo else root / "images" / PHOTO
     python = args.light_python or sys.executable
     out = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_subject_out"
     width, height = Image.open(photo).size
@@ -281,6 +281,7 @@ def main() -> None:
     s.add_argument("--photos", type=int, default=40)
     s.add_argument("--light-python", help="run `gencrop crop` with this interpreter (e.g. a plain install's venv)")
     s.add_argument("--repeats", type=int, default=3, help="whole-process runs of each command (median)")
+    s.add_argument("--photo", help=f"the whole-process photo (default: FCDB's {PHOTO}, which shows no face)")
     z = sub.add_parser("sizes")
     z.add_argument("--finders", nargs="+", default=["people!face", "people", "faces", "saliency"])
     z.add_argument("--count", type=int, default=1000)
