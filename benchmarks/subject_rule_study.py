@@ -67,6 +67,11 @@ def make_finder(name: str):
         if name not in finders:
             raise SystemExit(f"unknown finder {name!r}; choose from {', '.join(finders)}") from None
         return finders[name]()
+    if "@" in name or "!" in name:  # NAME@SIZE: a finder at another input size (bench_subject.py's specs)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_subject import make_finder as finder_from_spec
+
+        return finder_from_spec(name)
     try:
         return get_finder(name)
     except ValueError as e:
