@@ -66,6 +66,6 @@ def test_the_crop_follows_the_subject_on_the_example(bundled, example_photo):
 
 
 def test_every_shape_from_the_bundled_model(bundled, example_photo):
-    results = bundled.crop_shapes(example_photo, ["1:1", "16:9", "1200x630"], subject=(120, 40, 200, 380))
+    results = bundled.crop(example_photo, (120, 40, 200, 380), shapes=["1:1", "16:9", "1200x630"])
     (s1, s2, s3) = results
     assert s1.box.w == s1.box.h and s2.box.w * 9 == s2.box.h * 16 and s3.box.w * 21 == s3.box.h * 40

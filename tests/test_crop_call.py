@@ -130,6 +130,13 @@ def test_the_old_methods_still_work_and_say_they_are_deprecated(photo_file, name
     assert all(r.box == expected[r.shape.name if r.shape else None] for r in flat)
 
 
+def test_the_old_full_prepare_refuses_a_prepared_photo(photo_file):
+    cropper = Cropper(FixedNetwork(PROPOSAL))
+    prepared = cropper.prepare(photo_file, SUBJECT)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="no full-resolution decode"):
+        cropper.prepare_full(prepared)
+
+
 def test_the_full_decode_of_the_old_calls_is_the_photo(photo_file):
     cropper = Cropper(FixedNetwork(PROPOSAL))
     with pytest.warns(DeprecationWarning):

@@ -49,7 +49,7 @@ def _contains(crop: Box, s: Box) -> bool:
 
 def test_shapes_are_exact_inside_and_keep_the_subject(cropper, photo):
     subject = Box(200, 60, 70, 90)
-    results = cropper.crop_shapes(photo, ["1:1", "16:9", "4:5", "1200x630", "free"], subject)
+    results = cropper.crop(photo, subject, shapes=["1:1", "16:9", "4:5", "1200x630", "free"])
     assert [r.shape.name if r.shape else "free" for r in results] == ["1x1", "16x9", "4x5", "1200x630", "free"]
     for r, ratio in zip(results, [(1, 1), (16, 9), (4, 5), (40, 21), None]):
         b = r.box
@@ -62,7 +62,7 @@ def test_shapes_are_exact_inside_and_keep_the_subject(cropper, photo):
     assert results[0].cut(photo).size == (int(results[0].box.w),) * 2
     # one network pass for all shapes: the same proposal behind each
     assert len({tuple(r.raw_box.xywh) for r in results}) == 1
-    # crop() with the same request gives the same crop as crop_shapes()
+    # one shape asked alone gives the same crop as in the list
     assert cropper.crop(photo, subject, aspect="16:9").box == results[1].box
     assert cropper.crop(photo, subject, size=(1200, 630)).box == results[3].box
 
@@ -104,7 +104,7 @@ def test_file_and_memory_give_the_same_network_input(cropper, tmp_path):
 
 
 def test_prepared_photos_crop_like_the_photos(cropper, model_dir, tmp_path):
-    """prepare() then crop/crop_shapes/crop_many gives what the photo itself gives; a prepared photo
+    """prepare() then crop() (one shape, a list of shapes, many photos) gives what the photo itself gives; a prepared photo
     carries its subject, and only the model it was prepared for takes it."""
     path, _ = _jpeg(tmp_path, "p.jpg", (1600, 1200), 6)
     other, _ = _jpeg(tmp_path, "q.jpg", (300, 420), 7)
@@ -113,22 +113,20 @@ def test_prepared_photos_crop_like_the_photos(cropper, model_dir, tmp_path):
     assert prepared.size == (1600, 1200) and prepared.subject.xywh == subject and prepared.source == "given"
     assert cropper.crop(prepared, aspect="1:1").box == cropper.crop(path, subject, aspect="1:1").box
     shapes = ["free", "16:9", "300x400"]
-    assert [r.box for r in cropper.crop_shapes(prepared, shapes)] == [
-        r.box for r in cropper.crop_shapes(path, shapes, subject)
+    assert [r.box for r in cropper.crop(prepared, shapes=shapes)] == [
+        r.box for r in cropper.crop(path, subject, shapes=shapes)
     ]
-    mixed = cropper.crop_many([prepared, other], [None, subject_q], aspect="4:5")
-    alone = cropper.crop_many([path, other], [subject, subject_q], aspect="4:5")
+    mixed = cropper.crop([prepared, other], [None, subject_q], aspect="4:5")
+    alone = cropper.crop([path, other], [subject, subject_q], aspect="4:5")
     assert [r.box for r in mixed] == [r.box for r in alone]
     with pytest.raises(ValueError, match="carries its subject"):
         cropper.crop(prepared, subject)
-    with pytest.raises(ValueError, match="no full-resolution decode"):
-        cropper.prepare_full(prepared)
     three_channel = Cropper(GenCrop(GenCropConfig(arch="mobilenetv2_100", image_size=64, in_channels=3)))
     with pytest.raises(ValueError, match="prepared for another model"):
         three_channel.crop(prepared)
 
 
-def test_prepare_full_decodes_the_photo_once_or_beside(cropper, tmp_path):
+def test_prepare_with_cut_decodes_the_photo_once_or_beside(cropper, tmp_path):
     """The full decode is the photo at its upright size; the network input is the one prepare() makes,
     for a path and for an open file alike (a large JPEG is decoded twice: reduced and in full)."""
     path, pixels = _jpeg(tmp_path, "big.jpg", (1600, 1200), 8)
@@ -136,12 +134,12 @@ def test_prepare_full_decodes_the_photo_once_or_beside(cropper, tmp_path):
     want = cropper.prepare(path, subject).array
     with open(path, "rb") as opened:
         for source in (path, opened):
-            prepared, full = cropper.prepare_full(source, subject)
+            prepared = cropper.prepare(source, subject, cut=True)
             assert np.array_equal(prepared.array, want)
-            assert np.array_equal(np.asarray(full), pixels)
+            assert np.array_equal(np.asarray(prepared.photo), pixels)
     path, pixels = _jpeg(tmp_path, "mid.jpg", (200, 150), 9)
-    prepared, full = cropper.prepare_full(Image.fromarray(pixels), (10, 10, 50, 50))
-    assert np.array_equal(np.asarray(full), pixels)
+    prepared = cropper.prepare(Image.fromarray(pixels), (10, 10, 50, 50), cut=True)
+    assert np.array_equal(np.asarray(prepared.photo), pixels)
     assert np.array_equal(prepared.array, cropper.prepare(path, (10, 10, 50, 50)).array)
 
 

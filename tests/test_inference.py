@@ -81,8 +81,9 @@ def test_input_kinds_agree(cropper, tmp_path):
     assert a == b == c
 
 
-def test_crop_full_returns_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
-    """The write path: the same crop as crop(), the full-size upright photo, and the crop cut out of it."""
+def test_cut_keeps_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
+    """The write path (``cut=True``): the same crop as without, the full-size upright photo, and the crop
+    cut out of it."""
     rng = np.random.default_rng(3)
     arr = rng.integers(0, 255, (600, 900, 3), dtype=np.uint8)
     img = Image.fromarray(arr)
@@ -90,7 +91,8 @@ def test_crop_full_returns_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
     exif[0x0112] = 8  # rotate 270 on display: the full decode must come back upright too
     img.save(tmp_path / "big.jpg", quality=95, exif=exif)
     subject = (100, 200, 300, 250)
-    res, full = cropper.crop_full(tmp_path / "big.jpg", subject=subject)
+    res = cropper.crop(tmp_path / "big.jpg", subject=subject, cut=True)
+    full = res.photo
     assert full.size == res.size == (600, 900)
     assert res.box.xywh == cropper.crop(tmp_path / "big.jpg", subject=subject).box.xywh
     cut = res.cut(full)
@@ -98,14 +100,15 @@ def test_crop_full_returns_the_full_decode_and_cuts_the_crop(cropper, tmp_path):
     assert cut.size == (int(b.w), int(b.h))
     assert np.array_equal(np.asarray(cut), np.asarray(full)[int(b.y) : int(b.y2), int(b.x) : int(b.x2)])
     # in-memory photos take the same path without a thread
-    res2, full2 = cropper.crop_full(arr, subject=subject)
+    res2 = cropper.crop(arr, subject=subject, cut=True)
+    full2 = res2.photo
     assert full2.size == (900, 600) and res2.cut(full2).size == (int(res2.box.rounded().w), int(res2.box.rounded().h))
     # a cut needs the image the crop is for
     with pytest.raises(ValueError, match="900x600"):
         res2.cut(full)
     # the crop's own error is the one raised, also for a file
     with pytest.raises(ValueError, match="outside"):
-        cropper.crop_full(tmp_path / "big.jpg", subject=(5000, 5000, 10, 10))
+        cropper.crop(tmp_path / "big.jpg", subject=(5000, 5000, 10, 10), cut=True)
 
 
 def test_exif_orientation_and_odd_modes(cropper, tmp_path):
@@ -141,13 +144,13 @@ def test_bad_subjects_are_clear_errors(cropper):
         cropper.crop(img, subject=np.zeros((60, 80), bool))
 
 
-def test_crop_many_matches_single_calls(cropper):
+def test_many_photos_crop_as_single_calls(cropper):
     rng = np.random.default_rng(2)
     imgs = [
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in [(100, 60), (50, 90), (70, 70)]
     ]
     subjects = [(10, 10, 30, 30), (5, 20, 20, 40), (0, 0, 70, 70)]
-    many = cropper.crop_many(imgs, subjects, batch_size=2)
+    many = cropper.crop(imgs, subjects, batch_size=2)
     for im, s, r in zip(imgs, subjects, many):
         assert r.box.xywh == pytest.approx(cropper.crop(im, subject=s).box.xywh, abs=1e-3)
 

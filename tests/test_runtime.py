@@ -77,8 +77,8 @@ def test_runtimes_give_the_same_crops_on_fcdb_test_photos(both_runtimes, shared_
     photos = [(p, c) for p, c in photos if p.exists()][:16]
     assert len(photos) >= 8
     subjects = [Box.from_xywh(c).expand(0.6) for _, c in photos]  # a subject inside the expert frame
-    a = onnx.crop_many([p for p, _ in photos], subjects, batch_size=8)
-    b = torch_.crop_many([p for p, _ in photos], subjects, batch_size=8)
+    a = list(onnx.crop([p for p, _ in photos], subjects, batch_size=8))
+    b = list(torch_.crop([p for p, _ in photos], subjects, batch_size=8))
     for ra, rb in zip(a, b):
         scale = onnx.dim / max(ra.size)  # photo pixels -> input pixels
         diff = np.abs(np.subtract(ra.raw_box.xyxy, rb.raw_box.xyxy)).max() * scale

@@ -334,7 +334,7 @@ def test_worker_runs_requests_with_the_same_shapes_in_one_pass(example_photo):
     # the three good multi-shape jobs and the bad one share a pass that fails; then each runs alone
     assert isinstance(results[4], ValueError) and "another model" in str(results[4])
     for subject, crops in zip(subjects, results[:3]):
-        expected = real.crop_shapes(photo, ["1:1", "16:9", "1200x630"], subject)
+        expected = real.crop(photo, subject, shapes=["1:1", "16:9", "1200x630"])
         assert [c.box for c in crops] == [e.box for e in expected]
     assert [c.box for c in results[3]] == [real.crop(photo, subjects[0]).box]
     assert results[3][0].shape is None
